@@ -1,0 +1,211 @@
+//! The command line: `serve`, `migrate` and the operator's `user` commands.
+//! Usage errors exit 2 (clap), runtime errors print one line to stderr and
+//! exit 1. `--json` output goes to stdout, logs to stderr.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{self, AccountError, Email, MAX_PASSWORD_BYTES, NewUser, Password, Role, User};
+use crate::audit::Actor;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, LogFormat};
+use crate::server;
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "OAuth 2.0 / JWT authorization server and API-key service")]
+struct Cli {
+    /// TOML file with settings; environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (migrates the database and makes the first admin if needed).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage people who sign in.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Give the user the admin role.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (one trailing newline is stripped).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a user's password, read from standard input.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user: they can no longer sign in.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs the command line; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve));
+    let result = match cli.command {
+        Command::Serve => serve(config),
+        Command::Migrate => migrate(&config),
+        Command::User { command } => user(&config, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Logs go to stderr. Commands other than `serve` log only warnings unless
+/// `TESSERA_LOG_LEVEL` says otherwise.
+fn init_logging(config: &Config, serving: bool) {
+    let level = if serving || config.log_level != "info" { config.log_level.as_str() } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn serve(config: Config) -> CliResult {
+    let started = std::time::Instant::now();
+    let database = config.database_url.to_string();
+    let environment = config.environment;
+    let prepared = server::prepare(config, Arc::new(SystemClock))?;
+    let issuer = prepared.issuer().to_string();
+    println!("Tessera {} · environment {} · database {database}", env!("CARGO_PKG_VERSION"), environment.as_str());
+    if let Some(admin) = &prepared.first_admin {
+        println!();
+        println!("First start: created the admin account (the password is shown only this once)");
+        println!("  email:    {}", admin.user.email);
+        println!("  password: {}", admin.password.expose());
+        println!("  sign in:  {issuer}/login");
+        println!();
+    }
+    println!("Listening on http://{} (issuer {issuer})", prepared.addr);
+    tracing::info!(addr = %prepared.addr, issuer = %issuer, ready_ms = started.elapsed().as_millis() as u64, "listening");
+    actix_web::rt::System::new().block_on(async move { prepared.run(true)?.await })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn migrate(config: &Config) -> CliResult {
+    server::open_storage(config)?;
+    println!("Database {} is up to date", config.database_url);
+    Ok(())
+}
+
+/// Reads a password from standard input: at most `MAX_PASSWORD_BYTES`,
+/// one trailing `\n` or `\r\n` stripped (what `echo` and here-strings add).
+fn read_password_stdin() -> Result<Password, AccountError> {
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .take(MAX_PASSWORD_BYTES as u64 + 3)
+        .read_to_end(&mut raw)
+        .map_err(|e| AccountError::InvalidPassword(format!("cannot read standard input: {e}")))?;
+    let mut text = String::from_utf8(raw).map_err(|_| AccountError::InvalidPassword("it is not UTF-8".into()))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Password::parse(&text)
+}
+
+fn print_users(users: &[User], json: bool) -> CliResult {
+    if json {
+        println!("{}", serde_json::to_string_pretty(users)?);
+        return Ok(());
+    }
+    for u in users {
+        let state = if u.disabled { "disabled" } else { "active" };
+        println!("{}\t{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), state, u.name);
+    }
+    Ok(())
+}
+
+fn user(config: &Config, command: UserCommand) -> CliResult {
+    // Validate input before touching the database.
+    let clock = SystemClock;
+    let clock: &dyn Clock = &clock;
+    match command {
+        UserCommand::Create { email, name, admin, password_stdin: _, json } => {
+            let role = if admin { Role::Admin } else { Role::Member };
+            let password = read_password_stdin()?;
+            let new = NewUser::parse(&email, &name, password.expose(), role)?;
+            let (db, _) = server::open_storage(config)?;
+            let user = accounts::create_user(&mut *db.conn()?, clock, new, Actor::Cli)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&user)?);
+            } else {
+                println!("Created {} user {} ({})", user.role.as_str(), user.email, user.id);
+            }
+        }
+        UserCommand::List { json } => {
+            let (db, _) = server::open_storage(config)?;
+            print_users(&accounts::list_users(&mut *db.conn()?)?, json)?;
+        }
+        UserCommand::SetPassword { email, password_stdin: _ } => {
+            let email = Email::parse(&email)?;
+            let password = read_password_stdin()?;
+            let (db, _) = server::open_storage(config)?;
+            let user = accounts::set_password(&mut *db.conn()?, clock, &email, &password, Actor::Cli)?;
+            println!("Password changed for {}", user.email);
+        }
+        UserCommand::Disable { email } => {
+            let email = Email::parse(&email)?;
+            let (db, _) = server::open_storage(config)?;
+            let user = accounts::disable_user(&mut *db.conn()?, clock, &email, Actor::Cli)?;
+            println!("Disabled {}", user.email);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! The typed configuration, read once at start from an optional TOML file
+//! and the environment (the environment wins), then handed down. No other
+//! module reads environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One setting: its key in the TOML file and its environment variable.
+struct Setting {
+    key: &'static str,
+    env: &'static str,
+}
+
+macro_rules! settings {
+    ($($name:ident = $key:literal, $env:literal;)*) => {
+        $(const $name: Setting = Setting { key: $key, env: $env };)*
+        const ALL: &[Setting] = &[$($name),*];
+    };
+}
+
+settings! {
+    BIND = "bind", "TESSERA_BIND";
+    ISSUER = "issuer", "TESSERA_ISSUER";
+    DATABASE_URL = "database_url", "TESSERA_DATABASE_URL";
+    DATABASE_POOL_SIZE = "database_pool_size", "TESSERA_DATABASE_POOL_SIZE";
+    DATABASE_CONNECT_TIMEOUT = "database_connect_timeout", "TESSERA_DATABASE_CONNECT_TIMEOUT";
+    ENVIRONMENT = "environment", "TESSERA_ENVIRONMENT";
+    MASTER_KEY = "master_key", "TESSERA_MASTER_KEY";
+    MASTER_KEY_FILE = "master_key_file", "TESSERA_MASTER_KEY_FILE";
+    LOG_FORMAT = "log_format", "TESSERA_LOG_FORMAT";
+    LOG_LEVEL = "log_level", "TESSERA_LOG_LEVEL";
+    WORKERS = "workers", "TESSERA_WORKERS";
+    BODY_LIMIT = "body_limit", "TESSERA_BODY_LIMIT";
+    SHUTDOWN_TIMEOUT = "shutdown_timeout", "TESSERA_SHUTDOWN_TIMEOUT";
+}
+
+/// A setting that could not be used, named the way the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: &Setting, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.env.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Which key modes the server accepts: test keys in the sandbox, live keys
+/// in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where the data lives. `Display` never shows a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(path) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("the sqlite URL names no file (sqlite://PATH)".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if let Some(rest) = text
+            .strip_prefix("postgres://")
+            .or_else(|| text.strip_prefix("postgresql://"))
+        {
+            if rest.is_empty() || rest.chars().any(char::is_whitespace) {
+                return Err("malformed PostgreSQL URL".into());
+            }
+            return Ok(Self::Postgres(text.to_string()));
+        }
+        Err("expected sqlite://PATH or postgres://…".into())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[derive(Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// The `iss` of every token; `None` means `http://` + the bound address.
+    pub issuer: Option<String>,
+    pub database_url: DatabaseUrl,
+    pub database_pool_size: u32,
+    /// How long start-up waits for the database, and how long a request
+    /// waits for a connection before answering 503.
+    pub database_connect_timeout: Duration,
+    pub environment: Environment,
+    /// Raw `TESSERA_MASTER_KEY`; see `master_key_path` for the fallback.
+    pub master_key: Option<crate::crypto::Secret>,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `tessera=debug,info`.
+    pub log_level: String,
+    pub workers: Option<usize>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("issuer", &self.issuer)
+            .field("database_url", &self.database_url)
+            .field("environment", &self.environment)
+            .field("master_key", &self.master_key.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            issuer: None,
+            database_url: DatabaseUrl::Sqlite(PathBuf::from("./tessera.db")),
+            database_pool_size: 10,
+            database_connect_timeout: Duration::from_secs(5),
+            environment: Environment::Sandbox,
+            master_key: None,
+            master_key_file: None,
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            workers: None,
+            body_limit: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the optional TOML file, then the environment (`env` is passed in
+    /// so that tests need not touch the process environment).
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values: HashMap<&'static str, String> = HashMap::new();
+        if let Some(path) = file {
+            let setting = Setting { key: "--config", env: "--config" };
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(&setting, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError::new(&setting, format!("{} is not valid TOML: {}", path.display(), e.message()))
+            })?;
+            for (key, value) in table {
+                let setting = ALL.iter().find(|s| s.key == key).ok_or_else(|| {
+                    ConfigError::new(&setting, format!("unknown setting `{key}` in {}", path.display()))
+                })?;
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    other => {
+                        return Err(ConfigError::new(
+                            setting,
+                            format!("expected a string or an integer, got {}", other.type_str()),
+                        ));
+                    }
+                };
+                values.insert(setting.env, text);
+            }
+        }
+        for setting in ALL {
+            if let Some(value) = env.get(setting.env) {
+                values.insert(setting.env, value.clone());
+            }
+        }
+        Self::from_values(&values)
+    }
+
+    fn from_values(values: &HashMap<&'static str, String>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let get = |s: &Setting| values.get(s.env).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        if let Some(v) = get(&BIND) {
+            v.to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| ConfigError::new(&BIND, format!("`{v}` is not a HOST:PORT address")))?;
+            config.bind = v.to_string();
+        }
+        if let Some(v) = get(&ISSUER) {
+            config.issuer = Some(parse_issuer(v).map_err(|m| ConfigError::new(&ISSUER, m))?);
+        }
+        if let Some(v) = get(&DATABASE_URL) {
+            config.database_url =
+                DatabaseUrl::parse(v).map_err(|m| ConfigError::new(&DATABASE_URL, m))?;
+        }
+        if let Some(v) = get(&DATABASE_POOL_SIZE) {
+            config.database_pool_size = parse_number(&DATABASE_POOL_SIZE, v, 1, 1000)?;
+        }
+        if let Some(v) = get(&DATABASE_CONNECT_TIMEOUT) {
+            config.database_connect_timeout =
+                Duration::from_secs(parse_number(&DATABASE_CONNECT_TIMEOUT, v, 1, 3600)?);
+        }
+        if let Some(v) = get(&ENVIRONMENT) {
+            config.environment = match v {
+                "sandbox" => Environment::Sandbox,
+                "production" => Environment::Production,
+                _ => {
+                    return Err(ConfigError::new(
+                        &ENVIRONMENT,
+                        format!("unknown environment `{v}`; expected `sandbox` or `production`"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get(&MASTER_KEY) {
+            // Checked here so a bad key stops the start, but kept raw: the
+            // key itself is built where it is used.
+            crate::crypto::MasterKey::parse(v).map_err(|e| ConfigError::new(&MASTER_KEY, e.to_string()))?;
+            config.master_key = Some(crate::crypto::Secret::new(v));
+        }
+        if let Some(v) = get(&MASTER_KEY_FILE) {
+            config.master_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get(&LOG_FORMAT) {
+            config.log_format = match v {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        &LOG_FORMAT,
+                        format!("unknown log format `{v}`; expected `pretty` or `json`"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get(&LOG_LEVEL) {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map_err(|e| ConfigError::new(&LOG_LEVEL, format!("`{v}` is not a log filter: {e}")))?;
+            config.log_level = v.to_string();
+        }
+        if let Some(v) = get(&WORKERS) {
+            config.workers = Some(parse_number(&WORKERS, v, 1, 1024)?);
+        }
+        if let Some(v) = get(&BODY_LIMIT) {
+            config.body_limit = parse_number(&BODY_LIMIT, v, 1024, 64 * 1024 * 1024)?;
+        }
+        if let Some(v) = get(&SHUTDOWN_TIMEOUT) {
+            config.shutdown_timeout = Duration::from_secs(parse_number(&SHUTDOWN_TIMEOUT, v, 0, 3600)?);
+        }
+        Ok(config)
+    }
+
+    /// Where the generated master key lives when `TESSERA_MASTER_KEY` is not
+    /// set: `TESSERA_MASTER_KEY_FILE`, else beside the SQLite database, else
+    /// (PostgreSQL) in the working directory.
+    pub fn master_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.master_key_file {
+            return path.clone();
+        }
+        match &self.database_url {
+            DatabaseUrl::Sqlite(db) => {
+                let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                name.push(".master-key");
+                db.with_file_name(name)
+            }
+            DatabaseUrl::Postgres(_) => PathBuf::from("tessera.master-key"),
+        }
+    }
+
+    /// The issuer for a server bound to `addr`.
+    pub fn issuer_for(&self, addr: SocketAddr) -> String {
+        self.issuer.clone().unwrap_or_else(|| format!("http://{addr}"))
+    }
+}
+
+fn parse_number<T>(setting: &Setting, text: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match text.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(ConfigError::new(
+            setting,
+            format!("`{text}` is not a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+/// An issuer is an http(s) URL with no query or fragment (RFC 8414 §2); a
+/// trailing slash is dropped so that `iss` comparisons are exact.
+fn parse_issuer(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("the issuer must start with https:// or http://")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("the issuer names no host".into());
+    }
+    if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the issuer must not have a query, a fragment or spaces".into());
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::load(None, &HashMap::new()).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.database_url, DatabaseUrl::Sqlite("./tessera.db".into()));
+        assert_eq!(c.environment, Environment::Sandbox);
+        assert_eq!(c.issuer_for("127.0.0.1:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert_eq!(c.master_key_path(), PathBuf::from("./tessera.db.master-key"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (name, value) in [
+            ("TESSERA_ENVIRONMENT", "prod"),
+            ("TESSERA_DATABASE_URL", "mysql://x"),
+            ("TESSERA_BIND", "nowhere"),
+            ("TESSERA_ISSUER", "ftp://x"),
+            ("TESSERA_LOG_FORMAT", "xml"),
+            ("TESSERA_MASTER_KEY", "tooshort"),
+            ("TESSERA_DATABASE_POOL_SIZE", "0"),
+        ] {
+            let err = Config::load(None, &env(&[(name, value)])).unwrap_err();
+            assert_eq!(err.setting, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "environment = \"production\"\nbind = \"127.0.0.1:9999\"\n").unwrap();
+        let c = Config::load(Some(&path), &env(&[("TESSERA_BIND", "127.0.0.1:7777")])).unwrap();
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.bind, "127.0.0.1:7777");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        assert!(Config::load(Some(&path), &HashMap::new()).unwrap_err().message.contains("colour"));
+    }
+
+    #[test]
+    fn postgres_passwords_are_not_displayed() {
+        let url = DatabaseUrl::parse("postgres://tess:s3cret@db:5432/tessera").unwrap();
+        assert_eq!(url.to_string(), "postgres://tess:***@db:5432/tessera");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Randomness, fingerprints, constant-time comparison and the master key.
+//!
+//! Every server-generated secret comes from the OS CSPRNG through
+//! `random_base62`; secrets are stored as SHA-256 fingerprints, never raw.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Characters of base62 needed for at least 256 bits of entropy
+/// (43 × log2(62) ≈ 256.03).
+pub const SECRET_LEN_256_BITS: usize = 43;
+
+/// Fills `buf` from the OS CSPRNG. Failure of the OS generator is not
+/// something a server can work around, so it aborts the request loudly.
+pub fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random number generator failed");
+}
+
+/// `len` characters of base62, each uniform (rejection sampling, no bias).
+pub fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        fill_random(&mut buf);
+        for &b in &buf {
+            // 248 = 4 × 62: bytes at or above it would bias the first symbols.
+            if b < 248 {
+                out.push(BASE62[(b % 62) as usize] as char);
+                if out.len() == len {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A public identifier: a type prefix and 24 base62 characters (≈143 bits),
+/// e.g. `usr_3kT…`.
+pub fn public_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_base62(24))
+}
+
+/// Hex SHA-256 of a high-entropy secret: what the database keeps instead of
+/// the secret, and what lookups go by.
+pub fn fingerprint(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+/// Equality whose running time does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A string that must never be printed: `Debug` and `Display` say
+/// `[redacted]`; `expose` is the one way to the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The 256-bit key under which everything secret at rest is encrypted.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MasterKeyError {
+    #[error("must be 32 bytes written as 64 hex characters or as base64")]
+    Malformed,
+    #[error("cannot read or create {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+impl MasterKey {
+    /// Parses 64 hex characters, or base64 (standard or URL-safe, padded or
+    /// not) of exactly 32 bytes.
+    pub fn parse(text: &str) -> Result<Self, MasterKeyError> {
+        let text = text.trim();
+        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..32)
+                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| MasterKeyError::Malformed)?
+        } else {
+            let engines = [
+                base64::engine::general_purpose::STANDARD,
+                base64::engine::general_purpose::STANDARD_NO_PAD,
+                base64::engine::general_purpose::URL_SAFE,
+                base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            ];
+            engines
+                .iter()
+                .find_map(|e| e.decode(text).ok())
+                .ok_or(MasterKeyError::Malformed)?
+        };
+        let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::Malformed)?;
+        Ok(Self(key))
+    }
+
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        fill_random(&mut key);
+        Self(key)
+    }
+
+    fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    /// Reads the key file, or creates it (mode 0600, written atomically so a
+    /// crash never leaves half a key) when it does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
+        let file_error = |reason: String| MasterKeyError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|e| file_error(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate();
+                let tmp = path.with_extension("tmp");
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let mut file = options.open(&tmp).map_err(|e| file_error(e.to_string()))?;
+                writeln!(file, "{}", key.to_base64())
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| file_error(e.to_string()))?;
+                std::fs::rename(&tmp, path).map_err(|e| file_error(e.to_string()))?;
+                Ok(key)
+            }
+            Err(e) => Err(file_error(e.to_string())),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_has_the_asked_length_and_alphabet() {
+        let s = random_base62(SECRET_LEN_256_BITS);
+        assert_eq!(s.len(), 43);
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(s, random_base62(SECRET_LEN_256_BITS));
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_hex() {
+        assert_eq!(
+            fingerprint("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn master_key_accepts_hex_and_base64_of_32_bytes_only() {
+        let hex = "00".repeat(32);
+        assert!(MasterKey::parse(&hex).is_ok());
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(MasterKey::parse(&b64).unwrap().as_bytes(), &[7u8; 32]);
+        assert_eq!(MasterKey::parse("short").unwrap_err(), MasterKeyError::Malformed);
+        let b64_31 = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+        assert_eq!(MasterKey::parse(&b64_31).unwrap_err(), MasterKeyError::Malformed);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert!(!format!("{:?}", MasterKey::generate()).contains('='));
+    }
+}

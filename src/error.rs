@@ -1,0 +1,197 @@
+//! Errors and how they reach the client.
+//!
+//! Policy:
+//! - `store` returns `StoreError`; services return their own enum
+//!   (`AccountError`, …) wrapping it; handlers return `ApiError` (JSON, the
+//!   `/v1` shape) and convert with `From`, which is the one place where a
+//!   service error becomes an HTTP status and code.
+//! - The `/v1` error body is built only in `ApiError::error_response`:
+//!   `{"success": false, "error", "code", "message", "request_id"}`.
+//! - Internal errors (a failed query, a panic in a blocking task) are logged
+//!   in full with the request id, and reach the client only as
+//!   `internal_error` with that request id — never the cause.
+//! - A database that cannot be reached is 503 `service_unavailable`, so a
+//!   load balancer can tell it from a bug.
+//! - Messages never contain a secret, nor echo input that could be one.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::accounts::AccountError;
+use crate::store::StoreError;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware
+    /// for the whole handling of the request.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request id, if called while serving a request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The category of a `/v1` error: it fixes the status and the `error` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+/// An error on the `/v1` API (and the JSON operational endpoints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// Machine-readable detail, e.g. `invalid_api_key`.
+    pub code: Cow<'static, str>,
+    /// For people; never holds a secret.
+    pub message: Cow<'static, str>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    success: bool,
+    error: &'static str,
+    code: &'a str,
+    message: &'a str,
+    request_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { kind, code: code.into(), message: message.into(), retry_after: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, code, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", "No such resource")
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorKind::PayloadTooLarge,
+            "body_too_large",
+            format!("The request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(ErrorKind::ServiceUnavailable, "database_unavailable", "The database is unreachable; try again shortly")
+        }
+    }
+
+    /// Logs `cause` in full; the client sees only the request id.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(request_id = current_request_id().as_deref().unwrap_or("-"), error = %cause, "internal error");
+        Self::new(ErrorKind::Internal, "internal_error", "Internal server error; quote the request id when reporting it")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.kind.as_str(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(ErrorBody {
+            success: false,
+            error: self.kind.as_str(),
+            code: &self.code,
+            message: &self.message,
+            request_id: current_request_id(),
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Conflict(_) => Self::new(ErrorKind::Conflict, "conflict", "The resource already exists"),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(
+                    request_id = current_request_id().as_deref().unwrap_or("-"),
+                    error = %cause,
+                    "database unavailable"
+                );
+                Self::unavailable()
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidEmail(_) => Self::bad_request("invalid_email", e.to_string()),
+            AccountError::InvalidName(_) => Self::bad_request("invalid_name", e.to_string()),
+            AccountError::InvalidPassword(_) => Self::bad_request("invalid_password", e.to_string()),
+            AccountError::EmailTaken => Self::new(ErrorKind::Conflict, "email_taken", e.to_string()),
+            AccountError::UnknownUser => Self::new(ErrorKind::NotFound, "user_not_found", e.to_string()),
+            AccountError::Store(s) => s.into(),
+            AccountError::Hashing(_) => Self::internal(&e),
+        }
+    }
+}

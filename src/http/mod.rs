@@ -1,0 +1,25 @@
+//! HTTP: handlers, middleware and the routing table. Handlers parse, call a
+//! service through `AppState`, and render JSON or a template; no SQL and no
+//! crypto decisions live here.
+
+mod health;
+mod middleware;
+mod pages;
+pub mod routes;
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::store::Db;
+
+/// What every handler can reach. Built once at start.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: SharedClock,
+    /// The resolved issuer (`TESSERA_ISSUER`, or `http://` + bound address).
+    pub issuer: String,
+    pub master_key: MasterKey,
+}

@@ -1,0 +1,60 @@
+//! The one routing table: every path, method and middleware is here.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, UrlencodedError};
+use actix_web::middleware::from_fn;
+use actix_web::{App, Error, Resource, web};
+
+use super::{AppState, health, middleware, pages};
+use crate::error::ApiError;
+
+/// A resource whose other methods answer 405 instead of 404.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(pages::method_not_allowed))
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> Error {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::payload_too_large(limit).into()
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("unsupported_content_type", "Expected Content-Type: application/json").into()
+        }
+        other => ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this endpoint: {other}")).into(),
+    }
+}
+
+fn form_error(err: UrlencodedError, limit: usize) -> Error {
+    match err {
+        UrlencodedError::Overflow { .. } => ApiError::payload_too_large(limit).into(),
+        _ => ApiError::bad_request("invalid_form", "The body is not a valid form for this endpoint").into(),
+    }
+}
+
+/// The whole application: state, body limits, middleware and routes.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.body_limit;
+    App::new()
+        .app_data(state)
+        .app_data(web::JsonConfig::default().limit(limit).error_handler(move |e, _| json_error(e, limit)))
+        .app_data(web::FormConfig::default().limit(limit).error_handler(move |e, _| form_error(e, limit)))
+        .app_data(web::PayloadConfig::default().limit(limit))
+        .wrap(from_fn(middleware::request_context))
+        .service(resource("/").get(pages::index))
+        .service(resource("/static/style.css").get(pages::stylesheet))
+        .service(resource("/healthz").get(health::healthz))
+        .service(resource("/readyz").get(health::readyz))
+        .default_service(web::to(pages::not_found))
+}

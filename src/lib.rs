@@ -1,0 +1,16 @@
+//! Tessera: an OAuth 2.0 / JWT authorization server and API-key service.
+//!
+//! The crate is layered (see README, "Design"): `http` parses and renders,
+//! the services (`accounts`, `audit`) hold the rules, `store` talks to the
+//! database, `crypto` owns randomness, fingerprints and the master key.
+
+pub mod accounts;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod store;

@@ -1,0 +1,98 @@
+//! Start-up: bind, open and migrate the database, load the master key,
+//! make the first admin, then serve. `prepare` does the blocking work and
+//! fails with an error that names the setting at fault; `run` serves.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::{HttpServer, web};
+
+use crate::accounts::{self, FirstAdmin};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::http::AppState;
+use crate::http::routes::build_app;
+use crate::store::{self, Db};
+
+/// Start-up failed; `setting` names what the operator should look at.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct StartError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl StartError {
+    fn new(setting: &str, message: impl Into<String>) -> Self {
+        Self { setting: setting.to_string(), message: message.into() }
+    }
+}
+
+/// Everything checked and opened, not yet serving.
+pub struct Prepared {
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    pub addr: SocketAddr,
+    /// Set when this start created `admin@localhost`: its one-time password.
+    pub first_admin: Option<FirstAdmin>,
+}
+
+/// Opens the database (migrating it) and loads the master key. Shared by
+/// `serve`, `migrate` and the CLI commands.
+pub fn open_storage(config: &Config) -> Result<(Db, MasterKey), StartError> {
+    let pool = store::open(&config.database_url, config.database_pool_size, config.database_connect_timeout)
+        .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("{}: {e}", config.database_url)))?;
+    let master_key = match &config.master_key {
+        Some(raw) => MasterKey::parse(raw.expose()).map_err(|e| StartError::new("TESSERA_MASTER_KEY", e.to_string()))?,
+        None => MasterKey::load_or_create(&config.master_key_path())
+            .map_err(|e| StartError::new("TESSERA_MASTER_KEY_FILE", e.to_string()))?,
+    };
+    Ok((Db::new(pool), master_key))
+}
+
+pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartError> {
+    let listener = TcpListener::bind(&config.bind)
+        .map_err(|e| StartError::new("TESSERA_BIND", format!("cannot listen on {}: {e}", config.bind)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::new("TESSERA_BIND", e.to_string()))?;
+    let (db, master_key) = open_storage(&config)?;
+    let first_admin = {
+        let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
+        accounts::ensure_first_admin(&mut conn, clock.as_ref())
+            .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("cannot create the first admin: {e}")))?
+    };
+    let issuer = config.issuer_for(addr);
+    let state = web::Data::new(AppState {
+        config: Arc::new(config),
+        db,
+        clock,
+        issuer,
+        master_key,
+    });
+    Ok(Prepared { state, listener, addr, first_admin })
+}
+
+impl Prepared {
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// Starts the workers; the returned future ends when the server stops.
+    /// With `handle_signals`, SIGTERM and Ctrl-C stop it gracefully:
+    /// in-flight requests finish within the shutdown timeout.
+    pub fn run(self, handle_signals: bool) -> std::io::Result<actix_web::dev::Server> {
+        let config = self.state.config.clone();
+        let state = self.state;
+        let mut server = HttpServer::new(move || build_app(state.clone()))
+            .shutdown_timeout(config.shutdown_timeout.as_secs());
+        if !handle_signals {
+            server = server.disable_signals();
+        }
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok(server.listen(self.listener)?.run())
+    }
+}

@@ -1,0 +1,34 @@
+//! The `audit_events` table: append-only.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::audit_events;
+use super::{DbConn, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    pub id: String,
+    pub occurred_at: NaiveDateTime,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}
+
+pub fn insert(conn: &mut DbConn, row: &AuditEventRow) -> Result<(), StoreError> {
+    diesel::insert_into(audit_events::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+/// Events about one target, oldest first.
+pub fn for_target(conn: &mut DbConn, target: &str) -> Result<Vec<AuditEventRow>, StoreError> {
+    Ok(audit_events::table
+        .filter(audit_events::target.eq(target))
+        .order((audit_events::occurred_at.asc(), audit_events::id.asc()))
+        .select(AuditEventRow::as_select())
+        .load(conn)?)
+}

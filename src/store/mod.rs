@@ -1,0 +1,247 @@
+//! Storage: one diesel schema over SQLite and PostgreSQL, chosen by the URL
+//! scheme. Owns the connection type, the pool, the migrations and the
+//! `StoreError` that every query returns. One module per table family.
+//!
+//! Queries are plain functions over `&mut DbConn`; async code reaches them
+//! only through `Db::run`, which runs them on the blocking pool.
+
+pub mod audit;
+pub mod schema;
+pub mod users;
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite connection waits for another writer's lock.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// One connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnManager>;
+
+/// What a query can fail with. Callers match on the first three; the rest
+/// is an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write (e.g. an email already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// No connection could be had in time: the database is unreachable or
+    /// overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => Self::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::Conflict(info.constraint_name().unwrap_or(info.message()).to_string())
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_string())
+            }
+            other => Self::Query(other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// The database could not be opened or prepared at start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(pub String);
+
+/// Opens connections for the pool, dispatching on the URL scheme so that a
+/// PostgreSQL URL can never silently become a SQLite file, and surfacing
+/// the real error of a failed connection.
+#[derive(Debug, Clone)]
+pub struct ConnManager {
+    url: DatabaseUrl,
+    connect_timeout: Duration,
+}
+
+impl ConnManager {
+    pub fn new(url: DatabaseUrl, connect_timeout: Duration) -> Self {
+        Self { url, connect_timeout }
+    }
+
+    fn establish(&self) -> Result<DbConn, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| ConnectError("the database path is not UTF-8".into()))?;
+                let mut conn = SqliteConnection::establish(path).map_err(|e| ConnectError(e.to_string()))?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(|e| ConnectError(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let url = with_connect_timeout(url, self.connect_timeout);
+                PgConnection::establish(&url)
+                    .map(DbConn::Postgres)
+                    .map_err(|e| ConnectError(e.to_string().trim().to_string()))
+            }
+        }
+    }
+}
+
+/// libpq waits forever for an unresponsive host unless told otherwise.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    // libpq treats values below 2 as 2 seconds.
+    let secs = timeout.as_secs().max(2);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={secs}")
+}
+
+impl r2d2::ManageConnection for ConnManager {
+    type Connection = DbConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConn, ConnectError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        conn.ping().map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Logs pool errors through `tracing` (r2d2's default goes to `log`).
+#[derive(Debug)]
+struct PoolErrorLog;
+
+impl r2d2::HandleError<ConnectError> for PoolErrorLog {
+    fn handle_error(&self, error: ConnectError) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+/// Opens the database, waiting up to `connect_timeout` for it to answer,
+/// applies pending migrations and returns a pool over it.
+pub fn open(url: &DatabaseUrl, pool_size: u32, connect_timeout: Duration) -> Result<Pool, ConnectError> {
+    let manager = ConnManager::new(url.clone(), connect_timeout);
+    let mut conn = connect_with_retry(&manager, connect_timeout)?;
+    migrate(&mut conn)?;
+    drop(conn);
+    Ok(r2d2::Pool::builder()
+        .max_size(pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(connect_timeout)
+        .error_handler(Box::new(PoolErrorLog))
+        .build_unchecked(manager))
+}
+
+/// Tries to connect until the deadline, so a database that is still
+/// starting is waited for, and one that is down fails with its real error.
+fn connect_with_retry(manager: &ConnManager, wait: Duration) -> Result<DbConn, ConnectError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match manager.establish() {
+            Ok(conn) => return Ok(conn),
+            // A SQLite failure (bad path, read-only directory) will not heal.
+            Err(e) if matches!(manager.url, DatabaseUrl::Sqlite(_)) => return Err(e),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(ConnectError(format!("{} (gave up after {}s)", e.0, wait.as_secs())));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Applies pending migrations; a no-op when there are none. On PostgreSQL
+/// an advisory lock keeps instances that start together from racing.
+pub fn migrate(conn: &mut DbConn) -> Result<(), ConnectError> {
+    let failed = |e: &dyn std::fmt::Display| ConnectError(format!("migration failed: {e}"));
+    match conn {
+        DbConn::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| failed(&e))?;
+        }
+        DbConn::Postgres(c) => {
+            // An arbitrary constant naming "tessera migrations".
+            c.batch_execute("SELECT pg_advisory_lock(7252365521)").map_err(|e| failed(&e))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let unlock = c.batch_execute("SELECT pg_advisory_unlock(7252365521)");
+            result.map_err(|e| failed(&e))?;
+            unlock.map_err(|e| failed(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Cheap handle that async code uses to reach the database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// A connection for synchronous callers (CLI, start-up, tests).
+    pub fn conn(&self) -> Result<r2d2::PooledConnection<ConnManager>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a connection on the blocking pool, never on an actix
+    /// worker thread.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.ping().map_err(StoreError::from)).await
+    }
+}
