@@ -95,14 +95,10 @@ impl fmt::Debug for Password {
 impl Password {
     pub fn parse(text: &str) -> Result<Self, AccountError> {
         if text.len() > MAX_PASSWORD_BYTES {
-            return Err(AccountError::InvalidPassword(format!(
-                "longer than {MAX_PASSWORD_BYTES} bytes"
-            )));
+            return Err(AccountError::InvalidPassword(format!("longer than {MAX_PASSWORD_BYTES} bytes")));
         }
         if text.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(AccountError::InvalidPassword(format!(
-                "shorter than {MIN_PASSWORD_CHARS} characters"
-            )));
+            return Err(AccountError::InvalidPassword(format!("shorter than {MIN_PASSWORD_CHARS} characters")));
         }
         Ok(Self(Secret::new(text)))
     }
@@ -196,12 +192,7 @@ fn parse_name(name: &str) -> Result<String, AccountError> {
 
 impl NewUser {
     pub fn parse(email: &str, name: &str, password: &str, role: Role) -> Result<Self, AccountError> {
-        Ok(Self {
-            email: Email::parse(email)?,
-            name: parse_name(name)?,
-            password: Password::parse(password)?,
-            role,
-        })
+        Ok(Self { email: Email::parse(email)?, name: parse_name(name)?, password: Password::parse(password)?, role })
     }
 }
 

@@ -47,10 +47,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(setting: &Setting, message: impl Into<String>) -> Self {
-        Self {
-            setting: setting.env.to_string(),
-            message: message.into(),
-        }
+        Self { setting: setting.env.to_string(), message: message.into() }
     }
 }
 
@@ -87,19 +84,13 @@ pub enum DatabaseUrl {
 
 impl DatabaseUrl {
     pub fn parse(text: &str) -> Result<Self, String> {
-        if let Some(path) = text
-            .strip_prefix("sqlite://")
-            .or_else(|| text.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err("the sqlite URL names no file (sqlite://PATH)".into());
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
-        if let Some(rest) = text
-            .strip_prefix("postgres://")
-            .or_else(|| text.strip_prefix("postgresql://"))
-        {
+        if let Some(rest) = text.strip_prefix("postgres://").or_else(|| text.strip_prefix("postgresql://")) {
             if rest.is_empty() || rest.chars().any(char::is_whitespace) {
                 return Err("malformed PostgreSQL URL".into());
             }
@@ -203,9 +194,8 @@ impl Config {
         let mut values: HashMap<&'static str, String> = HashMap::new();
         if let Some(path) = file {
             let setting = Setting { key: "--config", env: "--config" };
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::new(&setting, format!("cannot read {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new(&setting, format!("cannot read {}: {e}", path.display())))?;
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
                 ConfigError::new(&setting, format!("{} is not valid TOML: {}", path.display(), e.message()))
             })?;
@@ -249,15 +239,13 @@ impl Config {
             config.issuer = Some(parse_issuer(v).map_err(|m| ConfigError::new(&ISSUER, m))?);
         }
         if let Some(v) = get(&DATABASE_URL) {
-            config.database_url =
-                DatabaseUrl::parse(v).map_err(|m| ConfigError::new(&DATABASE_URL, m))?;
+            config.database_url = DatabaseUrl::parse(v).map_err(|m| ConfigError::new(&DATABASE_URL, m))?;
         }
         if let Some(v) = get(&DATABASE_POOL_SIZE) {
             config.database_pool_size = parse_number(&DATABASE_POOL_SIZE, v, 1, 1000)?;
         }
         if let Some(v) = get(&DATABASE_CONNECT_TIMEOUT) {
-            config.database_connect_timeout =
-                Duration::from_secs(parse_number(&DATABASE_CONNECT_TIMEOUT, v, 1, 3600)?);
+            config.database_connect_timeout = Duration::from_secs(parse_number(&DATABASE_CONNECT_TIMEOUT, v, 1, 3600)?);
         }
         if let Some(v) = get(&ENVIRONMENT) {
             config.environment = match v {
@@ -338,10 +326,7 @@ where
 {
     match text.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
-        _ => Err(ConfigError::new(
-            setting,
-            format!("`{text}` is not a whole number from {min} to {max}"),
-        )),
+        _ => Err(ConfigError::new(setting, format!("`{text}` is not a whole number from {min} to {max}"))),
     }
 }
 

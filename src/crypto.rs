@@ -126,10 +126,7 @@ impl MasterKey {
                 base64::engine::general_purpose::URL_SAFE,
                 base64::engine::general_purpose::URL_SAFE_NO_PAD,
             ];
-            engines
-                .iter()
-                .find_map(|e| e.decode(text).ok())
-                .ok_or(MasterKeyError::Malformed)?
+            engines.iter().find_map(|e| e.decode(text).ok()).ok_or(MasterKeyError::Malformed)?
         };
         let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::Malformed)?;
         Ok(Self(key))
@@ -148,10 +145,7 @@ impl MasterKey {
     /// Reads the key file, or creates it (mode 0600, written atomically so a
     /// crash never leaves half a key) when it does not exist yet.
     pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
-        let file_error = |reason: String| MasterKeyError::File {
-            path: path.display().to_string(),
-            reason,
-        };
+        let file_error = |reason: String| MasterKeyError::File { path: path.display().to_string(), reason };
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text).map_err(|e| file_error(e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -194,10 +188,7 @@ mod tests {
 
     #[test]
     fn fingerprint_is_sha256_hex() {
-        assert_eq!(
-            fingerprint("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -127,14 +127,22 @@ impl ApiError {
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(5),
-            ..Self::new(ErrorKind::ServiceUnavailable, "database_unavailable", "The database is unreachable; try again shortly")
+            ..Self::new(
+                ErrorKind::ServiceUnavailable,
+                "database_unavailable",
+                "The database is unreachable; try again shortly",
+            )
         }
     }
 
     /// Logs `cause` in full; the client sees only the request id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(request_id = current_request_id().as_deref().unwrap_or("-"), error = %cause, "internal error");
-        Self::new(ErrorKind::Internal, "internal_error", "Internal server error; quote the request id when reporting it")
+        Self::new(
+            ErrorKind::Internal,
+            "internal_error",
+            "Internal server error; quote the request id when reporting it",
+        )
     }
 }
 

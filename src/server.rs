@@ -44,7 +44,9 @@ pub fn open_storage(config: &Config) -> Result<(Db, MasterKey), StartError> {
     let pool = store::open(&config.database_url, config.database_pool_size, config.database_connect_timeout)
         .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("{}: {e}", config.database_url)))?;
     let master_key = match &config.master_key {
-        Some(raw) => MasterKey::parse(raw.expose()).map_err(|e| StartError::new("TESSERA_MASTER_KEY", e.to_string()))?,
+        Some(raw) => {
+            MasterKey::parse(raw.expose()).map_err(|e| StartError::new("TESSERA_MASTER_KEY", e.to_string()))?
+        }
         None => MasterKey::load_or_create(&config.master_key_path())
             .map_err(|e| StartError::new("TESSERA_MASTER_KEY_FILE", e.to_string()))?,
     };
@@ -54,9 +56,7 @@ pub fn open_storage(config: &Config) -> Result<(Db, MasterKey), StartError> {
 pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartError> {
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| StartError::new("TESSERA_BIND", format!("cannot listen on {}: {e}", config.bind)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::new("TESSERA_BIND", e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| StartError::new("TESSERA_BIND", e.to_string()))?;
     let (db, master_key) = open_storage(&config)?;
     let first_admin = {
         let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
@@ -64,13 +64,7 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
             .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("cannot create the first admin: {e}")))?
     };
     let issuer = config.issuer_for(addr);
-    let state = web::Data::new(AppState {
-        config: Arc::new(config),
-        db,
-        clock,
-        issuer,
-        master_key,
-    });
+    let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key });
     Ok(Prepared { state, listener, addr, first_admin })
 }
 
@@ -79,14 +73,19 @@ impl Prepared {
         &self.state.issuer
     }
 
+    /// The database handle the server uses (tests reach the store with it).
+    pub fn db(&self) -> Db {
+        self.state.db.clone()
+    }
+
     /// Starts the workers; the returned future ends when the server stops.
     /// With `handle_signals`, SIGTERM and Ctrl-C stop it gracefully:
     /// in-flight requests finish within the shutdown timeout.
     pub fn run(self, handle_signals: bool) -> std::io::Result<actix_web::dev::Server> {
         let config = self.state.config.clone();
         let state = self.state;
-        let mut server = HttpServer::new(move || build_app(state.clone()))
-            .shutdown_timeout(config.shutdown_timeout.as_secs());
+        let mut server =
+            HttpServer::new(move || build_app(state.clone())).shutdown_timeout(config.shutdown_timeout.as_secs());
         if !handle_signals {
             server = server.disable_signals();
         }

@@ -33,10 +33,7 @@ fn request_id_for(req: &ServiceRequest) -> String {
 }
 
 fn declared_length(req: &ServiceRequest) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+    req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 /// Pages and API answers are never cached; only `/static` may be.
@@ -73,10 +70,7 @@ pub async fn request_context(
     let request_id = request_id_for(&req);
     let method = req.method().clone();
     let path = req.path().to_string();
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.body_limit)
-        .unwrap_or(64 * 1024);
+    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.config.body_limit).unwrap_or(64 * 1024);
 
     let span = tracing::info_span!("request", request_id = %request_id);
     let handle = async move {

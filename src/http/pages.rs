@@ -31,9 +31,7 @@ struct ErrorPage<'a> {
 /// internal error, logged with the request id.
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
-        Ok(html) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(html),
+        Ok(html) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html),
         Err(e) => ApiError::internal(&e).error_response(),
     }
 }
@@ -58,11 +56,7 @@ pub async fn stylesheet() -> HttpResponse {
 /// A browser asking for a page gets HTML; everything else gets JSON.
 fn wants_html(req: &HttpRequest) -> bool {
     !req.path().starts_with("/v1")
-        && req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
+        && req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -73,10 +67,6 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(
-        ErrorKind::MethodNotAllowed,
-        "method_not_allowed",
-        "This endpoint does not accept that method",
-    )
-    .error_response()
+    ApiError::new(ErrorKind::MethodNotAllowed, "method_not_allowed", "This endpoint does not accept that method")
+        .error_response()
 }

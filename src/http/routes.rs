@@ -22,7 +22,10 @@ fn json_error(err: JsonPayloadError, limit: usize) -> Error {
         JsonPayloadError::ContentType => {
             ApiError::bad_request("unsupported_content_type", "Expected Content-Type: application/json").into()
         }
-        other => ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this endpoint: {other}")).into(),
+        other => {
+            ApiError::bad_request("invalid_json", format!("The body is not valid JSON for this endpoint: {other}"))
+                .into()
+        }
     }
 }
 

@@ -110,12 +110,16 @@ impl ConnManager {
             }
             DatabaseUrl::Postgres(url) => {
                 let url = with_connect_timeout(url, self.connect_timeout);
-                PgConnection::establish(&url)
-                    .map(DbConn::Postgres)
-                    .map_err(|e| ConnectError(e.to_string().trim().to_string()))
+                PgConnection::establish(&url).map(DbConn::Postgres).map_err(|e| ConnectError(one_line(&e.to_string())))
             }
         }
     }
+}
+
+/// libpq's messages span lines ("…\n\tIs the server running…"); an
+/// operator gets them as one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// libpq waits forever for an unresponsive host unless told otherwise.

@@ -26,35 +26,20 @@ pub fn insert(conn: &mut DbConn, row: &UserRow) -> Result<(), StoreError> {
 }
 
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
-        .filter(users::email.eq(email))
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(users::table.filter(users::email.eq(email)).select(UserRow::as_select()).first(conn).optional()?)
 }
 
 pub fn find_by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
-        .find(id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).optional()?)
 }
 
 /// Every user, oldest first.
 pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, StoreError> {
-    Ok(users::table
-        .order((users::created_at.asc(), users::id.asc()))
-        .select(UserRow::as_select())
-        .load(conn)?)
+    Ok(users::table.order((users::created_at.asc(), users::id.asc())).select(UserRow::as_select()).load(conn)?)
 }
 
 pub fn count_enabled_admins(conn: &mut DbConn) -> Result<i64, StoreError> {
-    Ok(users::table
-        .filter(users::role.eq("admin"))
-        .filter(users::disabled.eq(false))
-        .count()
-        .get_result(conn)?)
+    Ok(users::table.filter(users::role.eq("admin")).filter(users::disabled.eq(false)).count().get_result(conn)?)
 }
 
 /// `NotFound` when no user has this id.

@@ -1,1 +1,9 @@
+//! One integration test binary (it links once): the real server on an
+//! ephemeral port over a real database, on SQLite and on PostgreSQL.
 
+mod support;
+
+mod cli;
+mod http_skeleton;
+mod readiness;
+mod store;

@@ -1,0 +1,367 @@
+//! The `tessera` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera::config::DatabaseUrl;
+
+use crate::both_backends;
+use crate::support::{Backend, TestDatabase};
+
+/// The binary with a clean TESSERA_* environment, run in `dir`.
+fn tessera(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.current_dir(dir).env("TESSERA_DATABASE_CONNECT_TIMEOUT", "2");
+    cmd
+}
+
+fn tessera_on(db: &TestDatabase) -> Command {
+    let mut cmd = tessera(db.dir.path());
+    cmd.env("TESSERA_DATABASE_URL", db.url_string());
+    cmd
+}
+
+fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run tessera");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A command that should exit but serves instead must fail the test,
+    // not hang the suite: kill it after a minute.
+    let pid = child.id().to_string();
+    let (done, watchdog) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn list_users(db: &TestDatabase) -> Vec<Value> {
+    let mut cmd = tessera_on(db);
+    cmd.args(["user", "list", "--json"]);
+    let out = run(cmd, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+}
+
+fn stored_hash(url: &DatabaseUrl, email: &str) -> String {
+    let pool = tessera::store::open(url, 1, Duration::from_secs(5)).unwrap();
+    let mut conn = pool.get().unwrap();
+    tessera::store::users::find_by_email(&mut conn, email).unwrap().unwrap().password_hash
+}
+
+fn create_user(db: &TestDatabase, email: &str, extra: &[&str], password: &[u8]) -> Output {
+    let mut cmd = tessera_on(db);
+    cmd.args(["user", "create", "--email", email, "--name", "Ann", "--password-stdin"]).args(extra);
+    run(cmd, password)
+}
+
+fn user_commands_round_trip(backend: Backend) {
+    let db = TestDatabase::new(&backend);
+    let out = create_user(&db, "Ann@Example.com", &["--admin", "--json"], b"pass word 123\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["email"], "ann@example.com");
+    assert_eq!(created["role"], "admin");
+    assert!(created["id"].as_str().unwrap().starts_with("usr_"));
+    assert!(created.get("password_hash").is_none(), "no hash in output");
+
+    // The trailing newline from stdin is not part of the password.
+    let hash = stored_hash(&db.url, "ann@example.com");
+    assert!(tessera::accounts::verify_password("pass word 123", &hash));
+    assert!(!tessera::accounts::verify_password("pass word 123\n", &hash));
+
+    let mut cmd = tessera_on(&db);
+    cmd.args(["user", "set-password", "--email", "ANN@example.com", "--password-stdin"]);
+    let out = run(cmd, b"another secret 456\r\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hash = stored_hash(&db.url, "ann@example.com");
+    assert!(tessera::accounts::verify_password("another secret 456", &hash));
+
+    let mut cmd = tessera_on(&db);
+    cmd.args(["user", "disable", "--email", "ann@example.com"]);
+    assert!(run(cmd, b"").status.success());
+    let users = list_users(&db);
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["disabled"], true);
+
+    let mut cmd = tessera_on(&db);
+    cmd.args(["user", "list"]);
+    let out = run(cmd, b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ann@example.com\tadmin\tdisabled"));
+}
+
+fn user_create_refuses_bad_input_and_changes_nothing(backend: Backend) {
+    let db = TestDatabase::new(&backend);
+    assert!(create_user(&db, "ann@example.com", &[], b"good password\n").status.success());
+    let before = list_users(&db);
+
+    let long = vec![b'x'; 2000];
+    let cases: [(&str, &[u8], &str); 6] = [
+        ("ANN@example.com", b"good password\n", "already exists"),
+        ("ann@example.com", b"good password\n", "already exists"),
+        ("bob@example.com", b"", "password"),
+        ("bob@example.com", b"\n", "password"),
+        ("bob@example.com", &long, "longer than 1024"),
+        ("not-an-email", b"good password\n", "email"),
+    ];
+    for (email, password, expected) in cases {
+        let out = create_user(&db, email, &[], password);
+        assert_eq!(out.status.code(), Some(1), "{email}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.starts_with("error: ") && err.contains(expected), "{email}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one clear line: {err}");
+        assert!(!err.contains("good password"), "the password is never echoed");
+    }
+
+    // Usage errors exit 2.
+    for args in [
+        &["user", "create", "--name", "X", "--password-stdin"][..],
+        &["user", "create", "--email", "x@example.com", "--name", "X"][..],
+        &["user", "frobnicate"][..],
+    ] {
+        let mut cmd = tessera_on(&db);
+        cmd.args(args);
+        assert_eq!(run(cmd, b"pw").status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(list_users(&db), before, "nothing changed");
+
+    let mut cmd = tessera_on(&db);
+    cmd.args(["user", "disable", "--email", "ghost@example.com"]);
+    let out = run(cmd, b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no user"), "{}", stderr(&out));
+}
+
+fn migrate_twice_is_a_no_op(backend: Backend) {
+    let db = TestDatabase::new(&backend);
+    for _ in 0..2 {
+        let mut cmd = tessera_on(&db);
+        cmd.arg("migrate");
+        let out = run(cmd, b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    }
+    assert!(list_users(&db).is_empty(), "migrate makes no user");
+}
+
+both_backends!(user_commands_round_trip, user_create_refuses_bad_input_and_changes_nothing, migrate_twice_is_a_no_op,);
+
+fn assert_stops_naming(mut cmd: Command, setting: &str) -> String {
+    cmd.arg("serve");
+    // A free port unless the case under test is the bind address itself.
+    if !cmd.get_envs().any(|(name, _)| name == "TESSERA_BIND") {
+        cmd.env("TESSERA_BIND", "127.0.0.1:0");
+    }
+    let out = run(cmd, b"");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(setting), "{setting} not named in: {line}");
+    line.to_string()
+}
+
+#[test]
+fn bad_settings_stop_with_a_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("TESSERA_ENVIRONMENT", "prod"),
+        ("TESSERA_DATABASE_URL", "mysql://localhost/x"),
+        ("TESSERA_LOG_FORMAT", "xml"),
+        ("TESSERA_BIND", "not an address"),
+        ("TESSERA_MASTER_KEY", "too-short"),
+        ("TESSERA_DATABASE_CONNECT_TIMEOUT", "soon"),
+    ];
+    for (name, value) in cases {
+        let mut cmd = tessera(dir.path());
+        cmd.env(name, value);
+        assert_stops_naming(cmd, name);
+    }
+    // A database under a path that cannot be a directory.
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_DATABASE_URL", "sqlite://file/tessera.db");
+    assert_stops_naming(cmd, "TESSERA_DATABASE_URL");
+    // An unreadable config file.
+    let mut cmd = tessera(dir.path());
+    cmd.args(["--config", "/nonexistent/tessera.toml"]);
+    assert_stops_naming(cmd, "--config");
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = tessera(dir.path());
+    cmd.arg("serve").env("TESSERA_BIND", taken.local_addr().unwrap().to_string());
+    let out = run(cmd, b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TESSERA_BIND"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unreachable_database_fails_the_start_after_the_configured_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1.
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_DATABASE_URL", "postgres://tessera:hunter2@127.0.0.1:1/tessera")
+        .env("TESSERA_DATABASE_CONNECT_TIMEOUT", "1");
+    let started = std::time::Instant::now();
+    let line = assert_stops_naming(cmd, "TESSERA_DATABASE_URL");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(line.contains("gave up after 1s"), "{line}");
+    assert!(!line.contains("hunter2"), "the password is redacted: {line}");
+}
+
+#[test]
+fn postgres_with_wrong_credentials_is_a_clear_error() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else { return };
+    let (_, rest) = url.split_once("://").unwrap();
+    let host_and_path = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let bad = format!("postgres://no_such_role:hunter2@{host_and_path}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_DATABASE_URL", bad).env("TESSERA_DATABASE_CONNECT_TIMEOUT", "1");
+    let line = assert_stops_naming(cmd, "TESSERA_DATABASE_URL");
+    assert!(line.contains("no_such_role"), "{line}");
+    assert!(!line.contains("hunter2"), "{line}");
+}
+
+/// A `tessera serve` child whose stdout lines arrive on a channel.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Served {
+    fn start(mut cmd: Command) -> Self {
+        cmd.arg("serve")
+            .env("TESSERA_BIND", "127.0.0.1:0")
+            .env("TESSERA_WORKERS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tessera serve");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Self { child, lines, stdout: Vec::new(), stderr }
+    }
+
+    /// Reads stdout until the "Listening on" line; the base URL.
+    fn wait_listening(&mut self) -> String {
+        loop {
+            let line =
+                self.lines.recv_timeout(Duration::from_secs(30)).expect("tessera serve printed where it listens");
+            self.stdout.push(line.clone());
+            if let Some(rest) = line.strip_prefix("Listening on ") {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        (status, self.stderr.join().unwrap())
+    }
+}
+
+#[test]
+fn serve_on_a_fresh_directory_makes_everything_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(tessera(dir.path()));
+    let base = served.wait_listening();
+    let stdout = served.stdout.join("\n");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|| panic!("admin password printed: {stdout}"));
+    assert!(stdout.contains("admin@localhost"));
+    assert!(stdout.contains(&format!("{base}/login")), "sign-in URL printed: {stdout}");
+
+    let client = crate::support::http_client();
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(client.get(format!("{base}{path}")).send().unwrap().status(), 200);
+    }
+    let (status, stderr) = served.terminate();
+    assert!(status.success(), "graceful stop exits 0: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(!stderr.contains(&password), "the password is never logged");
+
+    // The embedded default: the database and the 0600 key file beside it.
+    assert!(dir.path().join("tessera.db").exists());
+    let key = dir.path().join("tessera.db.master-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The printed credentials are the stored ones.
+    let url = DatabaseUrl::Sqlite(dir.path().join("tessera.db"));
+    let users = {
+        let mut cmd = tessera(dir.path());
+        cmd.args(["user", "list", "--json"]);
+        serde_json::from_slice::<Value>(&run(cmd, b"").stdout).unwrap()
+    };
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    assert_eq!(users[0]["email"], "admin@localhost");
+    assert!(tessera::accounts::verify_password(&password, &stored_hash(&url, "admin@localhost")));
+
+    // A second start reuses all of it and prints no password; its logs are
+    // JSON lines with the request id, method, path, status and latency.
+    let mut cmd = tessera(dir.path());
+    cmd.env("TESSERA_LOG_FORMAT", "json");
+    let mut served = Served::start(cmd);
+    let base = served.wait_listening();
+    assert!(!served.stdout.join("\n").contains("password"));
+    let res = client
+        .get(format!("{base}/healthz?token=secret-in-query"))
+        .header("X-Request-Id", "trace-42")
+        .header("Authorization", "Bearer sk_test_do-not-log")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, stderr) = served.terminate();
+    assert!(status.success());
+    let access = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["request_id"] == "trace-42" && v["path"].is_string())
+        .unwrap_or_else(|| panic!("a JSON access line for trace-42 in: {stderr}"));
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/healthz");
+    assert_eq!(access["status"], 200);
+    assert!(access.get("latency_ms").is_some());
+    assert!(!stderr.contains("secret-in-query") && !stderr.contains("do-not-log"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap().len(), 45, "the key file is kept");
+}

@@ -1,0 +1,147 @@
+//! The HTTP skeleton: health, request ids, security headers, body limit,
+//! the `/v1` error shape, pages.
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::support::{Backend, TestApp};
+
+fn assert_v1_error(body: &Value, error: &str, code: &str, request_id: &str) {
+    let obj = body.as_object().expect("error body is an object");
+    let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["code", "error", "message", "request_id", "success"], "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(body["request_id"], request_id);
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers.get("x-request-id").expect("X-Request-Id on every response").to_str().unwrap().to_string()
+}
+
+fn healthz_and_readyz_answer(backend: Backend) {
+    let app = TestApp::start(backend);
+    let res = app.get("/healthz");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().unwrap()["status"], "ok");
+    let res = app.get("/readyz");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().unwrap()["database"], "ok");
+}
+
+fn first_start_creates_one_admin(backend: Backend) {
+    let app = TestApp::start(backend);
+    let (email, password) = app.first_admin.clone().expect("first start makes an admin");
+    assert_eq!(email, "admin@localhost");
+    assert!(password.len() >= 43, "a 256-bit password");
+    let row = tessera::store::users::find_by_email(&mut app.conn(), &email).unwrap().unwrap();
+    assert_eq!(row.role, "admin");
+    assert!(tessera::accounts::verify_password(&password, &row.password_hash));
+    // A second start on the same database makes no second admin.
+    let again = tessera::server::prepare(app.config.clone(), std::sync::Arc::new(app.clock.clone()))
+        .map(|p| p.first_admin.is_some());
+    assert!(matches!(again, Ok(false)));
+    assert_eq!(tessera::store::users::list(&mut app.conn()).unwrap().len(), 1);
+}
+
+fn request_ids_are_made_kept_or_replaced(backend: Backend) {
+    let app = TestApp::start(backend);
+    let made = request_id(app.get("/healthz").headers());
+    assert!(made.starts_with("req_") && made.len() >= 20, "{made}");
+    assert_ne!(made, request_id(app.get("/healthz").headers()), "ids are unique");
+
+    let kept = app.client.get(app.url("/healthz")).header("X-Request-Id", "trace-0123.abc_DEF").send().unwrap();
+    assert_eq!(request_id(kept.headers()), "trace-0123.abc_DEF");
+
+    let long = "x".repeat(500);
+    let hostile: [&[u8]; 5] =
+        [b"<script>alert(1)</script>", b"a b", long.as_bytes(), b"../../etc/passwd", "caf\u{e9}".as_bytes()];
+    for hostile in hostile {
+        let value = reqwest::header::HeaderValue::from_bytes(hostile).unwrap();
+        let res = app.client.get(app.url("/healthz")).header("X-Request-Id", value).send().unwrap();
+        let id = request_id(res.headers());
+        assert!(id.starts_with("req_"), "{hostile:?} must be replaced, got {id}");
+    }
+}
+
+fn security_headers_on_every_response(backend: Backend) {
+    let app = TestApp::start(backend);
+    for path in ["/", "/healthz", "/readyz", "/nowhere", "/v1/nothing"] {
+        let res = app.get(path);
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    }
+    let css = app.get("/static/style.css");
+    assert_eq!(css.status(), StatusCode::OK);
+    assert_eq!(css.headers()["x-content-type-options"], "nosniff");
+    assert_ne!(css.headers()["cache-control"], "no-store", "static files may be cached");
+    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+}
+
+fn oversized_body_is_413_and_changes_nothing(backend: Backend) {
+    let app = TestApp::start(backend);
+    let users_before = tessera::store::users::list(&mut app.conn()).unwrap();
+    let big = vec![b'a'; app.config.body_limit + 1];
+    for path in ["/v1/api-keys", "/healthz", "/oauth/token"] {
+        let res =
+            app.client.post(app.url(path)).header("Content-Type", "application/json").body(big.clone()).send().unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let id = request_id(res.headers());
+        assert_v1_error(&res.json().unwrap(), "payload_too_large", "body_too_large", &id);
+    }
+    // At the limit the body is accepted (and the route decides).
+    let res = app.client.post(app.url("/v1/nothing")).body(vec![b'a'; app.config.body_limit]).send().unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(tessera::store::users::list(&mut app.conn()).unwrap(), users_before);
+}
+
+fn unknown_routes_and_methods_use_the_v1_shape(backend: Backend) {
+    let app = TestApp::start(backend);
+    let res = app.get("/v1/does-not-exist");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let id = request_id(res.headers());
+    assert_v1_error(&res.json().unwrap(), "not_found", "route_not_found", &id);
+
+    let res = app.client.delete(app.url("/healthz")).send().unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let id = request_id(res.headers());
+    assert_v1_error(&res.json().unwrap(), "method_not_allowed", "method_not_allowed", &id);
+
+    // A browser gets an HTML page that quotes the request id.
+    let res = app.client.get(app.url("/no/such/page")).header("Accept", "text/html").send().unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let id = request_id(res.headers());
+    let html = res.text().unwrap();
+    assert!(html.contains("Not found") && html.contains(&id), "{html}");
+}
+
+fn pages_escape_what_they_show(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .with_config(|c| c.issuer = Some("https://id.example.com/<script>alert(1)</script>".into()))
+        .start();
+    let res = app.get("/");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = res.text().unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");
+}
+
+both_backends!(
+    healthz_and_readyz_answer,
+    first_start_creates_one_admin,
+    request_ids_are_made_kept_or_replaced,
+    security_headers_on_every_response,
+    oversized_body_is_413_and_changes_nothing,
+    unknown_routes_and_methods_use_the_v1_shape,
+    pages_escape_what_they_show,
+);

@@ -1,0 +1,87 @@
+//! A TCP proxy the test controls: `cut` drops every open connection and
+//! refuses new ones until `restore`. Used to make the database vanish and
+//! come back under a running server.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TcpProxy {
+    pub fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        {
+            let (cut, stop, open) = (cut.clone(), stop.clone(), open.clone());
+            thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    if cut.load(Ordering::SeqCst) {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    }
+                    let Ok(server) = TcpStream::connect(target) else {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    };
+                    if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                        let mut open = open.lock().unwrap();
+                        open.push(c2);
+                        open.push(s2);
+                    }
+                    pipe(client, server);
+                }
+            });
+        }
+        Self { addr, cut, open, stop }
+    }
+
+    /// Closes every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        // Wake the accept loop so it sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn pipe(a: TcpStream, b: TcpStream) {
+    let copy = |mut from: TcpStream, mut to: TcpStream| {
+        thread::spawn(move || -> io::Result<()> {
+            io::copy(&mut from, &mut to)?;
+            let _ = to.shutdown(Shutdown::Write);
+            Ok(())
+        });
+    };
+    if let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) {
+        copy(a, b2);
+        copy(b, a2);
+    }
+}
