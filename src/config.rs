@@ -35,6 +35,8 @@ settings! {
     WORKERS = "workers", "TESSERA_WORKERS";
     BODY_LIMIT = "body_limit", "TESSERA_BODY_LIMIT";
     SHUTDOWN_TIMEOUT = "shutdown_timeout", "TESSERA_SHUTDOWN_TIMEOUT";
+    ACCESS_TOKEN_TTL = "access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL";
+    SIGNING_KEY_PREPUBLISH = "signing_key_prepublish", "TESSERA_SIGNING_KEY_PREPUBLISH";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -153,6 +155,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
+    /// Lifetime of access tokens; also how long a retired signing key
+    /// stays in the JWKS.
+    pub access_token_ttl: Duration,
+    /// How long a rotated-in signing key is published before it signs.
+    pub signing_key_prepublish: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -183,6 +190,8 @@ impl Default for Config {
             workers: None,
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            signing_key_prepublish: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -294,7 +303,21 @@ impl Config {
         if let Some(v) = get(&SHUTDOWN_TIMEOUT) {
             config.shutdown_timeout = Duration::from_secs(parse_number(&SHUTDOWN_TIMEOUT, v, 0, 3600)?);
         }
+        if let Some(v) = get(&ACCESS_TOKEN_TTL) {
+            config.access_token_ttl = Duration::from_secs(parse_number(&ACCESS_TOKEN_TTL, v, 10, 24 * 3600)?);
+        }
+        if let Some(v) = get(&SIGNING_KEY_PREPUBLISH) {
+            config.signing_key_prepublish =
+                Duration::from_secs(parse_number(&SIGNING_KEY_PREPUBLISH, v, 0, 30 * 24 * 3600)?);
+        }
         Ok(config)
+    }
+
+    pub fn rotation_policy(&self) -> crate::jwt::keys::RotationPolicy {
+        crate::jwt::keys::RotationPolicy {
+            prepublish: self.signing_key_prepublish,
+            token_lifetime: self.access_token_ttl,
+        }
     }
 
     /// Where the generated master key lives when `TESSERA_MASTER_KEY` is not

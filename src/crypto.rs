@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -172,7 +173,46 @@ impl MasterKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Encrypts `plaintext` with AES-256-GCM under this key. `context` is
+    /// bound as associated data (e.g. `signing_key:<kid>`), so a sealed
+    /// value copied onto another row does not open. Output: base64 of
+    /// nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        let mut out = plaintext.to_vec();
+        self.aead()
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut out)
+            .expect("AES-256-GCM sealing cannot fail for in-memory buffers");
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&out);
+        base64::engine::general_purpose::STANDARD.encode(sealed)
+    }
+
+    /// Reverses `seal`; fails for another key, another context, or a
+    /// tampered value.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
+        let raw = base64::engine::general_purpose::STANDARD.decode(sealed).map_err(|_| SealError)?;
+        if raw.len() < NONCE_LEN {
+            return Err(SealError);
+        }
+        let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError)?;
+        let mut buf = ciphertext.to_vec();
+        let plain = self.aead().open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf).map_err(|_| SealError)?;
+        Ok(plain.to_vec())
+    }
+
+    fn aead(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte AES-256 key"))
+    }
 }
+
+/// A sealed value did not open: wrong master key, wrong context, or tampered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a sealed value did not open under the master key (was the master key changed?)")]
+pub struct SealError;
 
 #[cfg(test)]
 mod tests {
@@ -200,6 +240,21 @@ mod tests {
         assert_eq!(MasterKey::parse("short").unwrap_err(), MasterKeyError::Malformed);
         let b64_31 = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
         assert_eq!(MasterKey::parse(&b64_31).unwrap_err(), MasterKeyError::Malformed);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let key = MasterKey::generate();
+        let sealed = key.seal("signing_key:a", b"private");
+        assert_eq!(key.open("signing_key:a", &sealed).unwrap(), b"private");
+        assert_ne!(sealed, key.seal("signing_key:a", b"private"), "a fresh nonce each time");
+        assert_eq!(key.open("signing_key:b", &sealed), Err(SealError));
+        assert_eq!(MasterKey::generate().open("signing_key:a", &sealed), Err(SealError));
+        let mut tampered = base64::engine::general_purpose::STANDARD.decode(&sealed).unwrap();
+        *tampered.last_mut().unwrap() ^= 1;
+        let tampered = base64::engine::general_purpose::STANDARD.encode(tampered);
+        assert_eq!(key.open("signing_key:a", &tampered), Err(SealError));
+        assert_eq!(key.open("signing_key:a", "not base64!"), Err(SealError));
     }
 
     #[test]

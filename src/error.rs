@@ -22,6 +22,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::accounts::AccountError;
+use crate::jwt::keys::KeyError;
 use crate::store::StoreError;
 
 tokio::task_local! {
@@ -200,6 +201,15 @@ impl From<AccountError> for ApiError {
             AccountError::UnknownUser => Self::new(ErrorKind::NotFound, "user_not_found", e.to_string()),
             AccountError::Store(s) => s.into(),
             AccountError::Hashing(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s.into(),
+            other => Self::internal(&other),
         }
     }
 }

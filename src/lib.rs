@@ -12,5 +12,6 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod jwt;
 pub mod server;
 pub mod store;

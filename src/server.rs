@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::AppState;
 use crate::http::routes::build_app;
+use crate::jwt::{self, keys::SigningAlg};
 use crate::store::{self, Db};
 
 /// Start-up failed; `setting` names what the operator should look at.
@@ -63,6 +64,11 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         accounts::ensure_first_admin(&mut conn, clock.as_ref())
             .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("cannot create the first admin: {e}")))?
     };
+    {
+        let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
+        jwt::keys::ensure_active(&mut conn, clock.as_ref(), &master_key, SigningAlg::Rs256)
+            .map_err(|e| StartError::new("TESSERA_MASTER_KEY", format!("cannot prepare the signing key: {e}")))?;
+    }
     let issuer = config.issuer_for(addr);
     let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key });
     Ok(Prepared { state, listener, addr, first_admin })
@@ -76,6 +82,11 @@ impl Prepared {
     /// The database handle the server uses (tests reach the store with it).
     pub fn db(&self) -> Db {
         self.state.db.clone()
+    }
+
+    /// The master key in use (tests open sealed values with it).
+    pub fn master_key(&self) -> MasterKey {
+        self.state.master_key.clone()
     }
 
     /// Starts the workers; the returned future ends when the server stops.

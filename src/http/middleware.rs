@@ -36,7 +36,8 @@ fn declared_length(req: &ServiceRequest) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
-/// Pages and API answers are never cached; only `/static` may be.
+/// Pages and API answers are never cached unless their handler says
+/// otherwise; `/static` may be.
 fn add_security_headers(res: &mut ServiceResponse<BoxBody>, path: &str) {
     let headers = res.headers_mut();
     let fixed = [
@@ -53,7 +54,8 @@ fn add_security_headers(res: &mut ServiceResponse<BoxBody>, path: &str) {
             HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
         );
     }
-    if !path.starts_with("/static/") {
+    // A handler that chose its own caching (the JWKS) keeps it.
+    if !path.starts_with("/static/") && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }

@@ -6,6 +6,7 @@ mod health;
 mod middleware;
 mod pages;
 pub mod routes;
+mod well_known;
 
 use std::sync::Arc;
 

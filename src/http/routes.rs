@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, health, middleware, pages};
+use super::{AppState, health, middleware, pages, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -59,5 +59,6 @@ pub fn build_app(
         .service(resource("/static/style.css").get(pages::stylesheet))
         .service(resource("/healthz").get(health::healthz))
         .service(resource("/readyz").get(health::readyz))
+        .service(resource("/.well-known/jwks.json").get(well_known::jwks))
         .default_service(web::to(pages::not_found))
 }

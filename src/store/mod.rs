@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod schema;
+pub mod signing_keys;
 pub mod users;
 
 use std::time::{Duration, Instant};
@@ -169,7 +170,10 @@ pub fn open(url: &DatabaseUrl, pool_size: u32, connect_timeout: Duration) -> Res
     drop(conn);
     Ok(r2d2::Pool::builder()
         .max_size(pool_size)
-        .min_idle(Some(1))
+        // Connections are made on demand, never in the background: a
+        // background connect still running when a CLI command exits crashed
+        // inside libpq's TLS set-up (SIGSEGV at exit).
+        .min_idle(Some(0))
         .connection_timeout(connect_timeout)
         .error_handler(Box::new(PoolErrorLog))
         .build_unchecked(manager))

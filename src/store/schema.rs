@@ -26,3 +26,17 @@ diesel::table! {
         details -> Text,
     }
 }
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        state -> Text,
+        public_jwk -> Text,
+        private_key -> Text,
+        created_at -> Timestamp,
+        activates_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        unpublish_at -> Nullable<Timestamp>,
+    }
+}

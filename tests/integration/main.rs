@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod http_skeleton;
 mod readiness;
+mod signing_keys;
 mod store;

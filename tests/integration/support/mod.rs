@@ -170,6 +170,7 @@ impl TestAppBuilder {
             .unwrap_or_else(|e| panic!("server did not start: {e}"));
         let addr = prepared.addr;
         let db = prepared.db();
+        let master_key = prepared.master_key();
         let first_admin =
             prepared.first_admin.as_ref().map(|a| (a.user.email.clone(), a.password.expose().to_string()));
         let (tx, rx) = mpsc::channel();
@@ -194,6 +195,7 @@ impl TestAppBuilder {
             db,
             config,
             first_admin,
+            master_key,
             client: http_client(),
             handle,
             thread: Some(thread),
@@ -222,6 +224,7 @@ pub struct TestApp {
     pub config: Config,
     /// `(email, password)` of the admin made on first start.
     pub first_admin: Option<(String, String)>,
+    pub master_key: tessera::crypto::MasterKey,
     pub client: reqwest::blocking::Client,
     handle: actix_web::dev::ServerHandle,
     thread: Option<JoinHandle<()>>,

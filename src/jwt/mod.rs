@@ -1,0 +1,4 @@
+//! JWS: the server's signing keys, their rotation, and the JWKS that
+//! publishes them. Signing and verification of tokens build on this.
+
+pub mod keys;
