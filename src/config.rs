@@ -37,6 +37,7 @@ settings! {
     SHUTDOWN_TIMEOUT = "shutdown_timeout", "TESSERA_SHUTDOWN_TIMEOUT";
     ACCESS_TOKEN_TTL = "access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL";
     SIGNING_KEY_PREPUBLISH = "signing_key_prepublish", "TESSERA_SIGNING_KEY_PREPUBLISH";
+    DEFAULT_AUDIENCE = "default_audience", "TESSERA_DEFAULT_AUDIENCE";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -160,6 +161,9 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// How long a rotated-in signing key is published before it signs.
     pub signing_key_prepublish: Duration,
+    /// The `aud` of tokens whose request names no resource; `None` means
+    /// the server's own API, `<issuer>/v1`.
+    pub default_audience: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -192,6 +196,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             access_token_ttl: Duration::from_secs(15 * 60),
             signing_key_prepublish: Duration::from_secs(60 * 60),
+            default_audience: None,
         }
     }
 }
@@ -310,7 +315,17 @@ impl Config {
             config.signing_key_prepublish =
                 Duration::from_secs(parse_number(&SIGNING_KEY_PREPUBLISH, v, 0, 30 * 24 * 3600)?);
         }
+        if let Some(v) = get(&DEFAULT_AUDIENCE) {
+            crate::oauth::clients::check_absolute_uri(v)
+                .map_err(|why| ConfigError::new(&DEFAULT_AUDIENCE, format!("`{v}` {why}")))?;
+            config.default_audience = Some(v.to_string());
+        }
         Ok(config)
+    }
+
+    /// The audience of token requests that name none.
+    pub fn default_audience_for(&self, issuer: &str) -> String {
+        self.default_audience.clone().unwrap_or_else(|| format!("{}/v1", issuer.trim_end_matches('/')))
     }
 
     pub fn rotation_policy(&self) -> crate::jwt::keys::RotationPolicy {

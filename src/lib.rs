@@ -13,5 +13,6 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod jwt;
+pub mod oauth;
 pub mod server;
 pub mod store;

@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::AppState;
 use crate::http::routes::build_app;
+use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
+use crate::oauth::AuthServer;
 use crate::store::{self, Db};
 
 /// Start-up failed; `setting` names what the operator should look at.
@@ -70,7 +72,14 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
             .map_err(|e| StartError::new("TESSERA_MASTER_KEY", format!("cannot prepare the signing key: {e}")))?;
     }
     let issuer = config.issuer_for(addr);
-    let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key });
+    let oauth = Arc::new(AuthServer {
+        issuer: issuer.clone(),
+        default_audience: config.default_audience_for(&issuer),
+        access_token_ttl: config.access_token_ttl,
+        clock: clock.clone(),
+        keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
+    });
+    let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth });
     Ok(Prepared { state, listener, addr, first_admin })
 }
 

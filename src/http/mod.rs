@@ -4,6 +4,7 @@
 
 mod health;
 mod middleware;
+mod oauth;
 mod pages;
 pub mod routes;
 mod well_known;
@@ -23,4 +24,6 @@ pub struct AppState {
     /// The resolved issuer (`TESSERA_ISSUER`, or `http://` + bound address).
     pub issuer: String,
     pub master_key: MasterKey,
+    /// The authorization server: issuer, keys, token lifetime.
+    pub oauth: Arc<crate::oauth::AuthServer>,
 }

@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, health, middleware, pages, well_known};
+use super::{AppState, health, middleware, oauth, pages, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -60,5 +60,10 @@ pub fn build_app(
         .service(resource("/healthz").get(health::healthz))
         .service(resource("/readyz").get(health::readyz))
         .service(resource("/.well-known/jwks.json").get(well_known::jwks))
+        .service(resource("/.well-known/oauth-authorization-server").get(oauth::metadata))
+        .service(resource("/.well-known/openid-configuration").get(oauth::metadata))
+        .service(resource("/oauth/token").post(oauth::token))
+        .service(resource("/oauth/introspect").post(oauth::introspect))
+        .service(resource("/oauth/revoke").post(oauth::revoke))
         .default_service(web::to(pages::not_found))
 }

@@ -1,4 +1,5 @@
 //! JWS: the server's signing keys, their rotation, and the JWKS that
 //! publishes them. Signing and verification of tokens build on this.
 
+pub mod keyring;
 pub mod keys;

@@ -6,8 +6,11 @@
 //! only through `Db::run`, which runs them on the blocking pool.
 
 pub mod audit;
+pub mod clients;
+pub mod resources;
 pub mod schema;
 pub mod signing_keys;
+pub mod tokens;
 pub mod users;
 
 use std::time::{Duration, Instant};

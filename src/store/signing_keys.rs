@@ -98,3 +98,7 @@ pub fn published(conn: &mut DbConn, now: NaiveDateTime) -> Result<Vec<SigningKey
         .select(SigningKeyRow::as_select())
         .load(conn)?)
 }
+
+pub fn find(conn: &mut DbConn, kid: &str) -> Result<Option<SigningKeyRow>, StoreError> {
+    Ok(signing_keys::table.find(kid).select(SigningKeyRow::as_select()).first(conn).optional()?)
+}

@@ -1,0 +1,70 @@
+//! The OAuth endpoints over HTTP: read the form and the Authorization
+//! header, run the endpoint on the blocking pool, answer JSON that is
+//! never cached.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+use crate::oauth::{OAuthError, Params, Request, endpoints};
+use crate::store::DbConn;
+
+/// The form of an OAuth request; anything but a form body is refused.
+fn read_request(req: &HttpRequest, body: &[u8]) -> Result<Request, OAuthError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    let authorization = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str().map_err(|_| OAuthError::invalid_client("the Authorization header is not ASCII"))?.to_string(),
+        ),
+    };
+    Ok(Request { params: Params::parse(body)?, authorization, ip: req.peer_addr().map(|a| a.ip().to_string()) })
+}
+
+fn no_store_json(body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+        .json(body)
+}
+
+/// Parses the request and runs `endpoint` with a connection.
+async fn run<T, F>(state: &AppState, req: &HttpRequest, body: &Bytes, endpoint: F) -> Result<T, OAuthError>
+where
+    F: FnOnce(&mut DbConn, &crate::oauth::AuthServer, &Request) -> Result<T, OAuthError> + Send + 'static,
+    T: Send + 'static,
+{
+    let request = read_request(req, body)?;
+    let server = state.oauth.clone();
+    state.db.run(move |conn| Ok(endpoint(conn, &server, &request))).await?
+}
+
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
+    let response = run(&state, &req, &body, endpoints::token).await?;
+    Ok(no_store_json(&response))
+}
+
+pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
+    let response = run(&state, &req, &body, endpoints::introspect).await?;
+    Ok(no_store_json(&response))
+}
+
+pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
+    run(&state, &req, &body, endpoints::revoke).await?;
+    Ok(no_store_json(&serde_json::json!({})))
+}
+
+/// RFC 8414 metadata, also served as `openid-configuration`.
+pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let server = state.oauth.clone();
+    let doc = state.db.run(move |conn| Ok(endpoints::metadata(conn, &server))).await??;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
+        .json(doc))
+}

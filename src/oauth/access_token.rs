@@ -1,0 +1,228 @@
+//! JWT access tokens (RFC 9068): minted for one audience, signed with the
+//! audience's algorithm, verified back for introspection and revocation.
+//!
+//! Header: `typ: at+jwt`, `kid` (a signing key's kid, or for HS256 the
+//! resource server's id). Claims: `iss`, `sub`, `aud`, `client_id`,
+//! `scope`, `iat`, `exp`, `jti`.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::clients::Client;
+use super::resources::{self, TokenAlg};
+use super::scope::Scopes;
+use super::{AuthServer, OAuthError};
+use crate::crypto::random_base62;
+use crate::store::resources::ResourceServerRow;
+use crate::store::{DbConn, StoreError, tokens};
+
+pub const TYP: &str = "at+jwt";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Where a token is going: a registered resource server, or the server's
+/// own API (the default audience).
+#[derive(Debug, Clone)]
+pub struct Audience {
+    pub identifier: String,
+    pub alg: TokenAlg,
+    /// The scopes the resource server defines; `None` for the default
+    /// audience, where the client's allowed scopes are the limit.
+    pub scope: Option<Scopes>,
+    row: Option<ResourceServerRow>,
+}
+
+/// The audience a token request names (`resource` or `audience`, RFC
+/// 8707), which must be one the client may use.
+pub fn resolve_audience(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    client: &Client,
+    requested: Option<&str>,
+) -> Result<Audience, OAuthError> {
+    let identifier = requested.unwrap_or(&server.default_audience);
+    if let Some(row) = crate::store::resources::find_by_identifier(conn, identifier)? {
+        if identifier != server.default_audience && !client.audiences.iter().any(|a| a == identifier) {
+            return Err(OAuthError::invalid_target("this client may not get tokens for the requested resource"));
+        }
+        let rs = resources::ResourceServer::try_from(&row)?;
+        return Ok(Audience { identifier: rs.identifier, alg: rs.algorithm, scope: Some(rs.scope), row: Some(row) });
+    }
+    if identifier == server.default_audience {
+        return Ok(Audience { identifier: identifier.to_string(), alg: TokenAlg::Rs256, scope: None, row: None });
+    }
+    Err(OAuthError::invalid_target("the requested resource is not a registered resource server"))
+}
+
+/// A minted token and what the response says about it.
+pub struct Minted {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: AccessClaims,
+}
+
+fn key_error(e: crate::jwt::keys::KeyError) -> OAuthError {
+    match e {
+        crate::jwt::keys::KeyError::Store(s) => s.into(),
+        other => OAuthError::server_error(&other),
+    }
+}
+
+/// Signs an access token for `audience` with `scope`.
+pub fn mint(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    client_id: &str,
+    subject: &str,
+    audience: &Audience,
+    scope: &Scopes,
+) -> Result<Minted, OAuthError> {
+    let now = server.clock.now().timestamp();
+    let ttl = server.access_token_ttl.as_secs();
+    let claims = AccessClaims {
+        iss: server.issuer.clone(),
+        sub: subject.to_string(),
+        aud: audience.identifier.clone(),
+        client_id: client_id.to_string(),
+        scope: (!scope.is_empty()).then(|| scope.to_string()),
+        iat: now,
+        exp: now + ttl as i64,
+        jti: random_base62(32),
+    };
+    let (mut header, key) = match (audience.alg.asymmetric(), &audience.row) {
+        (Some(alg), _) => {
+            let signer = server.keys.signer(conn, server.clock.as_ref(), alg).map_err(key_error)?;
+            let mut header = Header::new(signer.alg.jws());
+            header.kid = Some(signer.kid.clone());
+            (header, Signing::Shared(signer))
+        }
+        (None, Some(row)) => {
+            let secret = resources::hmac_key(server.keys.master(), row)
+                .ok_or_else(|| OAuthError::server_error(&format!("resource server {} has no usable secret", row.id)))?;
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(row.id.clone());
+            (header, Signing::Owned(EncodingKey::from_secret(&secret)))
+        }
+        (None, None) => return Err(OAuthError::server_error(&"an HS256 audience without a resource server")),
+    };
+    header.typ = Some(TYP.to_string());
+    let token = jsonwebtoken::encode(&header, &claims, key.key()).map_err(|e| OAuthError::server_error(&e))?;
+    Ok(Minted { token, expires_in: ttl, claims })
+}
+
+enum Signing {
+    Shared(Arc<crate::jwt::keys::Signer>),
+    Owned(EncodingKey),
+}
+
+impl Signing {
+    fn key(&self) -> &EncodingKey {
+        match self {
+            Self::Shared(s) => &s.key,
+            Self::Owned(k) => k,
+        }
+    }
+}
+
+/// The claims of a token this server signed, whatever its expiry or
+/// revocation; `None` when it is not one (malformed, unknown kid, bad
+/// signature, wrong `typ` or `iss`). The algorithm comes from the key.
+pub fn verify_signature(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    token: &str,
+) -> Result<Option<AccessClaims>, OAuthError> {
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Ok(None);
+    };
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
+        return Ok(None);
+    };
+    let (alg, key) = if kid.starts_with("rs_") {
+        let Some(row) = crate::store::resources::find(conn, kid)? else {
+            return Ok(None);
+        };
+        if TokenAlg::parse(&row.algorithm) != Some(TokenAlg::Hs256) {
+            return Ok(None);
+        }
+        let Some(secret) = resources::hmac_key(server.keys.master(), &row) else {
+            return Ok(None);
+        };
+        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)))
+    } else {
+        match server.keys.verifier(conn, kid).map_err(key_error)? {
+            Some(v) => (v.alg, Verify::Shared(v)),
+            None => return Ok(None),
+        }
+    };
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    let claims = match jsonwebtoken::decode::<AccessClaims>(token, key.key(), &validation) {
+        Ok(data) => data.claims,
+        Err(_) => return Ok(None),
+    };
+    if claims.iss != server.issuer {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
+
+enum Verify {
+    Shared(Arc<crate::jwt::keyring::Verifier>),
+    Owned(DecodingKey),
+}
+
+impl Verify {
+    fn key(&self) -> &DecodingKey {
+        match self {
+            Self::Shared(v) => &v.key,
+            Self::Owned(k) => k,
+        }
+    }
+}
+
+/// The claims of a token that is valid now: signed by this server, not
+/// expired, not revoked. Storage errors propagate (fail closed).
+pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+    let Some(claims) = verify_signature(conn, server, token)? else {
+        return Ok(None);
+    };
+    let now = server.clock.now().timestamp();
+    if claims.exp <= now || claims.iat > now + super::assertion::LEEWAY_SECS {
+        return Ok(None);
+    }
+    if tokens::is_revoked(conn, &claims.jti)? {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
+
+/// Revokes a token by jti until it would have expired.
+pub fn revoke(conn: &mut DbConn, server: &AuthServer, claims: &AccessClaims) -> Result<(), StoreError> {
+    let now = server.clock.now();
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now).naive_utc();
+    if expires_at <= now.naive_utc() {
+        return Ok(());
+    }
+    tokens::revoke(conn, &claims.jti, &claims.client_id, now.naive_utc(), expires_at)
+}

@@ -1,0 +1,193 @@
+//! Client assertions (RFC 7523 §2.2, §3): `client_secret_jwt` (HS256 over
+//! the client secret) and `private_key_jwt` (the client's JWKS).
+//!
+//! The algorithm is pinned by the key, never taken from the header: an
+//! HS256 client's assertions must say HS256, a JWK's assertions must say
+//! the JWK's algorithm, so `none` never passes and a public key is never
+//! used as an HMAC secret. Time claims are checked against the injected
+//! clock and must be JSON numbers (typed fields: a string `exp` fails to
+//! deserialize instead of skipping the check).
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::clients::{AuthMethod, Client};
+use crate::clock::Clock;
+use crate::store::{DbConn, StoreError, tokens};
+
+/// `client_assertion_type` for JWT assertions.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// An assertion may live at most this long (`exp` − now).
+pub const MAX_LIFETIME_SECS: i64 = 600;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 30;
+pub const MAX_JTI_LEN: usize = 256;
+
+/// The one algorithm a client's JWK verifies.
+pub fn pinned_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
+    let by_type = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+        AlgorithmParameters::OctetKey(_) => return Err("a JWKS for private_key_jwt holds public keys only".into()),
+        _ => return Err("JWKS keys must be RSA, EC P-256 or Ed25519".into()),
+    };
+    let stated = match jwk.common.key_algorithm {
+        None => return Ok(by_type),
+        Some(KeyAlgorithm::RS256) => Algorithm::RS256,
+        Some(KeyAlgorithm::ES256) => Algorithm::ES256,
+        Some(KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
+        Some(other) => return Err(format!("JWK algorithm {other:?} is not accepted (RS256, ES256, EdDSA)")),
+    };
+    if stated != by_type {
+        return Err("a JWK's alg does not match its key type".into());
+    }
+    Ok(stated)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn contains_any(&self, wanted: &[String]) -> bool {
+        match self {
+            Self::One(a) => wanted.contains(a),
+            Self::Many(list) => list.iter().any(|a| wanted.contains(a)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: OneOrMany,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    jti: String,
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: Option<String>,
+}
+
+/// The `iss` of an assertion, read without verification, to find out
+/// which client claims to have signed it.
+pub fn unverified_issuer(assertion: &str) -> Option<String> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(assertion).ok()?.iss
+}
+
+/// Why an assertion was refused: safe to show to the client and to audit.
+pub type Refusal = String;
+
+/// Verifies `assertion` as `client`'s, for a request to one of `audiences`,
+/// with the client's live secrets (for HS256), and records its jti so it
+/// cannot be used again. `Err(Ok(reason))` is a
+/// refusal, `Err(Err(_))` a storage failure.
+pub fn verify(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    client: &Client,
+    assertion: &str,
+    audiences: &[String],
+    secrets: &[Vec<u8>],
+) -> Result<(), Result<Refusal, StoreError>> {
+    let refuse = |reason: &str| Err(Ok(reason.to_string()));
+    let header = match jsonwebtoken::decode_header(assertion) {
+        Ok(h) => h,
+        Err(_) => return refuse("the client assertion is not a well-formed JWT"),
+    };
+    let candidates: Vec<(Algorithm, DecodingKey)> = match client.token_endpoint_auth_method {
+        AuthMethod::ClientSecretJwt => {
+            secrets.iter().map(|s| (Algorithm::HS256, DecodingKey::from_secret(s))).collect()
+        }
+        AuthMethod::PrivateKeyJwt => {
+            let Some(set) = client.jwk_set() else {
+                return refuse("the client has no usable JWKS");
+            };
+            let mut keys = Vec::new();
+            for jwk in &set.keys {
+                if header.kid.is_some() && jwk.common.key_id != header.kid {
+                    continue;
+                }
+                if let (Ok(alg), Ok(key)) = (pinned_algorithm(jwk), DecodingKey::from_jwk(jwk)) {
+                    keys.push((alg, key));
+                }
+            }
+            if keys.is_empty() {
+                return refuse("no key in the client's JWKS matches the assertion's kid");
+            }
+            keys
+        }
+        _ => return refuse("this client does not authenticate with a JWT assertion"),
+    };
+    let expected = match client.token_endpoint_auth_method {
+        AuthMethod::ClientSecretJwt => vec![Algorithm::HS256],
+        _ => candidates.iter().map(|(a, _)| *a).collect(),
+    };
+    if !expected.contains(&header.alg) {
+        return refuse(&format!(
+            "the assertion is signed {:?}, but this client's key allows only {}",
+            header.alg,
+            expected.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut claims = None;
+    let mut malformed = false;
+    for (alg, key) in candidates.iter().filter(|(a, _)| *a == header.alg) {
+        let mut validation = Validation::new(*alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        match jsonwebtoken::decode::<Claims>(assertion, key, &validation) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
+            }
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::Json(_)) => malformed = true,
+            Err(_) => {}
+        }
+    }
+    let Some(claims) = claims else {
+        return if malformed {
+            refuse("the assertion lacks iss, sub, aud, exp or jti, or a time claim is not a number")
+        } else {
+            refuse("the assertion's signature does not verify")
+        };
+    };
+    if claims.iss != client.client_id || claims.sub != client.client_id {
+        return refuse("the assertion's iss and sub must both be the client_id");
+    }
+    if !claims.aud.contains_any(audiences) {
+        return refuse("the assertion's aud is neither this endpoint nor the issuer");
+    }
+    let now = clock.now().timestamp();
+    if claims.exp <= now - LEEWAY_SECS {
+        return refuse("the assertion has expired");
+    }
+    if claims.exp > now + MAX_LIFETIME_SECS {
+        return refuse("the assertion's exp is too far ahead (at most 10 minutes)");
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) || claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+        return refuse("the assertion is not valid yet");
+    }
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return refuse("the assertion's jti is missing or too long");
+    }
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp + LEEWAY_SECS, 0).unwrap_or_default().naive_utc();
+    match tokens::use_assertion(conn, &client.client_id, &claims.jti, expires_at) {
+        Ok(true) => Ok(()),
+        Ok(false) => refuse("the assertion's jti was used before (replay)"),
+        Err(e) => Err(Err(e)),
+    }
+}

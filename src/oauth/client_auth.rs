@@ -1,0 +1,242 @@
+//! Client authentication at the token, introspection and revocation
+//! endpoints: exactly one method per request, and it must be the one the
+//! client registered. Every failure is an audit event (client id, IP,
+//! reason; never the secret).
+
+use base64::Engine;
+
+use super::assertion::{self, JWT_BEARER};
+use super::clients::{self, AuthMethod, Client};
+use super::resources::{self, ResourceServer};
+use super::{AuthServer, OAuthError, Request};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::crypto::{constant_time_eq, fingerprint};
+use crate::error::current_request_id;
+use crate::store::DbConn;
+
+/// Longest client id or secret taken from a request.
+const MAX_CREDENTIAL_LEN: usize = 512;
+
+/// What the request presents, before anything is checked.
+#[derive(Debug)]
+pub enum Credentials {
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
+    Assertion {
+        id: Option<String>,
+        assertion: String,
+    },
+    /// A public client names itself and proves nothing (PKCE does).
+    IdOnly {
+        id: String,
+    },
+    Nothing,
+}
+
+impl Credentials {
+    fn method(&self) -> &'static str {
+        match self {
+            Self::Basic { .. } => "client_secret_basic",
+            Self::Post { .. } => "client_secret_post",
+            Self::Assertion { .. } => "jwt assertion",
+            Self::IdOnly { .. } => "none",
+            Self::Nothing => "none",
+        }
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::IdOnly { id } => Some(id),
+            Self::Assertion { id, .. } => id.as_deref(),
+            Self::Nothing => None,
+        }
+    }
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic
+/// encoding, so `+` is a space and `%XX` a byte.
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+fn basic_credentials(header: &str) -> Result<Option<(String, String)>, OAuthError> {
+    let Some((scheme, value)) = header.trim().split_once(' ') else {
+        return Err(OAuthError::invalid_client("the Authorization header is malformed"));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "only Basic authentication is accepted in the Authorization header here",
+        ));
+    }
+    let malformed = || OAuthError::invalid_client("the Basic credentials are malformed");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| malformed())?;
+    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
+    let id = form_decode(id).ok_or_else(malformed)?;
+    let secret = form_decode(secret).ok_or_else(malformed)?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some((id, secret)))
+}
+
+/// Reads the credentials of a request: at most one method.
+pub fn extract(request: &Request) -> Result<Credentials, OAuthError> {
+    let params = &request.params;
+    let basic = request.authorization.as_deref().map(basic_credentials).transpose()?.flatten();
+    let form_id = params.get("client_id");
+    let form_secret = params.get("client_secret");
+    let assertion = params.get("client_assertion");
+    let methods = [basic.is_some(), form_secret.is_some(), assertion.is_some()].iter().filter(|m| **m).count();
+    if methods > 1 {
+        return Err(OAuthError::invalid_request(
+            "the request uses more than one client authentication method; use exactly one",
+        ));
+    }
+    if [form_id, form_secret].iter().flatten().any(|v| v.len() > MAX_CREDENTIAL_LEN) {
+        return Err(OAuthError::invalid_client("the client credentials are too long"));
+    }
+    if let Some((id, secret)) = basic {
+        if form_id.is_some_and(|f| f != id) {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the Basic credentials"));
+        }
+        return Ok(Credentials::Basic { id, secret });
+    }
+    if let Some(secret) = form_secret {
+        let id = form_id.ok_or_else(|| OAuthError::invalid_request("client_secret was sent without client_id"))?;
+        return Ok(Credentials::Post { id: id.to_string(), secret: secret.to_string() });
+    }
+    if let Some(assertion) = assertion {
+        match params.get("client_assertion_type") {
+            Some(JWT_BEARER) => {}
+            Some(_) => return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER}"))),
+            None => return Err(OAuthError::invalid_request("client_assertion_type is missing")),
+        }
+        return Ok(Credentials::Assertion { id: form_id.map(str::to_string), assertion: assertion.to_string() });
+    }
+    Ok(match form_id {
+        Some(id) => Credentials::IdOnly { id: id.to_string() },
+        None => Credentials::Nothing,
+    })
+}
+
+/// Who called an endpoint.
+#[derive(Debug)]
+pub enum Caller {
+    Client(Box<Client>),
+    /// A resource server with its own secret (introspection only).
+    Resource(ResourceServer),
+}
+
+/// Records the failure and answers `invalid_client`.
+fn refuse(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    request: &Request,
+    credentials: &Credentials,
+    reason: &str,
+) -> OAuthError {
+    let request_id = current_request_id();
+    let mut event = AuditEvent::new(Actor::System, "client.auth_failed", credentials.client_id());
+    event.ip = request.ip.as_deref();
+    event.request_id = request_id.as_deref();
+    event.details = serde_json::json!({ "reason": reason, "method": credentials.method() });
+    if let Err(e) = audit::record(conn, server.clock.as_ref(), event) {
+        return e.into();
+    }
+    OAuthError::invalid_client(format!("Client authentication failed: {reason}"))
+}
+
+/// Authenticates the client of `request`. `endpoint` is the URL being
+/// called, an accepted `aud` of assertions besides the issuer and the
+/// token endpoint. `allow_resource` admits resource servers (introspection).
+pub fn authenticate(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    request: &Request,
+    endpoint: &str,
+    allow_resource: bool,
+) -> Result<Caller, OAuthError> {
+    let credentials = extract(request)?;
+    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, reason));
+    if let (true, Credentials::Basic { id, secret } | Credentials::Post { id, secret }) = (allow_resource, &credentials)
+        && id.starts_with("rs_")
+    {
+        return match resources::authenticate(conn, id, secret)? {
+            Some(rs) => Ok(Caller::Resource(rs)),
+            None => fail(conn, "unknown resource server or wrong secret"),
+        };
+    }
+    let id = match &credentials {
+        Credentials::Nothing => return fail(conn, "no client credentials were presented"),
+        Credentials::Assertion { id: None, assertion } => match assertion::unverified_issuer(assertion) {
+            Some(iss) if iss.len() <= MAX_CREDENTIAL_LEN => iss,
+            _ => return fail(conn, "the assertion names no client (iss)"),
+        },
+        other => other.client_id().unwrap_or_default().to_string(),
+    };
+    let client = match clients::find(conn, &id).map_err(|e| match e {
+        clients::ClientError::Store(s) => OAuthError::from(s),
+        other => OAuthError::server_error(&other),
+    })? {
+        Some(c) if !c.disabled => c,
+        Some(_) => return fail(conn, "the client is disabled"),
+        None => return fail(conn, "unknown client"),
+    };
+    let registered = client.token_endpoint_auth_method;
+    let method_ok = match &credentials {
+        Credentials::Basic { .. } => registered == AuthMethod::ClientSecretBasic,
+        Credentials::Post { .. } => registered == AuthMethod::ClientSecretPost,
+        Credentials::Assertion { .. } => {
+            matches!(registered, AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt)
+        }
+        Credentials::IdOnly { .. } => registered == AuthMethod::None,
+        Credentials::Nothing => false,
+    };
+    if !method_ok {
+        return fail(conn, &format!("the client is registered for {}", registered.as_str()));
+    }
+    let clock = server.clock.as_ref();
+    match &credentials {
+        Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => {
+            let presented = fingerprint(secret);
+            let live = clients::live_secrets(conn, clock, &client.client_id)?;
+            // Every live secret is compared, so timing says nothing of which matched.
+            let matched =
+                live.iter().fold(false, |m, s| m | constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes()));
+            if !matched {
+                return fail(conn, "wrong client secret (or it has expired)");
+            }
+        }
+        Credentials::Assertion { assertion, .. } => {
+            if let Credentials::Assertion { id: Some(form_id), .. } = &credentials
+                && assertion::unverified_issuer(assertion).as_deref() != Some(form_id.as_str())
+            {
+                return fail(conn, "client_id differs from the assertion's iss");
+            }
+            let secrets: Vec<Vec<u8>> = if registered == AuthMethod::ClientSecretJwt {
+                clients::live_secrets(conn, clock, &client.client_id)?
+                    .iter()
+                    .filter_map(|s| s.open(server.keys.master()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH), endpoint.to_string()];
+            match assertion::verify(conn, clock, &client, assertion, &audiences, &secrets) {
+                Ok(()) => {}
+                Err(Ok(reason)) => return fail(conn, &reason),
+                Err(Err(store)) => return Err(store.into()),
+            }
+        }
+        Credentials::IdOnly { .. } | Credentials::Nothing => {}
+    }
+    Ok(Caller::Client(Box::new(client)))
+}

@@ -1,0 +1,412 @@
+//! OAuth clients: registration, secrets and their rotation.
+//!
+//! Secrets are server-generated (43 base62 characters, 256 bits) and shown
+//! once; the database keeps their SHA-256 fingerprint. A client that signs
+//! `client_secret_jwt` assertions also has a copy sealed under the master
+//! key, because verifying an HMAC needs the key itself.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::jwk::JwkSet;
+use serde::Serialize;
+
+use super::scope::Scopes;
+use crate::audit::{self, Actor, AuditEvent};
+use crate::clock::Clock;
+use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, fingerprint, public_id, random_base62};
+use crate::store::clients::{self, ClientRow, ClientSecretRow};
+use crate::store::{DbConn, StoreError};
+
+pub const MAX_CLIENT_NAME_LEN: usize = 100;
+pub const MAX_REDIRECT_URIS: usize = 20;
+pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+pub const MAX_AUDIENCES: usize = 20;
+/// How long an old secret keeps working after a rotation, unless told.
+pub const DEFAULT_SECRET_OVERLAP_SECS: u64 = 24 * 3600;
+pub const MAX_SECRET_OVERLAP_SECS: u64 = 30 * 24 * 3600;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+        pub enum $name {
+            $(#[value(name = $text)] $variant),*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// How a client authenticates at the token, introspection and
+    /// revocation endpoints (RFC 8414 names).
+    AuthMethod {
+        ClientSecretBasic = "client_secret_basic",
+        ClientSecretPost = "client_secret_post",
+        ClientSecretJwt = "client_secret_jwt",
+        PrivateKeyJwt = "private_key_jwt",
+        None = "none",
+    }
+}
+
+string_enum! {
+    /// The grants a client may use.
+    GrantType {
+        AuthorizationCode = "authorization_code",
+        ClientCredentials = "client_credentials",
+        RefreshToken = "refresh_token",
+    }
+}
+
+impl AuthMethod {
+    /// Whether the client holds a server-generated secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid client: {0}")]
+    Invalid(String),
+    #[error("no client with this id")]
+    UnknownClient,
+    #[error("no user with this email")]
+    UnknownOwner,
+    #[error("this client has no secret: it authenticates with {0}")]
+    NoSecret(&'static str),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::UnknownClient,
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// A registered client, as operators and the dashboard see it: no secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    pub client_type: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scope: Scopes,
+    /// Resource servers (by identifier) it may get tokens for, besides the
+    /// server's default audience.
+    pub audiences: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    pub owner_id: Option<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.client_type == "public"
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// The client's JWKS for `private_key_jwt`.
+    pub fn jwk_set(&self) -> Option<JwkSet> {
+        self.jwks.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    fn from_row(row: ClientRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Internal(format!("client {}: unreadable {what}", row.id));
+        let grant_types = row
+            .grant_types
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            redirect_uris: serde_json::from_str(&row.redirect_uris).map_err(|_| corrupt("redirect URIs"))?,
+            grant_types,
+            scope: Scopes::from_stored(&row.scopes),
+            audiences: row.audiences.split(' ').filter(|a| !a.is_empty()).map(str::to_string).collect(),
+            token_endpoint_auth_method: AuthMethod::parse(&row.auth_method).ok_or_else(|| corrupt("auth method"))?,
+            jwks: row.jwks.as_deref().map(serde_json::from_str).transpose().map_err(|_| corrupt("JWKS"))?,
+            client_type: if row.client_type == "public" { "public" } else { "confidential" },
+            client_id: row.id,
+            name: row.name,
+            owner_id: row.owner_id,
+            disabled: row.disabled,
+            created_at: row.created_at.and_utc(),
+            updated_at: row.updated_at.and_utc(),
+        })
+    }
+}
+
+/// What registration asks for; `validate` turns it into a row.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    /// Empty: confidential clients get `client_credentials`, plus
+    /// `authorization_code` and `refresh_token` when they have redirect
+    /// URIs; public clients get `authorization_code` and `refresh_token`.
+    pub grant_types: Vec<GrantType>,
+    pub scope: String,
+    pub audiences: Vec<String>,
+    /// Default: `client_secret_basic`, or `none` for a public client.
+    pub auth_method: Option<AuthMethod>,
+    /// A JWK Set (JSON), required for `private_key_jwt`.
+    pub jwks: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+fn invalid(message: impl Into<String>) -> ClientError {
+    ClientError::Invalid(message.into())
+}
+
+/// A redirect URI is compared as an exact string later, so it is taken
+/// only if it is an absolute URI without a fragment or spaces.
+fn check_redirect_uri(uri: &str) -> Result<(), ClientError> {
+    if uri.len() > MAX_REDIRECT_URI_LEN {
+        return Err(invalid(format!("a redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters")));
+    }
+    check_absolute_uri(uri).map_err(|why| invalid(format!("redirect URI {uri:?} {why}")))
+}
+
+/// An absolute URI (RFC 3986 scheme, then `:`), no fragment, no spaces or
+/// control characters. The error completes "… is not usable: …".
+pub fn check_absolute_uri(uri: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Err("is not an absolute URI");
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || rest.is_empty() {
+        return Err("is not an absolute URI");
+    }
+    if uri.contains('#') {
+        return Err("has a fragment");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("holds spaces or control characters");
+    }
+    Ok(())
+}
+
+/// Keys usable for `private_key_jwt`: RSA, EC P-256 or Ed25519, public only.
+fn check_jwks(text: &str) -> Result<String, ClientError> {
+    let set: JwkSet = serde_json::from_str(text).map_err(|e| invalid(format!("the JWKS is not a JWK Set: {e}")))?;
+    if set.keys.is_empty() {
+        return Err(invalid("the JWKS has no keys"));
+    }
+    for key in &set.keys {
+        super::assertion::pinned_algorithm(key).map_err(invalid)?;
+    }
+    serde_json::to_string(&set).map_err(|e| invalid(e.to_string()))
+}
+
+impl NewClient {
+    fn validate(self, id: String, now: DateTime<Utc>) -> Result<ClientRow, ClientError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_CLIENT_NAME_LEN {
+            return Err(invalid(format!("the name must be 1 to {MAX_CLIENT_NAME_LEN} characters")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("the name holds control characters"));
+        }
+        if self.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(invalid(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
+        }
+        self.redirect_uris.iter().try_for_each(|u| check_redirect_uri(u))?;
+        let mut grants = self.grant_types.clone();
+        if grants.is_empty() {
+            if !self.public {
+                grants.push(GrantType::ClientCredentials);
+            }
+            if self.public || !self.redirect_uris.is_empty() {
+                grants.extend([GrantType::AuthorizationCode, GrantType::RefreshToken]);
+            }
+        }
+        grants.sort_by_key(|g| g.as_str());
+        grants.dedup();
+        let method =
+            self.auth_method.unwrap_or(if self.public { AuthMethod::None } else { AuthMethod::ClientSecretBasic });
+        if self.public {
+            if method != AuthMethod::None {
+                return Err(invalid("a public client has no credentials: its auth method is none"));
+            }
+            if grants.contains(&GrantType::ClientCredentials) {
+                return Err(invalid("a public client cannot use the client_credentials grant"));
+            }
+        } else if method == AuthMethod::None {
+            return Err(invalid(
+                "a confidential client must authenticate; use --public for a client without credentials",
+            ));
+        }
+        if grants.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            return Err(invalid("the authorization_code grant needs at least one redirect URI"));
+        }
+        let jwks = match (method, self.jwks) {
+            (AuthMethod::PrivateKeyJwt, Some(text)) => Some(check_jwks(&text)?),
+            (AuthMethod::PrivateKeyJwt, None) => return Err(invalid("private_key_jwt needs the client's JWKS")),
+            (_, Some(_)) => return Err(invalid("a JWKS is only used with private_key_jwt")),
+            (_, None) => None,
+        };
+        let scope = Scopes::parse(&self.scope).map_err(|e| invalid(format!("scope: {e}")))?;
+        if self.audiences.len() > MAX_AUDIENCES {
+            return Err(invalid(format!("more than {MAX_AUDIENCES} audiences")));
+        }
+        for aud in &self.audiences {
+            check_absolute_uri(aud).map_err(|why| invalid(format!("audience {aud:?} {why}")))?;
+        }
+        Ok(ClientRow {
+            id,
+            name: name.to_string(),
+            client_type: if self.public { "public" } else { "confidential" }.to_string(),
+            redirect_uris: serde_json::to_string(&self.redirect_uris).map_err(|e| invalid(e.to_string()))?,
+            grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
+            scopes: scope.to_string(),
+            audiences: self.audiences.join(" "),
+            auth_method: method.as_str().to_string(),
+            jwks,
+            owner_id: self.owner_id,
+            disabled: false,
+            created_at: now.naive_utc(),
+            updated_at: now.naive_utc(),
+        })
+    }
+}
+
+fn seal_context(secret_id: &str) -> String {
+    format!("client_secret:{secret_id}")
+}
+
+/// A fresh secret row for `client_id`, and the secret itself.
+fn new_secret(
+    master: &MasterKey,
+    client_id: &str,
+    method: AuthMethod,
+    now: DateTime<Utc>,
+) -> (ClientSecretRow, Secret) {
+    let secret = Secret::new(random_base62(SECRET_LEN_256_BITS));
+    let id = public_id("csec");
+    let sealed =
+        (method == AuthMethod::ClientSecretJwt).then(|| master.seal(&seal_context(&id), secret.expose().as_bytes()));
+    let row = ClientSecretRow {
+        fingerprint: fingerprint(secret.expose()),
+        sealed,
+        id,
+        client_id: client_id.to_string(),
+        created_at: now.naive_utc(),
+        expires_at: None,
+    };
+    (row, secret)
+}
+
+/// Registers a client. The secret, if the method uses one, is returned
+/// here and never again.
+pub fn create(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    new: NewClient,
+    actor: Actor,
+) -> Result<(Client, Option<Secret>), ClientError> {
+    let now = clock.now();
+    let row = new.validate(public_id("cl"), now)?;
+    let method = AuthMethod::parse(&row.auth_method).unwrap_or(AuthMethod::None);
+    let secret = method.uses_secret().then(|| new_secret(master, &row.id, method, now));
+    clients::insert(conn, &row, secret.as_ref().map(|(r, _)| r))?;
+    let mut event = AuditEvent::new(actor, "client.created", Some(&row.id));
+    event.details = serde_json::json!({ "auth_method": row.auth_method, "grant_types": row.grant_types });
+    audit::record(conn, clock, event)?;
+    Ok((Client::from_row(row)?, secret.map(|(_, s)| s)))
+}
+
+pub fn find(conn: &mut DbConn, client_id: &str) -> Result<Option<Client>, ClientError> {
+    Ok(clients::find(conn, client_id)?.map(Client::from_row).transpose()?)
+}
+
+pub fn list(conn: &mut DbConn) -> Result<Vec<Client>, ClientError> {
+    Ok(clients::list(conn)?.into_iter().map(Client::from_row).collect::<Result<_, _>>()?)
+}
+
+/// Issues a new secret; the newest old one keeps working for
+/// `expire_old_in` (0 ends it now), any older one ends now.
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    client_id: &str,
+    expire_old_in: std::time::Duration,
+    actor: Actor,
+) -> Result<Secret, ClientError> {
+    if expire_old_in.as_secs() > MAX_SECRET_OVERLAP_SECS {
+        return Err(invalid(format!("the old secret may live at most {MAX_SECRET_OVERLAP_SECS} seconds")));
+    }
+    let client = find(conn, client_id)?.ok_or(ClientError::UnknownClient)?;
+    let method = client.token_endpoint_auth_method;
+    if !method.uses_secret() {
+        return Err(ClientError::NoSecret(method.as_str()));
+    }
+    let now = clock.now();
+    let (row, secret) = new_secret(master, client_id, method, now);
+    let old_until = now + chrono::Duration::from_std(expire_old_in).unwrap_or(chrono::Duration::zero());
+    clients::rotate_secret(conn, &row, now.naive_utc(), old_until.naive_utc())?;
+    let mut event = AuditEvent::new(actor, "client.secret_rotated", Some(client_id));
+    event.details = serde_json::json!({ "old_secret_expires_at": old_until.to_rfc3339() });
+    audit::record(conn, clock, event)?;
+    Ok(secret)
+}
+
+pub fn disable(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, actor: Actor) -> Result<(), ClientError> {
+    clients::set_disabled(conn, client_id, true, clock.now().naive_utc())?;
+    audit::record(conn, clock, AuditEvent::new(actor, "client.disabled", Some(client_id)))?;
+    Ok(())
+}
+
+/// A live secret of the client, for checking what a caller presents.
+pub struct LiveSecret {
+    pub fingerprint: String,
+    sealed: Option<String>,
+    id: String,
+}
+
+impl LiveSecret {
+    /// The secret itself, for `client_secret_jwt` (HMAC) verification.
+    pub fn open(&self, master: &MasterKey) -> Option<Vec<u8>> {
+        let sealed = self.sealed.as_deref()?;
+        master.open(&seal_context(&self.id), sealed).ok()
+    }
+}
+
+pub fn live_secrets(conn: &mut DbConn, clock: &dyn Clock, client_id: &str) -> Result<Vec<LiveSecret>, StoreError> {
+    Ok(clients::live_secrets(conn, client_id, clock.now().naive_utc())?
+        .into_iter()
+        .map(|r| LiveSecret { fingerprint: r.fingerprint, sealed: r.sealed, id: r.id })
+        .collect())
+}

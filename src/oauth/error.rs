@@ -1,0 +1,128 @@
+//! RFC 6749 §5.2 errors: `{"error", "error_description"}`, never cached.
+//! The one place where an OAuth endpoint's failure becomes a status code.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::error::current_request_id;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: &'static str,
+    /// For the developer reading it; never holds a secret.
+    pub description: Cow<'static, str>,
+    pub status: StatusCode,
+    /// Seconds, with 503.
+    pub retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self { error, description: description.into(), status, retry_after: None }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 401, with a `WWW-Authenticate: Basic` challenge (RFC 6749 §5.2).
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    pub fn unauthorized_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    pub fn unsupported_grant_type(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", description)
+    }
+
+    pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    /// RFC 8707 §2.
+    pub fn invalid_target(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
+    /// The database cannot be reached: fail closed, never a false answer.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The server cannot reach its database; try again shortly",
+            )
+        }
+    }
+
+    /// Logs `cause` in full; the client sees only the request id.
+    pub fn server_error(cause: &dyn std::fmt::Display) -> Self {
+        let request_id = current_request_id();
+        tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, "internal error");
+        let description = match request_id {
+            Some(id) => format!("Internal server error (request id {id})"),
+            None => "Internal server error".to_string(),
+        };
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", description)
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        response.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\"")));
+        }
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(Body { error: self.error, error_description: &self.description })
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(
+                    request_id = current_request_id().as_deref().unwrap_or("-"),
+                    error = %cause,
+                    "database unavailable"
+                );
+                Self::unavailable()
+            }
+            other => Self::server_error(&other),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The `clients` and `client_secrets` tables.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{client_secrets, clients};
+use super::{DbConn, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub client_type: String,
+    pub redirect_uris: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub auth_method: String,
+    pub jwks: Option<String>,
+    pub owner_id: Option<String>,
+    pub disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = client_secrets)]
+pub struct ClientSecretRow {
+    pub id: String,
+    pub client_id: String,
+    pub fingerprint: String,
+    pub sealed: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+/// Inserts a client and its first secret in one transaction.
+pub fn insert(conn: &mut DbConn, client: &ClientRow, secret: Option<&ClientSecretRow>) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        diesel::insert_into(clients::table).values(client).execute(conn)?;
+        if let Some(secret) = secret {
+            diesel::insert_into(client_secrets::table).values(secret).execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<ClientRow>, StoreError> {
+    Ok(clients::table.find(id).select(ClientRow::as_select()).first(conn).optional()?)
+}
+
+/// Every client, oldest first.
+pub fn list(conn: &mut DbConn) -> Result<Vec<ClientRow>, StoreError> {
+    Ok(clients::table
+        .order((clients::created_at.asc(), clients::id.asc()))
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
+/// `NotFound` when no client has this id.
+pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, now: NaiveDateTime) -> Result<(), StoreError> {
+    let n = diesel::update(clients::table.find(id))
+        .set((clients::disabled.eq(disabled), clients::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// The secrets of a client that are live at `now`, newest first.
+pub fn live_secrets(
+    conn: &mut DbConn,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<ClientSecretRow>, StoreError> {
+    Ok(client_secrets::table
+        .filter(client_secrets::client_id.eq(client_id))
+        .filter(client_secrets::expires_at.is_null().or(client_secrets::expires_at.gt(now)))
+        .order((client_secrets::created_at.desc(), client_secrets::id.desc()))
+        .select(ClientSecretRow::as_select())
+        .load(conn)?)
+}
+
+/// Adds `secret` and makes it the only live secret besides `keep_until`
+/// for the one that was newest: older ones end now, the previous newest
+/// ends at `old_expires_at` (sooner if it already ended sooner). One
+/// transaction, so a client never has three live secrets.
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    secret: &ClientSecretRow,
+    now: NaiveDateTime,
+    old_expires_at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        let live = client_secrets::table
+            .filter(client_secrets::client_id.eq(&secret.client_id))
+            .filter(client_secrets::expires_at.is_null().or(client_secrets::expires_at.gt(now)))
+            .order((client_secrets::created_at.desc(), client_secrets::id.desc()))
+            .select(ClientSecretRow::as_select())
+            .load(conn)?;
+        for (i, old) in live.iter().enumerate() {
+            let end = if i == 0 { old_expires_at } else { now };
+            let end = old.expires_at.map_or(end, |e| e.min(end));
+            diesel::update(client_secrets::table.find(&old.id))
+                .set(client_secrets::expires_at.eq(end))
+                .execute(conn)?;
+        }
+        diesel::insert_into(client_secrets::table).values(secret).execute(conn)?;
+        diesel::update(clients::table.find(&secret.client_id))
+            .set(clients::updated_at.eq(secret.created_at))
+            .execute(conn)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
