@@ -114,10 +114,13 @@ impl ResponseError for OAuthError {
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(cause) => {
+            // A failed query (a locked SQLite file, a dropped connection
+            // mid-query) is as transient as an unreachable server: 503, so
+            // introspection and revocation fail closed and say so.
+            StoreError::Unavailable(_) | StoreError::Query(_) => {
                 tracing::warn!(
                     request_id = current_request_id().as_deref().unwrap_or("-"),
-                    error = %cause,
+                    error = %e,
                     "database unavailable"
                 );
                 Self::unavailable()

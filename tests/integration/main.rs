@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod client_credentials;
 mod http_skeleton;
 mod readiness;
 mod signing_keys;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod oauth;
 pub mod proxy;
 
 use std::net::SocketAddr;
