@@ -141,10 +141,11 @@ fn refuse(
     server: &AuthServer,
     request: &Request,
     credentials: &Credentials,
+    client_id: Option<&str>,
     reason: &str,
 ) -> OAuthError {
     let request_id = current_request_id();
-    let mut event = AuditEvent::new(Actor::System, "client.auth_failed", credentials.client_id());
+    let mut event = AuditEvent::new(Actor::System, "client.auth_failed", client_id.or(credentials.client_id()));
     event.ip = request.ip.as_deref();
     event.request_id = request_id.as_deref();
     event.details = serde_json::json!({ "reason": reason, "method": credentials.method() });
@@ -165,7 +166,7 @@ pub fn authenticate(
     allow_resource: bool,
 ) -> Result<Caller, OAuthError> {
     let credentials = extract(request)?;
-    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, reason));
+    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, None, reason));
     if let (true, Credentials::Basic { id, secret } | Credentials::Post { id, secret }) = (allow_resource, &credentials)
         && id.starts_with("rs_")
     {
@@ -182,6 +183,8 @@ pub fn authenticate(
         },
         other => other.client_id().unwrap_or_default().to_string(),
     };
+    // From here on, failures are recorded against the client named.
+    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, Some(&id), reason));
     let client = match clients::find(conn, &id).map_err(|e| match e {
         clients::ClientError::Store(s) => OAuthError::from(s),
         other => OAuthError::server_error(&other),

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod client_auth;
 mod client_credentials;
 mod http_skeleton;
 mod readiness;
