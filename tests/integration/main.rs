@@ -7,6 +7,7 @@ mod cli;
 mod client_auth;
 mod client_credentials;
 mod http_skeleton;
+mod introspection;
 mod readiness;
 mod signing_keys;
 mod store;
