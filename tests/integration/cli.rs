@@ -186,7 +186,134 @@ fn signing_key_commands_stage_and_list(backend: Backend) {
     assert_eq!(json(&["signing-key", "list", "--json"]).as_array().unwrap().len(), 2);
 }
 
+fn client_and_resource_commands_round_trip(backend: Backend) {
+    let db = TestDatabase::new(&backend);
+    let exec = |args: &[&str]| -> Output {
+        let mut cmd = tessera_on(&db);
+        cmd.args(args);
+        run(cmd, b"")
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = exec(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let rs = json(&[
+        "resource",
+        "create",
+        "--identifier",
+        "https://orders.example.com",
+        "--name",
+        "Orders",
+        "--alg",
+        "HS256",
+        "--scope",
+        "orders:read",
+        "--scope",
+        "orders:write",
+        "--json",
+    ]);
+    assert_eq!(rs["algorithm"], "HS256");
+    assert_eq!(rs["scope"], serde_json::json!(["orders:read", "orders:write"]));
+    let rs_secret = rs["secret"].as_str().unwrap().to_string();
+    assert!(rs_secret.len() >= 43);
+    let again = exec(&["resource", "create", "--identifier", "https://orders.example.com", "--name", "Dup"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
+    let rotated = json(&["resource", "rotate-secret", "https://orders.example.com", "--json"]);
+    assert_ne!(rotated["secret"], rs_secret.as_str());
+    let listed = json(&["resource", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&rs_secret));
+
+    let client = json(&[
+        "client",
+        "create",
+        "--name",
+        "Billing",
+        "--scope",
+        "read orders:read",
+        "--audience",
+        "https://orders.example.com",
+        "--json",
+    ]);
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    assert!(id.starts_with("cl_") && secret.len() >= 43);
+    assert_eq!(client["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(client["grant_types"], serde_json::json!(["client_credentials"]));
+    let public = json(&[
+        "client",
+        "create",
+        "--name",
+        "SPA",
+        "--public",
+        "--redirect-uri",
+        "https://spa.example.com/cb",
+        "--json",
+    ]);
+    assert_eq!(public["client_type"], "public");
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    assert!(public["client_secret"].is_null());
+    let plain = exec(&["client", "create", "--name", "Plain"]);
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("client_id:") && text.contains("client_secret:") && text.contains("only this once"),
+        "{text}"
+    );
+
+    let jwks_path = db.dir.path().join("jwks.json");
+    let key = crate::support::oauth::ClientKey::generate(jsonwebtoken::Algorithm::ES256, "k1");
+    std::fs::write(&jwks_path, crate::support::oauth::ClientKey::jwks_json(&[&key])).unwrap();
+    let pk = json(&[
+        "client",
+        "create",
+        "--name",
+        "Signer",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        jwks_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(pk["client_secret"].is_null());
+    assert_eq!(pk["jwks"]["keys"][0]["kid"], "k1");
+
+    // Bad input: a clear line, exit 1 (or 2 for usage), nothing stored.
+    for (args, expected) in [
+        (&["client", "create", "--name", "X", "--public", "--auth-method", "client_secret_basic"][..], "public"),
+        (&["client", "create", "--name", "X", "--auth-method", "private_key_jwt"], "JWKS"),
+        (&["client", "create", "--name", "X", "--redirect-uri", "not a uri"], "redirect URI"),
+        (&["client", "create", "--name", "X", "--redirect-uri", "https://a.example/cb#frag"], "fragment"),
+        (&["client", "create", "--name", "X", "--grant-type", "authorization_code"], "redirect URI"),
+        (&["client", "create", "--name", "", "--scope", "read"], "name"),
+        (&["client", "create", "--name", "X", "--scope", "bad\"scope"], "scope"),
+        (&["client", "create", "--name", "X", "--owner", "nobody@example.com"], "user"),
+        (&["client", "rotate-secret", "cl_missing"], "no client"),
+        (&["client", "rotate-secret", &id, "--expire-old-in", "99999999"], "at most"),
+        (&["resource", "create", "--identifier", "orders", "--name", "X"], "absolute URI"),
+    ] {
+        let out = exec(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(exec(&["client", "create", "--name", "X", "--grant-type", "password"]).status.code(), Some(2));
+
+    let rotated = json(&["client", "rotate-secret", &id, "--expire-old-in", "60", "--json"]);
+    assert_ne!(rotated["client_secret"], secret.as_str());
+    assert_eq!(rotated["old_secret_expires_in"], 60);
+    assert!(exec(&["client", "disable", &id]).status.success());
+    let listed = json(&["client", "list", "--json"]);
+    let clients = listed.as_array().unwrap();
+    assert_eq!(clients.len(), 4);
+    let billing = clients.iter().find(|c| c["client_id"] == id.as_str()).unwrap();
+    assert_eq!(billing["disabled"], true);
+    assert!(!listed.to_string().contains(&secret), "no secret is listed");
+    assert!(exec(&["client", "disable", "cl_missing"]).status.code() == Some(1));
+}
+
 both_backends!(
+    client_and_resource_commands_round_trip,
     signing_key_commands_stage_and_list,
     user_commands_round_trip,
     user_create_refuses_bad_input_and_changes_nothing,
