@@ -186,7 +186,13 @@ pub fn verify(
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp + LEEWAY_SECS, 0).unwrap_or_default().naive_utc();
     match tokens::use_assertion(conn, &client.client_id, &claims.jti, expires_at) {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            // About one use in 62 sweeps out jti values that can no longer matter.
+            if crate::crypto::random_base62(1) == "0" {
+                tokens::purge_expired(conn, clock.now().naive_utc()).map_err(Err)?;
+            }
+            Ok(())
+        }
         Ok(false) => refuse("the assertion's jti was used before (replay)"),
         Err(e) => Err(Err(e)),
     }
