@@ -38,6 +38,11 @@ settings! {
     ACCESS_TOKEN_TTL = "access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL";
     SIGNING_KEY_PREPUBLISH = "signing_key_prepublish", "TESSERA_SIGNING_KEY_PREPUBLISH";
     DEFAULT_AUDIENCE = "default_audience", "TESSERA_DEFAULT_AUDIENCE";
+    SESSION_IDLE_TTL = "session_idle_ttl", "TESSERA_SESSION_IDLE_TTL";
+    SESSION_TTL = "session_ttl", "TESSERA_SESSION_TTL";
+    LOGIN_MAX_FAILURES = "login_max_failures", "TESSERA_LOGIN_MAX_FAILURES";
+    REFRESH_TOKEN_IDLE_TTL = "refresh_token_idle_ttl", "TESSERA_REFRESH_TOKEN_IDLE_TTL";
+    REFRESH_TOKEN_TTL = "refresh_token_ttl", "TESSERA_REFRESH_TOKEN_TTL";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -164,6 +169,17 @@ pub struct Config {
     /// The `aud` of tokens whose request names no resource; `None` means
     /// the server's own API, `<issuer>/v1`.
     pub default_audience: Option<String>,
+    /// A browser session ends after this long without a request…
+    pub session_idle_ttl: Duration,
+    /// …and after this long in any case.
+    pub session_ttl: Duration,
+    /// Failed sign-ins per account in the throttle window before 429; an
+    /// IP gets four times as many.
+    pub login_max_failures: u32,
+    /// A refresh token unused this long expires…
+    pub refresh_token_idle_ttl: Duration,
+    /// …and its whole family this long after the authorization.
+    pub refresh_token_ttl: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -197,6 +213,11 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             signing_key_prepublish: Duration::from_secs(60 * 60),
             default_audience: None,
+            session_idle_ttl: Duration::from_secs(30 * 60),
+            session_ttl: Duration::from_secs(12 * 3600),
+            login_max_failures: 5,
+            refresh_token_idle_ttl: Duration::from_secs(14 * 24 * 3600),
+            refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -319,6 +340,23 @@ impl Config {
             crate::oauth::clients::check_absolute_uri(v)
                 .map_err(|why| ConfigError::new(&DEFAULT_AUDIENCE, format!("`{v}` {why}")))?;
             config.default_audience = Some(v.to_string());
+        }
+        let days = |n: u64| n * 24 * 3600;
+        if let Some(v) = get(&SESSION_IDLE_TTL) {
+            config.session_idle_ttl = Duration::from_secs(parse_number(&SESSION_IDLE_TTL, v, 60, days(30))?);
+        }
+        if let Some(v) = get(&SESSION_TTL) {
+            config.session_ttl = Duration::from_secs(parse_number(&SESSION_TTL, v, 60, days(90))?);
+        }
+        if let Some(v) = get(&LOGIN_MAX_FAILURES) {
+            config.login_max_failures = parse_number(&LOGIN_MAX_FAILURES, v, 1, 1000)?;
+        }
+        if let Some(v) = get(&REFRESH_TOKEN_IDLE_TTL) {
+            config.refresh_token_idle_ttl =
+                Duration::from_secs(parse_number(&REFRESH_TOKEN_IDLE_TTL, v, 60, days(365))?);
+        }
+        if let Some(v) = get(&REFRESH_TOKEN_TTL) {
+            config.refresh_token_ttl = Duration::from_secs(parse_number(&REFRESH_TOKEN_TTL, v, 60, days(3650))?);
         }
         Ok(config)
     }

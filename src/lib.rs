@@ -15,4 +15,5 @@ pub mod http;
 pub mod jwt;
 pub mod oauth;
 pub mod server;
+pub mod sessions;
 pub mod store;

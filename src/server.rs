@@ -16,6 +16,7 @@ use crate::http::routes::build_app;
 use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
 use crate::oauth::AuthServer;
+use crate::oauth::user_grants::RefreshPolicy;
 use crate::store::{self, Db};
 
 /// Start-up failed; `setting` names what the operator should look at.
@@ -78,6 +79,7 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         access_token_ttl: config.access_token_ttl,
         clock: clock.clone(),
         keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
+        refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
     });
     let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth });
     Ok(Prepared { state, listener, addr, first_admin })

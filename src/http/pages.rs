@@ -17,6 +17,8 @@ const STYLESHEET: &str = include_str!("../../static/style.css");
 struct IndexPage<'a> {
     issuer: &'a str,
     environment: &'a str,
+    /// Email and logout token of the person signed in.
+    signed_in: Option<(String, String)>,
 }
 
 #[derive(Template)]
@@ -41,9 +43,10 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
     render(status, &ErrorPage { title, message, request_id: &request_id })
 }
 
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+pub async fn index(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let environment = state.config.environment.as_str();
-    render(StatusCode::OK, &IndexPage { issuer: &state.issuer, environment })
+    let signed_in = super::browser::signed_in(&state, &req).await;
+    render(StatusCode::OK, &IndexPage { issuer: &state.issuer, environment, signed_in })
 }
 
 pub async fn stylesheet() -> HttpResponse {

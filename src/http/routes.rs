@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, health, middleware, oauth, pages, well_known};
+use super::{AppState, browser, health, middleware, oauth, pages, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -62,6 +62,10 @@ pub fn build_app(
         .service(resource("/.well-known/jwks.json").get(well_known::jwks))
         .service(resource("/.well-known/oauth-authorization-server").get(oauth::metadata))
         .service(resource("/.well-known/openid-configuration").get(oauth::metadata))
+        .service(resource("/login").get(browser::login_page).post(browser::login))
+        .service(resource("/logout").post(browser::logout))
+        .service(resource("/oauth/authorize").get(browser::authorize_get).post(browser::authorize_post))
+        .service(resource("/oauth/consent").post(browser::consent))
         .service(resource("/oauth/token").post(oauth::token))
         .service(resource("/oauth/introspect").post(oauth::introspect))
         .service(resource("/oauth/revoke").post(oauth::revoke))

@@ -30,6 +30,7 @@ pub struct AccessClaims {
     pub scope: Option<String>,
     pub iat: i64,
     pub exp: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub jti: String,
 }
 
@@ -65,6 +66,28 @@ pub fn resolve_audience(
         return Ok(Audience { identifier: identifier.to_string(), alg: TokenAlg::Rs256, scope: None, row: None });
     }
     Err(OAuthError::invalid_target("the requested resource is not a registered resource server"))
+}
+
+/// The scopes `client` may have for `audience`: its own, within those the
+/// resource server defines (the default audience defines no limit).
+pub fn allowed_scopes(client: &Client, audience: &Audience) -> Scopes {
+    match &audience.scope {
+        Some(defined) => client.scope.intersection(defined),
+        None => client.scope.clone(),
+    }
+}
+
+/// The scope to grant: the requested one if it lies within `allowed`
+/// (`invalid_scope` naming what does not), or all of `allowed`.
+pub fn choose_scope(allowed: &Scopes, requested: Option<Scopes>) -> Result<Scopes, OAuthError> {
+    match requested {
+        None => Ok(allowed.clone()),
+        Some(asked) if asked.is_subset(allowed) => Ok(asked),
+        Some(asked) => Err(OAuthError::invalid_scope(format!(
+            "this client may not have these scopes for this audience: {}",
+            asked.missing_from(allowed)
+        ))),
+    }
 }
 
 /// A minted token and what the response says about it.

@@ -188,13 +188,56 @@ fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
 }
 
+/// Schemes that run code or read local data in a browser: never a
+/// redirect target.
+const FORBIDDEN_SCHEMES: [&str; 6] = ["javascript", "data", "vbscript", "file", "about", "blob"];
+
+/// The scheme and authority of a `scheme://authority/…` URI, lower-cased
+/// (RFC 3986 §6.2.2.1: only these are case-insensitive), and the rest.
+pub fn split_uri(uri: &str) -> (String, String, &str) {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return (String::new(), String::new(), uri);
+    };
+    let Some(after) = rest.strip_prefix("//") else {
+        return (scheme.to_ascii_lowercase(), String::new(), rest);
+    };
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    (scheme.to_ascii_lowercase(), after[..end].to_ascii_lowercase(), &after[end..])
+}
+
+/// Whether `host[:port]` is a loopback address (RFC 8252 §7.3, §8.3).
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
 /// A redirect URI is compared as an exact string later, so it is taken
-/// only if it is an absolute URI without a fragment or spaces.
+/// only if it is absolute, has no fragment, is not a script or data
+/// scheme, and uses https — or http on a loopback host, for native apps
+/// and development. Private-use schemes (`com.example.app:/cb`) are allowed
+/// for native apps.
 fn check_redirect_uri(uri: &str) -> Result<(), ClientError> {
     if uri.len() > MAX_REDIRECT_URI_LEN {
         return Err(invalid(format!("a redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters")));
     }
-    check_absolute_uri(uri).map_err(|why| invalid(format!("redirect URI {uri:?} {why}")))
+    check_absolute_uri(uri).map_err(|why| invalid(format!("redirect URI {uri:?} {why}")))?;
+    let (scheme, authority, _) = split_uri(uri);
+    if FORBIDDEN_SCHEMES.contains(&scheme.as_str()) {
+        return Err(invalid(format!("redirect URI {uri:?} uses the {scheme}: scheme, which is never allowed")));
+    }
+    if (scheme == "http" || scheme == "https") && authority.is_empty() {
+        return Err(invalid(format!("redirect URI {uri:?} has no host")));
+    }
+    if authority.contains('@') {
+        return Err(invalid(format!("redirect URI {uri:?} holds user information")));
+    }
+    if scheme == "http" && !is_loopback(&authority) {
+        return Err(invalid(format!("redirect URI {uri:?} must use https (http only for localhost)")));
+    }
+    Ok(())
 }
 
 /// An absolute URI (RFC 3986 scheme, then `:`), no fragment, no spaces or

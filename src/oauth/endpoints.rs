@@ -8,7 +8,9 @@ use super::assertion::JWT_BEARER;
 use super::client_auth::{self, Caller};
 use super::clients::{AuthMethod, Client, GrantType, check_absolute_uri};
 use super::scope::Scopes;
-use super::{AuthServer, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request, TOKEN_PATH};
+use super::user_grants;
+use super::{AUTHORIZE_PATH, AuthServer, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request, TOKEN_PATH};
+use crate::audit::{self, Actor, AuditEvent};
 use crate::store::{DbConn, tokens};
 
 /// A successful token response.
@@ -19,6 +21,8 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 fn client_only(caller: Caller) -> Result<Client, OAuthError> {
@@ -44,50 +48,48 @@ fn requested_audience(request: &Request) -> Result<Option<&str>, OAuthError> {
     Ok(named)
 }
 
-/// `POST /oauth/token`.
+/// `POST /oauth/token`: authenticates the client, then runs its grant.
 pub fn token(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<TokenResponse, OAuthError> {
     let grant = request.params.require("grant_type")?;
     let grant = GrantType::parse(grant)
         .ok_or_else(|| OAuthError::unsupported_grant_type("the grant_type is not one this server supports"))?;
-    if grant != GrantType::ClientCredentials {
-        return Err(OAuthError::unsupported_grant_type(format!(
-            "the {} grant is not available yet; this server supports client_credentials",
-            grant.as_str()
-        )));
+    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(TOKEN_PATH), false)?)?;
+    match grant {
+        GrantType::ClientCredentials => client_credentials(conn, server, &client, request),
+        GrantType::AuthorizationCode => {
+            user_grants::authorization_code(conn, server, &server.refresh, &client, request)
+        }
+        GrantType::RefreshToken => user_grants::refresh_token(conn, server, &server.refresh, &client, request),
     }
+}
+
+/// `grant_type=client_credentials` (RFC 6749 §4.4): the client acts for itself.
+fn client_credentials(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    client: &Client,
+    request: &Request,
+) -> Result<TokenResponse, OAuthError> {
     let audience_param = requested_audience(request)?;
     let requested_scope =
         request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
-    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(TOKEN_PATH), false)?)?;
     if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::unauthorized_client("this client may not use the client_credentials grant"));
     }
-    let audience = access_token::resolve_audience(conn, server, &client, audience_param)?;
-    let allowed = match &audience.scope {
-        Some(defined) => client.scope.intersection(defined),
-        None => client.scope.clone(),
-    };
-    let scope = match requested_scope {
-        None => allowed,
-        Some(asked) if asked.is_subset(&allowed) => asked,
-        Some(asked) => {
-            return Err(OAuthError::invalid_scope(format!(
-                "this client may not have these scopes for this audience: {}",
-                asked.missing_from(&allowed)
-            )));
-        }
-    };
+    let audience = access_token::resolve_audience(conn, server, client, audience_param)?;
+    let scope = access_token::choose_scope(&access_token::allowed_scopes(client, &audience), requested_scope)?;
     let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope)?;
     Ok(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
         scope: minted.claims.scope,
+        refresh_token: None,
     })
 }
 
-/// An introspection answer: `{"active": false}` or the token's claims.
-#[derive(Debug, Serialize)]
+/// An introspection answer: `{"active": false}`, or the token's claims.
+#[derive(Debug, Serialize, Default)]
 pub struct Introspection {
     pub active: bool,
     #[serde(flatten)]
@@ -96,37 +98,83 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
 }
 
+/// Claims of a live refresh token, in the shape of an access token's.
+fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+    let Some((row, grant)) = user_grants::find_refresh(conn, token)? else {
+        return Ok(None);
+    };
+    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc()) {
+        return Ok(None);
+    }
+    Ok(Some(AccessClaims {
+        iss: server.issuer.clone(),
+        sub: grant.user_id,
+        aud: grant.audience,
+        client_id: grant.client_id,
+        scope: Some(grant.scope).filter(|s| !s.is_empty()),
+        iat: row.created_at.and_utc().timestamp(),
+        exp: row.expires_at.and_utc().timestamp(),
+        jti: row.id,
+    }))
+}
+
+/// Whether the hint asks to look for a refresh token first.
+fn refresh_first(request: &Request) -> bool {
+    request.params.get("token_type_hint") == Some("refresh_token")
+}
+
 /// `POST /oauth/introspect`. A client sees its own tokens, a resource
-/// server the tokens minted for it; anything else reads inactive.
+/// server the access tokens minted for it; anything else reads inactive.
+/// The hint only orders the search.
 pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<Introspection, OAuthError> {
     let caller = client_auth::authenticate(conn, server, request, &server.url(INTROSPECT_PATH), true)?;
     let token = request.params.require("token")?;
-    // The hint only orders the search; there is one kind of token to find.
-    let claims = access_token::active(conn, server, token)?.filter(|claims| match &caller {
+    let mut found = None;
+    for refresh in if refresh_first(request) { [true, false] } else { [false, true] } {
+        found = match (refresh, &caller) {
+            (true, Caller::Client(_)) => refresh_claims(conn, server, token)?.map(|c| (c, "refresh_token")),
+            (true, Caller::Resource(_)) => None,
+            (false, _) => access_token::active(conn, server, token)?.map(|c| (c, "Bearer")),
+        };
+        if found.is_some() {
+            break;
+        }
+    }
+    let found = found.filter(|(claims, _)| match &caller {
         Caller::Client(client) => claims.client_id == client.client_id,
         Caller::Resource(rs) => claims.aud == rs.identifier,
     });
-    Ok(match claims {
-        Some(claims) => Introspection { active: true, claims: Some(claims), token_type: Some("Bearer") },
-        None => Introspection { active: false, claims: None, token_type: None },
+    Ok(match found {
+        Some((mut claims, kind)) => {
+            if kind == "refresh_token" {
+                // A refresh token's id is its fingerprint: not for callers.
+                claims.jti = String::new();
+            }
+            Introspection { active: true, claims: Some(claims), token_type: Some(kind) }
+        }
+        None => Introspection::default(),
     })
 }
 
-/// `POST /oauth/revoke`. Revokes the caller's own token; for anything else
-/// (unknown, malformed, another client's) it answers the same 200 without
-/// revoking, so the endpoint tells nothing about tokens it did not issue
-/// to the caller.
+/// `POST /oauth/revoke`. Revokes the caller's own access token, or the
+/// whole family of its refresh token; for anything else (unknown,
+/// malformed, another client's) it answers the same 200 without revoking,
+/// so the endpoint tells nothing about tokens it did not issue to the
+/// caller.
 pub fn revoke(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<(), OAuthError> {
     let client = client_only(client_auth::authenticate(conn, server, request, &server.url(REVOKE_PATH), false)?)?;
     let token = request.params.require("token")?;
-    if let Some(claims) = access_token::verify_signature(conn, server, token)?
-        && claims.client_id == client.client_id
+    if let Some(claims) = access_token::verify_signature(conn, server, token)? {
+        if claims.client_id == client.client_id {
+            access_token::revoke(conn, server, &claims)?;
+            let mut event = AuditEvent::new(Actor::System, "token.revoked", Some(&client.client_id));
+            event.details = serde_json::json!({ "jti": claims.jti });
+            audit::record(conn, server.clock.as_ref(), event)?;
+        }
+    } else if let Some((_, grant)) = user_grants::find_refresh(conn, token)?
+        && grant.client_id == client.client_id
     {
-        access_token::revoke(conn, server, &claims)?;
-        let mut event =
-            crate::audit::AuditEvent::new(crate::audit::Actor::System, "token.revoked", Some(&client.client_id));
-        event.details = serde_json::json!({ "jti": claims.jti });
-        crate::audit::record(conn, server.clock.as_ref(), event)?;
+        user_grants::revoke_grant(conn, server, &grant.id, "refresh token revoked by the client")?;
     }
     tokens::purge_expired(conn, server.clock.now().naive_utc())?;
     Ok(())
@@ -152,20 +200,29 @@ pub fn metadata(conn: &mut DbConn, server: &AuthServer) -> Result<serde_json::Va
         .iter()
         .fold(Scopes::default(), |all, rs| all.union(&rs.scope));
     let methods: Vec<&str> = AUTH_METHODS.iter().map(|m| m.as_str()).collect();
+    // Public clients authenticate with `none` at the token endpoint (PKCE
+    // proves them) and may revoke and introspect their own tokens.
+    let token_methods: Vec<&str> = methods.iter().copied().chain([AuthMethod::None.as_str()]).collect();
+    let grants: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
     Ok(serde_json::json!({
         "issuer": server.issuer,
+        "authorization_endpoint": server.url(AUTHORIZE_PATH),
         "token_endpoint": server.url(TOKEN_PATH),
         "jwks_uri": server.url(JWKS_PATH),
         "introspection_endpoint": server.url(INTROSPECT_PATH),
         "revocation_endpoint": server.url(REVOKE_PATH),
-        "grant_types_supported": [GrantType::ClientCredentials.as_str()],
-        "response_types_supported": [],
+        "grant_types_supported": grants,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "consent"],
         "scopes_supported": scopes,
-        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_methods_supported": token_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": token_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": token_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "client_assertion_types_supported": [JWT_BEARER],
         "access_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA", "HS256"],

@@ -5,12 +5,14 @@
 
 pub mod access_token;
 pub mod assertion;
+pub mod authorize;
 pub mod client_auth;
 pub mod clients;
 pub mod endpoints;
 pub mod error;
 pub mod resources;
 pub mod scope;
+pub mod user_grants;
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use crate::jwt::keyring::KeyRing;
 pub use error::OAuthError;
 
 /// Paths of the endpoints, relative to the issuer.
+pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
 pub const TOKEN_PATH: &str = "/oauth/token";
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const REVOKE_PATH: &str = "/oauth/revoke";
@@ -33,6 +36,7 @@ pub struct AuthServer {
     pub access_token_ttl: Duration,
     pub clock: SharedClock,
     pub keys: KeyRing,
+    pub refresh: user_grants::RefreshPolicy,
 }
 
 impl AuthServer {
@@ -45,25 +49,52 @@ impl AuthServer {
 /// a parameter may appear at most once, and an empty value counts as
 /// absent (§3.1, §3.2).
 #[derive(Debug, Default, Clone)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    /// Names that appeared more than once (only the first value is kept).
+    repeated: Vec<String>,
+}
 
 impl Params {
+    /// Parses and refuses a repeated parameter with `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for (name, value) in form_urlencoded::parse(body) {
-            if pairs.iter().any(|(n, _)| *n == name) {
-                return Err(OAuthError::invalid_request(format!(
-                    "the parameter {} appears more than once",
-                    printable(&name)
-                )));
+        let params = Self::parse_lenient(body);
+        match params.repeated.first() {
+            Some(name) => {
+                Err(OAuthError::invalid_request(format!("the parameter {} appears more than once", printable(name))))
             }
-            pairs.push((name.into_owned(), value.into_owned()));
+            None => Ok(params),
         }
-        Ok(Self(pairs))
+    }
+
+    /// Parses and notes repeated parameters, for callers that must know
+    /// some parameters before they can report the error (the authorization
+    /// endpoint redirects it).
+    pub fn parse_lenient(body: &[u8]) -> Self {
+        let mut params = Self::default();
+        for (name, value) in form_urlencoded::parse(body) {
+            if params.pairs.iter().any(|(n, _)| *n == name) {
+                if !params.repeated.iter().any(|r| *r == name) {
+                    params.repeated.push(name.into_owned());
+                }
+                continue;
+            }
+            params.pairs.push((name.into_owned(), value.into_owned()));
+        }
+        params
+    }
+
+    pub fn repeated(&self) -> &[String] {
+        &self.repeated
+    }
+
+    /// Every parameter, in order, as received (first values).
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     /// A required parameter.
@@ -73,7 +104,7 @@ impl Params {
 }
 
 /// A parameter name safe to echo in an error: short, printable ASCII.
-fn printable(name: &str) -> String {
+pub fn printable(name: &str) -> String {
     let clean: String = name.chars().filter(|c| c.is_ascii_graphic()).take(40).collect();
     if clean.is_empty() { "(unnamed)".into() } else { clean }
 }

@@ -7,8 +7,10 @@
 
 pub mod audit;
 pub mod clients;
+pub mod grants;
 pub mod resources;
 pub mod schema;
+pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;
 pub mod users;

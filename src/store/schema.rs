@@ -103,3 +103,80 @@ diesel::table! {
 
 diesel::joinable!(client_secrets -> clients (client_id));
 diesel::allow_tables_to_appear_in_same_query!(clients, client_secrets);
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        subject -> Text,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id, scope) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        audience -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    grant_access_tokens (jti) {
+        jti -> Text,
+        grant_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    authorization_codes (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        redirect_uri -> Text,
+        redirect_uri_given -> Bool,
+        code_challenge -> Text,
+        scope -> Text,
+        audience -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        grant_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        grant_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(grants, grant_access_tokens, refresh_tokens, authorization_codes);

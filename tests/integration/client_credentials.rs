@@ -198,9 +198,9 @@ fn grant_and_request_errors(backend: Backend) {
     let res = app.post_form("/oauth/token", &[("grant_type", "client_credentials"), ("client_id", &public.id)], None);
     assert_oauth_error(res, StatusCode::BAD_REQUEST, "unauthorized_client");
 
-    // Grants that are not built yet say so.
+    // A client credentials client may not redeem codes.
     let res = app.post_form("/oauth/token", &[("grant_type", "authorization_code"), ("code", "x")], creds);
-    assert_oauth_error(res, StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    assert_oauth_error(res, StatusCode::BAD_REQUEST, "unauthorized_client");
 }
 
 fn metadata_advertises_what_works(backend: Backend) {
@@ -212,7 +212,14 @@ fn metadata_advertises_what_works(backend: Backend) {
         let doc: Value = res.json().unwrap();
         assert_eq!(doc["issuer"], app.issuer());
         assert_eq!(doc["token_endpoint"], app.token_endpoint());
-        assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(doc["authorization_endpoint"], app.url("/oauth/authorize"));
+        let grants = doc["grant_types_supported"].as_array().unwrap();
+        for g in ["authorization_code", "client_credentials", "refresh_token"] {
+            assert!(grants.contains(&g.into()), "{g}");
+        }
+        assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&"orders:read".into()));
         let methods = doc["token_endpoint_auth_methods_supported"].as_array().unwrap();
         for m in ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"] {

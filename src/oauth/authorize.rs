@@ -1,0 +1,324 @@
+//! The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9207): the
+//! checks, in the order that decides whether an error may be redirected,
+//! then consent and the authorization code.
+//!
+//! 1. `client_id` and `redirect_uri` — until both are trusted, errors are
+//!    shown on a page and never redirected.
+//! 2. Everything else — errors go back to the registered redirect URI with
+//!    `error`, `error_description`, `state` and `iss`.
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+
+use super::access_token::{self, Audience};
+use super::clients::{self, Client, GrantType, split_uri};
+use super::scope::Scopes;
+use super::{AuthServer, OAuthError, Params};
+use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, fingerprint, random_base62};
+use crate::store::grants::{self, CodeRow};
+use crate::store::{DbConn, StoreError};
+
+/// Authorization codes live this long.
+pub const CODE_TTL_SECS: i64 = 60;
+/// The scope that asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+pub const MAX_STATE_LEN: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Sign in and consent as needed.
+    Default,
+    /// Never show a page: `login_required` / `consent_required` instead.
+    None,
+    /// Always show the consent page.
+    Consent,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub state: Option<String>,
+    pub scope: Scopes,
+    pub audience: String,
+    pub code_challenge: String,
+    pub prompt: Prompt,
+    /// The parameters as received, for the consent form to send back.
+    pub params: Vec<(String, String)>,
+}
+
+/// An error to send back to the client's redirect URI.
+#[derive(Debug, Clone)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub error: &'static str,
+    pub description: String,
+    pub state: Option<String>,
+}
+
+impl ErrorRedirect {
+    pub fn url(&self, issuer: &str) -> String {
+        let mut pairs = vec![("error", self.error), ("error_description", self.description.as_str())];
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", issuer));
+        redirect_with(&self.redirect_uri, &pairs)
+    }
+}
+
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or the redirect URI cannot be trusted (or the server
+    /// failed): a page, never a redirect.
+    Page {
+        status: u16,
+        message: String,
+    },
+    Redirect(ErrorRedirect),
+}
+
+impl From<StoreError> for AuthorizeError {
+    fn from(e: StoreError) -> Self {
+        let e = OAuthError::from(e);
+        Self::Page { status: e.status.as_u16(), message: e.description.into_owned() }
+    }
+}
+
+/// `uri` with `pairs` added to its query.
+pub fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", query.finish())
+}
+
+/// RFC 3986 comparison: scheme and host case-insensitive, the rest exact.
+pub fn redirect_uri_matches(registered: &str, given: &str) -> bool {
+    let (s1, a1, r1) = split_uri(registered);
+    let (s2, a2, r2) = split_uri(given);
+    s1 == s2 && a1 == a2 && r1 == r2 && !s1.is_empty()
+}
+
+/// RFC 7636 §4.2: 43 characters of base64url (S256 of a verifier).
+fn valid_challenge(c: &str) -> bool {
+    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// RFC 7636 §4.1: 43–128 unreserved characters.
+pub fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// BASE64URL(SHA256(verifier)).
+pub fn s256(verifier: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// The scopes a client may be granted for an audience in a user flow: its
+/// own scopes (within what a resource server defines), plus
+/// `offline_access` when it may use refresh tokens.
+pub fn grantable(client: &Client, audience: &Audience) -> Scopes {
+    let mut allowed = access_token::allowed_scopes(client, audience);
+    if client.allows_grant(GrantType::RefreshToken) {
+        allowed = allowed.union(&Scopes::from_stored(OFFLINE_ACCESS));
+    }
+    allowed
+}
+
+/// Checks an authorization request in the order that keeps redirects safe.
+pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Result<AuthorizeRequest, AuthorizeError> {
+    let page = |message: &str| AuthorizeError::Page { status: 400, message: message.to_string() };
+    for name in ["client_id", "redirect_uri"] {
+        if params.repeated().iter().any(|r| r == name) {
+            return Err(page(&format!("The {name} parameter appears more than once.")));
+        }
+    }
+    let Some(client_id) = params.get("client_id") else {
+        return Err(page("The request names no application (client_id is missing)."));
+    };
+    let client = match clients::find(conn, client_id) {
+        Ok(Some(c)) if !c.disabled => c,
+        Ok(_) => return Err(page("The application that sent you here is not registered or is disabled.")),
+        Err(clients::ClientError::Store(e)) => return Err(e.into()),
+        Err(_) => return Err(page("The application that sent you here is not usable.")),
+    };
+    let (redirect_uri, given) = match params.get("redirect_uri") {
+        Some(given) => match client.redirect_uris.iter().find(|r| redirect_uri_matches(r, given)) {
+            Some(_) => (given.to_string(), true),
+            None => {
+                return Err(page(
+                    "The redirect URI is not registered for this application, so you were not sent back to it.",
+                ));
+            }
+        },
+        None => match client.redirect_uris.as_slice() {
+            [only] => (only.clone(), false),
+            [] => return Err(page("This application has no registered redirect URI.")),
+            _ => return Err(page("The request names no redirect URI, and the application has several.")),
+        },
+    };
+    let state = params.get("state").map(str::to_string);
+    let fail = |error: &'static str, description: &str| {
+        let state = state.clone().filter(|s| s.len() <= MAX_STATE_LEN);
+        AuthorizeError::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.clone(),
+            error,
+            description: description.to_string(),
+            state,
+        })
+    };
+    if let Some(name) = params.repeated().first() {
+        return Err(fail(
+            "invalid_request",
+            &format!("the parameter {} appears more than once", super::printable(name)),
+        ));
+    }
+    if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
+        return Err(fail("invalid_request", "state is longer than 2048 characters"));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => return Err(fail("invalid_request", "response_type is missing")),
+        Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail("unauthorized_client", "this client may not use the authorization code grant"));
+    }
+    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+        (None, _) => return Err(fail("invalid_request", "PKCE is required: code_challenge is missing")),
+        (Some(_), Some(m)) if m != "S256" => {
+            return Err(fail("invalid_request", "code_challenge_method must be S256"));
+        }
+        (Some(_), None) => {
+            return Err(fail("invalid_request", "code_challenge_method is missing (plain is not accepted; use S256)"));
+        }
+        (Some(c), Some(_)) if !valid_challenge(c) => {
+            return Err(fail("invalid_request", "code_challenge must be 43 base64url characters (S256)"));
+        }
+        (Some(c), Some(_)) => c.to_string(),
+    };
+    let prompt = match params.get("prompt") {
+        None => Prompt::Default,
+        Some("none") => Prompt::None,
+        Some("consent") => Prompt::Consent,
+        Some(_) => return Err(fail("invalid_request", "prompt must be none or consent")),
+    };
+    let requested_audience = match (params.get("resource"), params.get("audience")) {
+        (Some(r), Some(a)) if r != a => return Err(fail("invalid_target", "resource and audience differ")),
+        (r, a) => r.or(a),
+    };
+    let audience = access_token::resolve_audience(conn, server, &client, requested_audience)
+        .map_err(|e| redirect_or_page(e, &fail))?;
+    let requested = match params.get("scope").map(Scopes::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return Err(fail("invalid_scope", &e)),
+    };
+    let scope = access_token::choose_scope(&grantable(&client, &audience), requested)
+        .map_err(|e| redirect_or_page(e, &fail))?;
+    Ok(AuthorizeRequest {
+        client,
+        redirect_uri,
+        redirect_uri_given: given,
+        state,
+        scope,
+        audience: audience.identifier,
+        code_challenge,
+        prompt,
+        params: params.pairs().to_vec(),
+    })
+}
+
+/// A client error becomes a redirect; a server error stays a page.
+fn redirect_or_page(e: OAuthError, fail: &dyn Fn(&'static str, &str) -> AuthorizeError) -> AuthorizeError {
+    if e.status.is_server_error() {
+        AuthorizeError::Page { status: e.status.as_u16(), message: e.description.into_owned() }
+    } else {
+        fail(e.error, &e.description)
+    }
+}
+
+/// The requested scopes the person has not granted this client yet (all
+/// of them with `prompt=consent`).
+pub fn needs_consent(conn: &mut DbConn, req: &AuthorizeRequest, user_id: &str) -> Result<Vec<String>, StoreError> {
+    if req.prompt == Prompt::Consent {
+        return Ok(req.scope.iter().map(str::to_string).collect());
+    }
+    let granted = grants::consented_scopes(conn, user_id, &req.client.client_id)?;
+    Ok(req.scope.iter().filter(|s| !granted.iter().any(|g| g == s)).map(str::to_string).collect())
+}
+
+/// Remembers that the person granted the requested scopes.
+pub fn record_consent(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    req: &AuthorizeRequest,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let scopes: Vec<&str> = req.scope.iter().collect();
+    grants::add_consent(conn, user_id, &req.client.client_id, &scopes, server.clock.now().naive_utc())
+}
+
+/// Issues a code for the request and returns the URL to send the person
+/// back to, with `code`, `state` and `iss`.
+pub fn issue_code(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    req: &AuthorizeRequest,
+    user_id: &str,
+) -> Result<String, StoreError> {
+    let code = random_base62(SECRET_LEN_256_BITS);
+    let now = server.clock.now();
+    grants::insert_code(
+        conn,
+        &CodeRow {
+            id: fingerprint(&code),
+            client_id: req.client.client_id.clone(),
+            user_id: user_id.to_string(),
+            redirect_uri: req.redirect_uri.clone(),
+            redirect_uri_given: req.redirect_uri_given,
+            code_challenge: req.code_challenge.clone(),
+            scope: req.scope.to_string(),
+            audience: req.audience.clone(),
+            created_at: now.naive_utc(),
+            expires_at: (now + chrono::Duration::seconds(CODE_TTL_SECS)).naive_utc(),
+            used_at: None,
+            grant_id: None,
+        },
+    )?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(state) = &req.state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", &server.issuer));
+    Ok(redirect_with(&req.redirect_uri, &pairs))
+}
+
+/// A CSRF token bound to a session and to one purpose (the parameters of
+/// an authorization request, or "logout"): HMAC-SHA256 under a key
+/// derived from the master key.
+pub fn csrf_token(master: &MasterKey, session_id: &str, purpose: &str) -> String {
+    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes()), b"tessera csrf v1");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+    let tag = hmac::sign(&key, format!("{session_id}\n{purpose}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+}
+
+/// The parameters of an authorization request in a canonical form, for
+/// binding a CSRF token to them (form fields of the consent page excluded).
+pub fn canonical_params(pairs: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> =
+        pairs.iter().filter(|(k, _)| k != "csrf_token" && k != "decision").collect();
+    sorted.sort();
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in sorted {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}

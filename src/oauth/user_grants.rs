@@ -1,0 +1,230 @@
+//! The grants that act for a person: `authorization_code` (RFC 6749 §4.1.3
+//! with RFC 7636) and `refresh_token` (§6, rotated, with reuse detection
+//! as RFC 9700 §4.14.2 describes).
+//!
+//! Each redeemed code starts a *grant*: the family of the refresh tokens
+//! and access tokens that descend from it. Replaying the code, or
+//! presenting a retired refresh token, revokes the whole family: its
+//! refresh tokens stop working and its access tokens read inactive.
+
+use super::access_token::{self, Audience};
+use super::authorize::{OFFLINE_ACCESS, s256, valid_verifier};
+use super::clients::{Client, GrantType};
+use super::endpoints::TokenResponse;
+use super::scope::Scopes;
+use super::{AuthServer, OAuthError, Request};
+use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, public_id, random_base62};
+use crate::store::grants::{self, GrantRow, RefreshRow};
+use crate::store::{DbConn, StoreError};
+
+fn chrono(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Idle and absolute lifetimes of refresh tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    pub idle: std::time::Duration,
+    pub absolute: std::time::Duration,
+}
+
+/// Revokes a grant and everything minted in it.
+pub fn revoke_grant(conn: &mut DbConn, server: &AuthServer, grant_id: &str, reason: &str) -> Result<(), StoreError> {
+    let Some(grant) = grants::find_grant(conn, grant_id)? else {
+        return Ok(());
+    };
+    grants::revoke_grant(conn, &grant, server.clock.now().naive_utc())?;
+    let mut event = crate::audit::AuditEvent::new(crate::audit::Actor::System, "grant.revoked", Some(&grant.client_id));
+    event.details = serde_json::json!({ "grant": grant.id, "user": grant.user_id, "reason": reason });
+    crate::audit::record(conn, server.clock.as_ref(), event)
+}
+
+/// Mints an access token in `grant` (and a refresh token when the grant
+/// holds `offline_access` and the client may refresh).
+fn tokens_for(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    client: &Client,
+    grant: &GrantRow,
+    scope: &Scopes,
+    refresh: Option<&RefreshPolicy>,
+) -> Result<TokenResponse, OAuthError> {
+    let audience: Audience = access_token::resolve_audience(conn, server, client, Some(&grant.audience))?;
+    let minted = access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope)?;
+    let exp = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
+    grants::add_grant_token(conn, &minted.claims.jti, &grant.id, exp)?;
+    let refresh_token = match refresh {
+        Some(policy) => Some(new_refresh_token(conn, server, grant, policy)?),
+        None => None,
+    };
+    Ok(TokenResponse {
+        access_token: minted.token,
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+        scope: minted.claims.scope,
+        refresh_token,
+    })
+}
+
+fn new_refresh_token(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    grant: &GrantRow,
+    policy: &RefreshPolicy,
+) -> Result<String, StoreError> {
+    let token = random_base62(SECRET_LEN_256_BITS);
+    let now = server.clock.now();
+    let idle_end = (now + chrono(policy.idle)).naive_utc();
+    grants::insert_refresh(
+        conn,
+        &RefreshRow {
+            id: fingerprint(&token),
+            grant_id: grant.id.clone(),
+            created_at: now.naive_utc(),
+            expires_at: idle_end.min(grant.expires_at),
+            used_at: None,
+        },
+    )?;
+    Ok(token)
+}
+
+/// `grant_type=authorization_code`.
+pub fn authorization_code(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    policy: &RefreshPolicy,
+    client: &Client,
+    request: &Request,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
+    }
+    let code = request.params.require("code")?;
+    let verifier = request
+        .params
+        .get("code_verifier")
+        .ok_or_else(|| OAuthError::invalid_request("code_verifier is missing (PKCE is required)"))?;
+    if !valid_verifier(verifier) {
+        return Err(OAuthError::invalid_request("code_verifier must be 43 to 128 unreserved characters"));
+    }
+    let now = server.clock.now();
+    let Some(row) = grants::find_code(conn, &fingerprint(code))? else {
+        return Err(OAuthError::invalid_grant("the authorization code is unknown"));
+    };
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+    }
+    if row.used_at.is_some() {
+        if let Some(grant_id) = &row.grant_id {
+            revoke_grant(conn, server, grant_id, "authorization code replayed")?;
+        }
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used; the tokens issued for it are revoked",
+        ));
+    }
+    if now.naive_utc() >= row.expires_at {
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+    }
+    match request.params.get("redirect_uri") {
+        Some(given) if given != row.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
+        }
+        None if row.redirect_uri_given => {
+            return Err(OAuthError::invalid_grant("redirect_uri is required: the authorization request had one"));
+        }
+        _ => {}
+    }
+    if !constant_time_eq(s256(verifier).as_bytes(), row.code_challenge.as_bytes()) {
+        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+    }
+    let grant = GrantRow {
+        id: public_id("grt"),
+        client_id: client.client_id.clone(),
+        user_id: row.user_id.clone(),
+        scope: row.scope.clone(),
+        audience: row.audience.clone(),
+        created_at: now.naive_utc(),
+        expires_at: (now + chrono(policy.absolute)).naive_utc(),
+        revoked_at: None,
+    };
+    grants::insert_grant(conn, &grant)?;
+    if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
+        // Another request redeemed it a moment ago: a replay all the same.
+        revoke_grant(conn, server, &grant.id, "authorization code replayed")?;
+        if let Some(other) = grants::find_code(conn, &row.id)?.and_then(|r| r.grant_id) {
+            revoke_grant(conn, server, &other, "authorization code replayed")?;
+        }
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used; the tokens issued for it are revoked",
+        ));
+    }
+    let scope = Scopes::from_stored(&grant.scope);
+    let refresh = (client.allows_grant(GrantType::RefreshToken) && scope.contains(OFFLINE_ACCESS)).then_some(policy);
+    tokens_for(conn, server, client, &grant, &scope, refresh)
+}
+
+/// A refresh token's row and grant, if the token is known.
+pub fn find_refresh(conn: &mut DbConn, token: &str) -> Result<Option<(RefreshRow, GrantRow)>, StoreError> {
+    let Some(row) = grants::find_refresh(conn, &fingerprint(token))? else {
+        return Ok(None);
+    };
+    Ok(grants::find_grant(conn, &row.grant_id)?.map(|g| (row, g)))
+}
+
+/// Whether a refresh token can be used now.
+pub fn refresh_is_live(row: &RefreshRow, grant: &GrantRow, now: chrono::NaiveDateTime) -> bool {
+    row.used_at.is_none() && grant.revoked_at.is_none() && now < row.expires_at && now < grant.expires_at
+}
+
+/// `grant_type=refresh_token`. Of two requests with the same token,
+/// exactly one gets new tokens; the other is a reuse and revokes the
+/// family (the server cannot tell a race from a theft).
+pub fn refresh_token(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    policy: &RefreshPolicy,
+    client: &Client,
+    request: &Request,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::unauthorized_client("this client may not use the refresh token grant"));
+    }
+    let token = request.params.require("refresh_token")?;
+    let requested = request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
+    let Some((row, grant)) = find_refresh(conn, token)? else {
+        return Err(OAuthError::invalid_grant("the refresh token is unknown"));
+    };
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    let reuse = || OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked");
+    if row.used_at.is_some() {
+        revoke_grant(conn, server, &grant.id, "refresh token reused")?;
+        return Err(reuse());
+    }
+    let now = server.clock.now().naive_utc();
+    if grant.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the refresh token has been revoked"));
+    }
+    if now >= row.expires_at || now >= grant.expires_at {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let granted = Scopes::from_stored(&grant.scope);
+    let scope = match requested {
+        None => granted,
+        Some(asked) if asked.is_subset(&granted) => asked,
+        Some(asked) => {
+            return Err(OAuthError::invalid_scope(format!(
+                "a refresh may only narrow the scope; not granted: {}",
+                asked.missing_from(&granted)
+            )));
+        }
+    };
+    if !grants::use_refresh(conn, &row.id, now)? {
+        revoke_grant(conn, server, &grant.id, "refresh token reused concurrently")?;
+        return Err(reuse());
+    }
+    // The new refresh token keeps the grant's full scope (RFC 6749 §6);
+    // the access token carries the narrowed one.
+    tokens_for(conn, server, client, &grant, &scope, Some(policy))
+}

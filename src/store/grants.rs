@@ -1,0 +1,174 @@
+//! Consents, grants (token families), authorization codes and refresh
+//! tokens. Single use is enforced by conditional updates
+//! (`… WHERE used_at IS NULL`), so of two concurrent redemptions exactly
+//! one changes a row.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{authorization_codes, consents, grant_access_tokens, grants, refresh_tokens, revoked_tokens};
+use super::{DbConn, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = grants)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorization_codes)]
+pub struct CodeRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub code_challenge: String,
+    pub scope: String,
+    pub audience: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub grant_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    pub id: String,
+    pub grant_id: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+/// The scopes `user_id` has granted `client_id`.
+pub fn consented_scopes(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(consents::table
+        .filter(consents::user_id.eq(user_id))
+        .filter(consents::client_id.eq(client_id))
+        .select(consents::scope)
+        .load(conn)?)
+}
+
+pub fn add_consent(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    scopes: &[&str],
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let have = consented_scopes(conn, user_id, client_id)?;
+    for scope in scopes.iter().filter(|s| !have.iter().any(|h| h == *s)) {
+        let inserted = diesel::insert_into(consents::table)
+            .values((
+                consents::user_id.eq(user_id),
+                consents::client_id.eq(client_id),
+                consents::scope.eq(scope),
+                consents::granted_at.eq(now),
+            ))
+            .execute(conn);
+        match inserted.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn insert_code(conn: &mut DbConn, row: &CodeRow) -> Result<(), StoreError> {
+    diesel::insert_into(authorization_codes::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_code(conn: &mut DbConn, id: &str) -> Result<Option<CodeRow>, StoreError> {
+    Ok(authorization_codes::table.find(id).select(CodeRow::as_select()).first(conn).optional()?)
+}
+
+/// Marks a code used by `grant_id`; false when it was used already.
+pub fn use_code(conn: &mut DbConn, id: &str, now: NaiveDateTime, grant_id: &str) -> Result<bool, StoreError> {
+    let n = diesel::update(authorization_codes::table.find(id).filter(authorization_codes::used_at.is_null()))
+        .set((authorization_codes::used_at.eq(now), authorization_codes::grant_id.eq(grant_id)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn insert_grant(conn: &mut DbConn, row: &GrantRow) -> Result<(), StoreError> {
+    diesel::insert_into(grants::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_grant(conn: &mut DbConn, id: &str) -> Result<Option<GrantRow>, StoreError> {
+    Ok(grants::table.find(id).select(GrantRow::as_select()).first(conn).optional()?)
+}
+
+pub fn add_grant_token(
+    conn: &mut DbConn,
+    jti: &str,
+    grant_id: &str,
+    expires_at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(grant_access_tokens::table)
+        .values((
+            grant_access_tokens::jti.eq(jti),
+            grant_access_tokens::grant_id.eq(grant_id),
+            grant_access_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes a grant: marks it, and puts every access token minted in it
+/// that may still be alive into `revoked_tokens`. One transaction.
+pub fn revoke_grant(conn: &mut DbConn, grant: &GrantRow, now: NaiveDateTime) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        diesel::update(grants::table.find(&grant.id).filter(grants::revoked_at.is_null()))
+            .set(grants::revoked_at.eq(now))
+            .execute(conn)?;
+        let live: Vec<(String, NaiveDateTime)> = grant_access_tokens::table
+            .filter(grant_access_tokens::grant_id.eq(&grant.id))
+            .filter(grant_access_tokens::expires_at.gt(now))
+            .select((grant_access_tokens::jti, grant_access_tokens::expires_at))
+            .load(conn)?;
+        for (jti, expires_at) in live {
+            let already: bool =
+                diesel::select(diesel::dsl::exists(revoked_tokens::table.find(&jti))).get_result(conn)?;
+            if !already {
+                diesel::insert_into(revoked_tokens::table)
+                    .values((
+                        revoked_tokens::jti.eq(&jti),
+                        revoked_tokens::client_id.eq(&grant.client_id),
+                        revoked_tokens::revoked_at.eq(now),
+                        revoked_tokens::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+pub fn insert_refresh(conn: &mut DbConn, row: &RefreshRow) -> Result<(), StoreError> {
+    diesel::insert_into(refresh_tokens::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_refresh(conn: &mut DbConn, id: &str) -> Result<Option<RefreshRow>, StoreError> {
+    Ok(refresh_tokens::table.find(id).select(RefreshRow::as_select()).first(conn).optional()?)
+}
+
+/// Retires a refresh token; false when it was retired already.
+pub fn use_refresh(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
+    let n = diesel::update(refresh_tokens::table.find(id).filter(refresh_tokens::used_at.is_null()))
+        .set(refresh_tokens::used_at.eq(now))
+        .execute(conn)?;
+    Ok(n == 1)
+}
