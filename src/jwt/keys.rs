@@ -236,12 +236,21 @@ pub fn rotate(
 /// from many instances at once: each step is a conditional update.
 pub fn promote_due(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy) -> Result<(), KeyError> {
     let now = clock.now();
-    for row in signing_keys::due(conn, now.naive_utc())? {
-        signing_keys::activate(conn, &row.kid)?;
+    // One read in the common case (nothing due, one active key per
+    // algorithm); writes only when there is something to change.
+    let rows = signing_keys::list(conn)?;
+    let mut changed = false;
+    for row in rows.iter().filter(|r| r.state == "next" && r.activates_at <= now.naive_utc()) {
+        changed |= signing_keys::activate(conn, &row.kid)?;
     }
     let unpublish_at = now + chrono::Duration::from_std(policy.token_lifetime).unwrap_or(chrono::Duration::MAX);
     for alg in SigningAlg::ALL {
-        if let Some(newest) = signing_keys::active(conn, alg.as_str())? {
+        let active = rows.iter().filter(|r| r.algorithm == alg.as_str() && r.state == "active").count();
+        let due =
+            rows.iter().any(|r| r.algorithm == alg.as_str() && r.state == "next" && r.activates_at <= now.naive_utc());
+        if ((changed && due) || active > 1)
+            && let Some(newest) = signing_keys::active(conn, alg.as_str())?
+        {
             signing_keys::retire_others(conn, alg.as_str(), &newest.kid, now.naive_utc(), unpublish_at.naive_utc())?;
         }
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod authorization_code;
 mod cli;
 mod client_auth;
 mod client_credentials;
