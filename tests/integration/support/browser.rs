@@ -211,10 +211,15 @@ impl TestApp {
 
     /// The oauth2 crate's client for `client`, redirecting to `REDIRECT_URI`.
     pub fn oauth2_client(&self, client: &TestClient) -> OAuthClient {
+        self.oauth2_client_to(client, REDIRECT_URI)
+    }
+
+    /// The same, redirecting to `redirect_uri`.
+    pub fn oauth2_client_to(&self, client: &TestClient, redirect_uri: &str) -> OAuthClient {
         let mut c = BasicClient::new(ClientId::new(client.id.clone()))
             .set_auth_uri(AuthUrl::new(self.url("/oauth/authorize")).unwrap())
             .set_token_uri(TokenUrl::new(self.token_endpoint()).unwrap())
-            .set_redirect_uri(RedirectUrl::new(REDIRECT_URI.into()).unwrap());
+            .set_redirect_uri(RedirectUrl::new(redirect_uri.into()).unwrap());
         if let Some(secret) = &client.secret {
             c = c.set_client_secret(ClientSecret::new(secret.clone()));
         }
