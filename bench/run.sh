@@ -60,7 +60,12 @@ run() {
   else
     out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$BASE$path")"
   fi
-  local rps p50 p99 bad
+  record "$name" "$out"
+}
+
+# record NAME WRK_OUTPUT: appends "name rps p50 p99 non2xx" to the results.
+record() {
+  local name="$1" out="$2" rps p50 p99 bad
   rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
   p50="$(echo "$out" | awk '$1 == "50%" {print $2}')"
   p99="$(echo "$out" | awk '$1 == "99%" {print $2}')"
@@ -77,9 +82,29 @@ run "POST /oauth/token (HS256)" /oauth/token "grant_type=client_credentials&reso
 run "GET /.well-known/jwks.json" /.well-known/jwks.json
 run "POST /oauth/introspect" /oauth/introspect "token=$TOKEN"
 
+# The code exchange and the refresh grant: single-use values, pre-minted by
+# bench/mint.py (codes live 60 s, so they are minted last, just before use).
+ADMIN_PASSWORD="$(awk '/password:/ {print $2; exit}' "$WORK/server.log")"
+REDIRECT=https://bench.example/callback
+WEB="$("$BIN" client create --name web --public --redirect-uri "$REDIRECT" --scope read --json | json '["client_id"]')"
+LIST_DURATION="${LIST_DURATION:-3s}"
+CODES="${CODES:-8000}"
+REFRESH="${REFRESH:-8000}"
+VERIFIER="$(python3 "$ROOT/bench/mint.py" "$BASE" admin@localhost "$ADMIN_PASSWORD" "$WEB" "$REDIRECT" \
+  "$CODES" "$REFRESH" "$WORK/codes" "$WORK/refresh")"
+run_list() {
+  local name="$1" list="$2" body="$3" out
+  out="$(BENCH_LIST="$list" BENCH_BODY="$body" wrk -t1 -c"$CONNECTIONS" -d"$LIST_DURATION" --latency \
+    -s "$ROOT/bench/wrk-list.lua" "$BASE/oauth/token")"
+  record "$name" "$out"
+}
+run_list "POST /oauth/token (code)" "$WORK/codes" \
+  "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fbench.example%2Fcallback&client_id=$WEB&code_verifier=$VERIFIER"
+run_list "POST /oauth/token (refresh)" "$WORK/refresh" "grant_type=refresh_token&refresh_token={}&client_id=$WEB"
+
 python3 - "$RESULTS" <<'PY'
 import sys
-rows = [line.rsplit(" ", 4) for line in open(sys.argv[1]) if line.strip()]
+rows = [line.strip().rsplit(" ", 4) for line in open(sys.argv[1]) if line.strip()]
 base = float(rows[0][1])
 print(f"{'endpoint':<30} {'req/s':>10} {'p50':>9} {'p99':>9} {'vs healthz':>11} {'non-200':>8}")
 for name, rps, p50, p99, bad in rows:

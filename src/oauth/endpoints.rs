@@ -54,6 +54,9 @@ pub fn token(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Resul
     let grant = GrantType::parse(grant)
         .ok_or_else(|| OAuthError::unsupported_grant_type("the grant_type is not one this server supports"))?;
     let client = client_only(client_auth::authenticate(conn, server, request, &server.url(TOKEN_PATH), false)?)?;
+    if !client.allows_grant(grant) || (grant == GrantType::ClientCredentials && client.is_public()) {
+        return Err(OAuthError::unauthorized_client(format!("this client may not use the {} grant", grant.as_str())));
+    }
     match grant {
         GrantType::ClientCredentials => client_credentials(conn, server, &client, request),
         GrantType::AuthorizationCode => {
@@ -73,9 +76,6 @@ fn client_credentials(
     let audience_param = requested_audience(request)?;
     let requested_scope =
         request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
-    if client.is_public() || !client.allows_grant(GrantType::ClientCredentials) {
-        return Err(OAuthError::unauthorized_client("this client may not use the client_credentials grant"));
-    }
     let audience = access_token::resolve_audience(conn, server, client, audience_param)?;
     let scope = access_token::choose_scope(&access_token::allowed_scopes(client, &audience), requested_scope)?;
     let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope)?;

@@ -96,9 +96,6 @@ pub fn authorization_code(
     client: &Client,
     request: &Request,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(OAuthError::unauthorized_client("this client may not use the authorization code grant"));
-    }
     let code = request.params.require("code")?;
     let verifier = request
         .params
@@ -186,9 +183,6 @@ pub fn refresh_token(
     client: &Client,
     request: &Request,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(OAuthError::unauthorized_client("this client may not use the refresh token grant"));
-    }
     let token = request.params.require("refresh_token")?;
     let requested = request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
     let Some((row, grant)) = find_refresh(conn, token)? else {
