@@ -526,7 +526,57 @@ fn sign_in_rules(backend: Backend) {
     }
 }
 
+/// Session cookie attributes, and the per-IP throttle that holds across
+/// accounts.
+fn session_cookie_attributes_and_ip_throttle(backend: Backend) {
+    for (issuer, secure) in [(None, false), (Some("https://auth.example.com"), true)] {
+        let app = TestApp::builder(backend.clone())
+            .with_config(move |c| {
+                c.issuer = issuer.map(str::to_string);
+                c.login_max_failures = 2;
+            })
+            .start();
+        let person = app.admin();
+        let res = person.submit_login(&app, &app.url("/login"), &person.password.clone());
+        assert_eq!(res.status(), 302);
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("tessera_session="))
+            .expect("a session cookie");
+        let value = cookie.split(';').next().unwrap().trim_start_matches("tessera_session=");
+        assert!(value.len() >= 43, "256 bits");
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attr), "{attr} in {cookie}");
+        }
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        // The database keeps only the fingerprint.
+        use diesel::prelude::*;
+        let ids: Vec<String> = tessera::store::schema::sessions::table
+            .select(tessera::store::schema::sessions::id)
+            .load(&mut *app.conn())
+            .unwrap();
+        assert!(ids.contains(&tessera::crypto::fingerprint(value)) && !ids.iter().any(|i| i == value));
+
+        if secure {
+            continue;
+        }
+        // Per IP: 4 × 2 failures over several accounts, then even a fresh
+        // account from this IP waits.
+        for i in 0..8 {
+            let p = crate::support::browser::Person::new(&format!("guess{i}@example.com"), "x");
+            assert_eq!(p.submit_login(&app, &app.url("/login"), "wrong password").status(), 401);
+        }
+        let bea = app.person("bea@example.com");
+        let res = bea.submit_login(&app, &app.url("/login"), &bea.password.clone());
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
 both_backends!(
+    session_cookie_attributes_and_ip_throttle,
     whole_flow_with_the_oauth2_crate,
     public_client_uses_pkce_without_a_secret,
     bad_client_or_redirect_uri_shows_a_page_and_never_redirects,
