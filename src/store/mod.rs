@@ -5,6 +5,7 @@
 //! Queries are plain functions over `&mut DbConn`; async code reaches them
 //! only through `Db::run`, which runs them on the blocking pool.
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod grants;

@@ -180,3 +180,27 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(grants, grant_access_tokens, refresh_tokens, authorization_codes);
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        owner_id -> Text,
+        client_id -> Nullable<Text>,
+        name -> Text,
+        key_type -> Text,
+        mode -> Text,
+        prefix -> Text,
+        last4 -> Text,
+        fingerprint -> Text,
+        permissions -> Text,
+        allowed_ips -> Text,
+        allowed_referrers -> Text,
+        allowed_endpoints -> Text,
+        rate_limit -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        rotated_from -> Nullable<Text>,
+    }
+}

@@ -312,7 +312,111 @@ fn client_and_resource_commands_round_trip(backend: Backend) {
     assert!(exec(&["client", "disable", "cl_missing"]).status.code() == Some(1));
 }
 
+fn key_commands_round_trip(backend: Backend) {
+    let db = TestDatabase::new(&backend);
+    assert!(create_user(&db, "ann@example.com", &[], b"pass word 123").status.success());
+    let exec = |args: &[&str]| -> Output {
+        let mut cmd = tessera_on(&db);
+        cmd.args(args);
+        run(cmd, b"")
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = exec(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let created = json(&[
+        "key",
+        "create",
+        "--owner",
+        "ann@example.com",
+        "--name",
+        "Backend",
+        "--mode",
+        "live",
+        "--type",
+        "restricted",
+        "--permissions",
+        "read,write",
+        "--endpoint",
+        "GET /v1/users/*",
+        "--allow-ip",
+        "10.0.0.0/8",
+        "--json",
+    ]);
+    let id = created["id"].as_str().unwrap().to_string();
+    let raw = created["key"].as_str().unwrap().to_string();
+    assert!(id.starts_with("key_") && raw.starts_with("rk_live_") && raw.len() == 8 + 36);
+    assert_eq!(created["permissions"], serde_json::json!(["read", "write"]));
+    assert_eq!(created["last4"], &raw[raw.len() - 4..]);
+    assert!(tessera::apikeys::parse(&raw).is_ok());
+    let listed = json(&["key", "list", "--owner", "ann@example.com", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&raw), "the key is shown once");
+
+    let rotated = json(&["key", "rotate", &id, "--expire-old-in", "60", "--json"]);
+    assert_eq!(rotated["rotated_from"], id.as_str());
+    assert_ne!(rotated["key"], raw.as_str());
+    assert!(exec(&["key", "revoke", &id]).status.success());
+    let again = exec(&["key", "revoke", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("revoked"));
+
+    for (args, expected) in [
+        (
+            &[
+                "key",
+                "create",
+                "--owner",
+                "ann@example.com",
+                "--name",
+                "X",
+                "--mode",
+                "test",
+                "--permissions",
+                "read,fly",
+            ][..],
+            "fly",
+        ),
+        (&["key", "create", "--owner", "nobody@example.com", "--name", "X", "--mode", "test"], "no user"),
+        (
+            &[
+                "key",
+                "create",
+                "--owner",
+                "ann@example.com",
+                "--name",
+                "X",
+                "--mode",
+                "test",
+                "--allow-ip",
+                "10.0.0.300",
+            ],
+            "CIDR",
+        ),
+        (
+            &["key", "create", "--owner", "ann@example.com", "--name", "X", "--mode", "test", "--type", "restricted"],
+            "permissions",
+        ),
+        (
+            &["key", "create", "--owner", "ann@example.com", "--name", "X", "--mode", "test", "--client", "cl_none"],
+            "no client",
+        ),
+        (&["key", "rotate", "key_missing"], "no API key"),
+    ] {
+        let out = exec(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(
+        exec(&["key", "create", "--owner", "ann@example.com", "--name", "X", "--mode", "prod"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(json(&["key", "list", "--json"]).as_array().unwrap().len(), 2, "failed calls stored nothing");
+}
+
 both_backends!(
+    key_commands_round_trip,
     client_and_resource_commands_round_trip,
     signing_key_commands_stage_and_list,
     user_commands_round_trip,
