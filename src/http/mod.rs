@@ -3,11 +3,13 @@
 //! crypto decisions live here.
 
 mod browser;
+pub mod caller;
 mod health;
 mod middleware;
 mod oauth;
 mod pages;
 pub mod routes;
+mod v1_keys;
 mod well_known;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, browser, health, middleware, oauth, pages, well_known};
+use super::{AppState, browser, health, middleware, oauth, pages, v1_keys, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -69,5 +69,8 @@ pub fn build_app(
         .service(resource("/oauth/token").post(oauth::token))
         .service(resource("/oauth/introspect").post(oauth::introspect))
         .service(resource("/oauth/revoke").post(oauth::revoke))
+        .service(resource("/v1/api-keys").get(v1_keys::list).post(v1_keys::create))
+        .service(resource("/v1/api-keys/{id}").get(v1_keys::get).delete(v1_keys::revoke))
+        .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
         .default_service(web::to(pages::not_found))
 }

@@ -13,3 +13,4 @@ mod introspection;
 mod readiness;
 mod signing_keys;
 mod store;
+mod v1_api_keys;

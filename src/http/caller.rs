@@ -1,0 +1,246 @@
+//! The one place where a `/v1` request's credential becomes a `Caller`.
+//! Handlers take `Caller` as an extractor, so none can forget to check.
+//!
+//! Accepted today: an API key as `Authorization: Bearer sk_…` or
+//! `X-API-KEY` (with `X-CLIENT-ID` when the key is bound to a client), and
+//! a Tessera access token whose audience is the server's own API.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{Method, header};
+use actix_web::{FromRequest, HttpRequest, web};
+
+use super::AppState;
+use crate::accounts::{Role, User};
+use crate::apikeys::{self, Mode, Refusal};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::error::{ApiError, ErrorKind};
+use crate::oauth::access_token;
+use crate::store::{StoreError, users};
+
+/// Which credential authenticated the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey { id: String, client_id: Option<String> },
+    AccessToken { client_id: String },
+}
+
+/// Who is calling `/v1`, with what, allowed to do what.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub credential: Credential,
+    /// A subset of read, write, delete, admin.
+    pub permissions: Vec<String>,
+    /// The key's mode, for API keys.
+    pub mode: Option<Mode>,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin && self.permissions.iter().any(|p| p == "admin")
+    }
+
+    /// The permission an HTTP method needs.
+    pub fn require_for(&self, method: &Method) -> Result<(), ApiError> {
+        let needed = match *method {
+            Method::GET | Method::HEAD => "read",
+            Method::DELETE => "delete",
+            _ => "write",
+        };
+        if self.permissions.iter().any(|p| p == needed || p == "admin") {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "insufficient_scope",
+                format!("This credential lacks the {needed} permission this request needs"),
+            ))
+        }
+    }
+}
+
+fn unauthorized(code: &'static str, message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
+    ApiError::new(ErrorKind::Unauthorized, code, message)
+}
+
+/// OAuth scopes onto permissions: `read`, `write`, `delete`, `admin`, and
+/// `<resource>:read` / `<resource>:write`.
+fn permissions_of_scope(scope: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in scope.unwrap_or("").split(' ') {
+        let p = s.rsplit(':').next().unwrap_or(s);
+        if apikeys::PERMISSIONS.contains(&p) && !out.iter().any(|x| x == p) {
+            out.push(p.to_string());
+        }
+    }
+    out
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => {
+            v.to_str().map(Some).map_err(|_| unauthorized("invalid_api_key", format!("The {name} header is not ASCII")))
+        }
+    }
+}
+
+/// Authenticates a `/v1` request.
+pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state =
+        req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"no application state"))?.clone();
+    let bearer = header_str(req, header::AUTHORIZATION.as_str())?
+        .map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or(h).to_string());
+    let api_key_header = header_str(req, "x-api-key")?.map(str::to_string);
+    let client_header = header_str(req, "x-client-id")?.map(str::to_string);
+    if header_str(req, "x-sdk-token")?.is_some() && bearer.is_none() && api_key_header.is_none() {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            "An SDK token is only accepted on POST /v1/api/sdk/session; call this endpoint with an API key",
+        ));
+    }
+    let (raw, via_header) = match (bearer, api_key_header) {
+        (Some(_), Some(_)) => {
+            return Err(unauthorized("invalid_api_key", "Send one credential: Authorization or X-API-KEY, not both"));
+        }
+        (Some(b), None) => (b, false),
+        (None, Some(k)) => (k, true),
+        (None, None) => {
+            return Err(unauthorized(
+                "invalid_api_key",
+                "No credential: send Authorization: Bearer <API key or access token>, or X-API-KEY",
+            ));
+        }
+    };
+    let ip: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
+    let referrer =
+        header_str(req, header::REFERER.as_str())?.or(header_str(req, header::ORIGIN.as_str())?).map(str::to_string);
+    let (method, path) = (req.method().clone(), req.path().to_string());
+
+    // An access token (three base64url parts), unless it looks like a key.
+    if !via_header && raw.matches('.').count() == 2 && !raw.starts_with("sk_") && !raw.starts_with("rk_") {
+        let server = state.oauth.clone();
+        let found = state
+            .db
+            .run(move |conn| {
+                let claims = match access_token::active(conn, &server, &raw) {
+                    Ok(c) => c,
+                    Err(e) if e.status.is_server_error() => return Err(StoreError::Unavailable(e.description.into())),
+                    Err(_) => None,
+                };
+                let Some(claims) = claims.filter(|c| c.aud == server.default_audience) else {
+                    return Ok(None);
+                };
+                Ok(users::find_by_id(conn, &claims.sub)?.map(|u| (claims, u)))
+            })
+            .await?;
+        let Some((claims, user)) = found else {
+            return Err(unauthorized(
+                "invalid_token",
+                "The access token is invalid, expired, revoked or not for this API",
+            ));
+        };
+        if user.disabled {
+            return Err(unauthorized("invalid_token", "The access token's user is disabled"));
+        }
+        return Ok(Caller {
+            user: User::from(user),
+            permissions: permissions_of_scope(claims.scope.as_deref()),
+            credential: Credential::AccessToken { client_id: claims.client_id },
+            mode: None,
+        });
+    }
+
+    if let Err(e) = apikeys::parse(&raw) {
+        return Err(unauthorized("invalid_api_key", e.to_string()));
+    }
+    let (clock, master, environment) = (state.clock.clone(), state.master_key.clone(), state.config.environment);
+    let found = state
+        .db
+        .run(move |conn| {
+            let key = match apikeys::authenticate(conn, clock.as_ref(), &master, environment, &raw)? {
+                Ok(k) => k,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let owner = users::find_by_id(conn, &key.owner_id)?;
+            Ok(Ok((key, owner)))
+        })
+        .await?;
+    let (key, owner) = match found {
+        Ok(pair) => pair,
+        Err(Refusal::Expired) => return Err(unauthorized("expired_token", "The API key has expired")),
+        Err(Refusal::WrongEnvironment) => {
+            let (sent, server) = match environment {
+                crate::config::Environment::Sandbox => ("a live key", "the sandbox server; use a test key (sk_test_…)"),
+                crate::config::Environment::Production => {
+                    ("a test key", "the production server; use a live key (sk_live_…)")
+                }
+            };
+            return Err(unauthorized("wrong_environment", format!("You sent {sent} to {server}")));
+        }
+        Err(_) => return Err(unauthorized("invalid_api_key", "The API key is unknown or revoked")),
+    };
+    let Some(owner) = owner.filter(|o| !o.disabled) else {
+        return Err(unauthorized("invalid_api_key", "The API key's owner is disabled"));
+    };
+    if let Some(bound) = &key.client_id {
+        match client_header.as_deref() {
+            Some(c) if c == bound => {}
+            Some(_) => {
+                return Err(unauthorized("client_id_mismatch", "X-CLIENT-ID names another client than the key's"));
+            }
+            None => return Err(unauthorized("client_id_mismatch", "This key is bound to a client: send X-CLIENT-ID")),
+        }
+    }
+    let forbidden =
+        |what: &str| ApiError::new(ErrorKind::Forbidden, "forbidden", format!("This key may not be used {what}"));
+    let refusal = if !key.restrictions.allows_ip(ip) {
+        Some(("api_key.forbidden_ip", forbidden("from this IP address")))
+    } else if !key.restrictions.allows_referrer(referrer.as_deref()) {
+        Some(("api_key.forbidden_referrer", forbidden("from this referrer")))
+    } else if !key.restrictions.allows_endpoint(method.as_str(), &path) {
+        Some((
+            "api_key.forbidden_endpoint",
+            ApiError::new(ErrorKind::Forbidden, "insufficient_scope", "This restricted key may not call this endpoint"),
+        ))
+    } else {
+        None
+    };
+    if let Some((action, error)) = refusal {
+        let (clock, id, ip_text) = (state.clock.clone(), key.id.clone(), ip.map(|i| i.to_string()));
+        state
+            .db
+            .run(move |conn| {
+                let mut event = AuditEvent::new(Actor::System, action, Some(&id));
+                event.ip = ip_text.as_deref();
+                audit::record(conn, clock.as_ref(), event)
+            })
+            .await?;
+        return Err(error);
+    }
+    Ok(Caller {
+        user: User::from(owner),
+        permissions: key.permissions.clone(),
+        mode: Some(key.mode),
+        credential: Credential::ApiKey { id: key.id, client_id: key.client_id },
+    })
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = authenticate(&req).await?;
+            caller.require_for(req.method())?;
+            Ok(caller)
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! `/v1/api-keys`: create (the key shown once), list, read, revoke and
+//! rotate. A caller sees and manages its own keys; an admin any key.
+//! A key that is not the caller's reads as not found, so nothing leaks.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::caller::Caller;
+use crate::apikeys::{self, ApiKey, KeyError, KeyType, Mode, NewKey};
+use crate::audit::Actor;
+use crate::error::{ApiError, ErrorKind};
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(m) => ApiError::bad_request("validation_error", m),
+            KeyError::Unknown => ApiError::new(ErrorKind::NotFound, "api_key_not_found", "No such API key"),
+            KeyError::Revoked => {
+                ApiError::new(ErrorKind::Conflict, "already_revoked", "The API key is already revoked")
+            }
+            KeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionsIn {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    referrers: Vec<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    mode: Option<Mode>,
+    #[serde(rename = "type")]
+    key_type: Option<KeyType>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    client_id: Option<String>,
+    #[serde(default)]
+    restrictions: RestrictionsIn,
+    expires_in: Option<u64>,
+    rate_limit: Option<u32>,
+    /// Admins only: create the key for another user.
+    owner_id: Option<String>,
+}
+
+fn owned(caller: &Caller, key: Option<ApiKey>) -> Result<ApiKey, ApiError> {
+    match key {
+        Some(k) if k.owner_id == caller.user.id || caller.is_admin() => Ok(k),
+        _ => Err(ApiError::new(ErrorKind::NotFound, "api_key_not_found", "No such API key")),
+    }
+}
+
+fn with_key(key: &ApiKey, raw: &crate::crypto::Secret) -> Result<serde_json::Value, ApiError> {
+    let mut data = serde_json::to_value(key).map_err(|e| ApiError::internal(&e))?;
+    data["key"] = raw.expose().into();
+    Ok(data)
+}
+
+/// `POST /v1/api-keys`.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateKey>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let owner_id = match body.owner_id {
+        Some(other) if other != caller.user.id => {
+            if !caller.is_admin() {
+                return Err(ApiError::new(
+                    ErrorKind::Forbidden,
+                    "forbidden",
+                    "Only an admin may create keys for another user",
+                ));
+            }
+            other
+        }
+        _ => caller.user.id.clone(),
+    };
+    // A key can hold no permission its creator lacks.
+    let wanted: Vec<String> = if body.permissions.is_empty() && body.key_type != Some(KeyType::Restricted) {
+        caller.permissions.clone()
+    } else {
+        body.permissions.clone()
+    };
+    if !caller.permissions.iter().any(|p| p == "admin")
+        && let Some(extra) =
+            wanted.iter().find(|p| apikeys::PERMISSIONS.contains(&p.as_str()) && !caller.permissions.contains(p))
+    {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "insufficient_scope",
+            format!("You cannot grant the {extra} permission, which your credential lacks"),
+        ));
+    }
+    let new = NewKey {
+        owner_id,
+        client_id: body.client_id,
+        name: body.name,
+        key_type: body.key_type.unwrap_or(KeyType::Secret),
+        mode: body.mode.unwrap_or(Mode::of(state.config.environment)),
+        permissions: wanted,
+        allowed_ips: body.restrictions.ips,
+        allowed_referrers: body.restrictions.referrers,
+        allowed_endpoints: body.restrictions.endpoints,
+        expires_in: body.expires_in,
+        rate_limit: body.rate_limit,
+    };
+    let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
+    let (key, raw) = state
+        .db
+        .run(move |conn| {
+            if let Some(id) = &new.client_id
+                && crate::store::clients::find(conn, id)?.is_none()
+            {
+                return Ok(Err(KeyError::Invalid(format!("no client {id}"))));
+            }
+            if crate::store::users::find_by_id(conn, &new.owner_id)?.is_none() {
+                return Ok(Err(KeyError::Invalid("no such owner".into())));
+            }
+            Ok(apikeys::create(conn, clock.as_ref(), &master, new, actor))
+        })
+        .await??;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    owner_id: Option<String>,
+}
+
+/// `GET /v1/api-keys`: the caller's keys; an admin may name an owner.
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = match &query.owner_id {
+        Some(o) if caller.is_admin() => o.clone(),
+        Some(o) if *o != caller.user.id => {
+            return Err(ApiError::new(ErrorKind::Forbidden, "forbidden", "Only an admin may list another user's keys"));
+        }
+        _ => caller.user.id.clone(),
+    };
+    let keys = state.db.run(move |conn| Ok(apikeys::list(conn, Some(&owner)))).await??;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": keys })))
+}
+
+/// `GET /v1/api-keys/{id}`.
+pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = state.db.run(move |conn| Ok(apikeys::find(conn, &id))).await??;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": owned(&caller, key)? })))
+}
+
+/// `DELETE /v1/api-keys/{id}`: fails at once.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
+    state
+        .db
+        .run(move |conn| {
+            let key = match apikeys::find(conn, &id) {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(ApiError::from(e))),
+            };
+            if let Err(e) = owned(&caller, key) {
+                return Ok(Err(e));
+            }
+            Ok(apikeys::revoke(conn, clock.as_ref(), &id, actor).map(|_| ()).map_err(ApiError::from))
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "API key revoked successfully" })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    #[serde(default)]
+    expire_old_in: u64,
+}
+
+/// `POST /v1/api-keys/{id}/rotate`: the new key, once.
+pub async fn rotate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: Option<web::Json<RotateKey>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let expire = body.map(|b| b.expire_old_in).unwrap_or(0);
+    let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
+    let (key, raw) = state
+        .db
+        .run(move |conn| {
+            let key = match apikeys::find(conn, &id) {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(ApiError::from(e))),
+            };
+            if let Err(e) = owned(&caller, key) {
+                return Ok(Err(e));
+            }
+            Ok(apikeys::rotate(conn, clock.as_ref(), &master, &id, expire, actor).map_err(ApiError::from))
+        })
+        .await??;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
+}

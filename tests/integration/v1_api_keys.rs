@@ -1,0 +1,313 @@
+//! `/v1/api-keys` and the `Caller` extractor: every presentation form, the
+//! key lifecycle, and the bad inputs — each failing call leaves the stored
+//! keys unchanged.
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use reqwest::blocking::RequestBuilder;
+use serde_json::{Value, json};
+use tessera::apikeys::{self, KeyType, Mode, NewKey};
+use tessera::audit::Actor;
+use tessera::config::Environment;
+
+use crate::both_backends;
+use crate::support::browser::{REDIRECT_URI, authorization_url, code, oauth2_http};
+use crate::support::{Backend, TestApp};
+
+fn user_id(app: &TestApp, email: &str) -> String {
+    tessera::store::users::find_by_email(&mut app.conn(), email).unwrap().unwrap().id
+}
+
+fn new_key(owner_id: &str, mode: Mode) -> NewKey {
+    NewKey {
+        owner_id: owner_id.into(),
+        client_id: None,
+        name: "Backend".into(),
+        key_type: KeyType::Secret,
+        mode,
+        permissions: vec![],
+        allowed_ips: vec![],
+        allowed_referrers: vec![],
+        allowed_endpoints: vec![],
+        expires_in: None,
+        rate_limit: None,
+    }
+}
+
+fn make_key(app: &TestApp, new: NewKey) -> (String, String) {
+    let (key, raw) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
+    (key.id, raw.expose().to_string())
+}
+
+fn send(req: RequestBuilder) -> (StatusCode, Value) {
+    let res = req.send().unwrap();
+    let status = res.status();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn bearer(app: &TestApp, method: reqwest::Method, path: &str, token: &str) -> RequestBuilder {
+    app.client.request(method, app.url(path)).bearer_auth(token)
+}
+
+fn stored(app: &TestApp) -> Vec<(String, Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>)> {
+    tessera::store::api_keys::list(&mut app.conn(), None)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.revoked_at, r.expires_at))
+        .collect()
+}
+
+fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) -> Value {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["success"], false);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    got.1
+}
+
+fn key_lifecycle_over_http(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, boot) = make_key(&app, new_key(&admin, Mode::Test));
+    use reqwest::Method;
+
+    let (status, body) = send(bearer(&app, Method::POST, "/v1/api-keys", &boot).json(&json!({
+        "name": "CI deploys", "permissions": ["read", "write"],
+        "restrictions": { "endpoints": ["GET /v1/api-keys/*"] }, "type": "restricted"
+    })));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["success"], true);
+    let data = &body["data"];
+    let id = data["id"].as_str().unwrap().to_string();
+    let raw = data["key"].as_str().unwrap().to_string();
+    assert!(raw.starts_with("rk_test_"));
+    for field in [
+        "id",
+        "name",
+        "prefix",
+        "last4",
+        "mode",
+        "type",
+        "permissions",
+        "restrictions",
+        "created_at",
+        "last_used",
+        "expires_at",
+    ] {
+        assert!(data.get(field).is_some(), "{field}");
+    }
+
+    let (status, body) = send(bearer(&app, Method::GET, "/v1/api-keys", &boot));
+    assert_eq!(status, 200);
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert!(!body.to_string().contains(&raw), "the key appears only at creation");
+    // The restricted key reads itself, on its allowed endpoint, through X-API-KEY too.
+    let path = format!("/v1/api-keys/{id}");
+    let (status, body) = send(app.client.get(app.url(&path)).header("x-api-key", &raw));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["last4"], &raw[raw.len() - 4..]);
+    // … but nothing else: another endpoint, another method.
+    assert_error(send(bearer(&app, Method::GET, "/v1/api-keys", &raw)), StatusCode::FORBIDDEN, "insufficient_scope");
+    assert_error(send(bearer(&app, Method::DELETE, &path, &raw)), StatusCode::FORBIDDEN, "insufficient_scope");
+
+    // Rotate with a grace period: both work, then only the new one.
+    let (status, body) =
+        send(bearer(&app, Method::POST, &format!("{path}/rotate"), &boot).json(&json!({ "expire_old_in": 60 })));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new_raw = body["data"]["key"].as_str().unwrap().to_string();
+    let new_id = body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(send(bearer(&app, Method::GET, &path, &raw)).0, 200);
+    assert_eq!(send(bearer(&app, Method::GET, &format!("/v1/api-keys/{new_id}"), &new_raw)).0, 200);
+    app.clock.advance(Duration::seconds(61));
+    assert_error(send(bearer(&app, Method::GET, &path, &raw)), StatusCode::UNAUTHORIZED, "expired_token");
+    // Rotation bounds.
+    let too_long = json!({ "expire_old_in": 31 * 24 * 3600 });
+    assert_error(
+        send(bearer(&app, Method::POST, &format!("/v1/api-keys/{new_id}/rotate"), &boot).json(&too_long)),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+
+    // Revoke: fails at once.
+    let (status, body) = send(bearer(&app, Method::DELETE, &format!("/v1/api-keys/{new_id}"), &boot));
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({ "success": true, "message": "API key revoked successfully" }));
+    assert_error(
+        send(bearer(&app, Method::GET, &format!("/v1/api-keys/{new_id}"), &new_raw)),
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    );
+    assert_error(
+        send(bearer(&app, Method::DELETE, &format!("/v1/api-keys/{new_id}"), &boot)),
+        StatusCode::CONFLICT,
+        "already_revoked",
+    );
+}
+
+fn bad_keys_and_bad_input_change_nothing(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, good) = make_key(&app, new_key(&admin, Mode::Test));
+    let (_, live) = make_key(&app, new_key(&admin, Mode::Live));
+    let mut expiring = new_key(&admin, Mode::Test);
+    expiring.expires_in = Some(30);
+    let (_, expiring) = make_key(&app, expiring);
+    let mut fenced = new_key(&admin, Mode::Test);
+    fenced.allowed_ips = vec!["10.0.0.0/8".into()];
+    let (_, fenced) = make_key(&app, fenced);
+    let mut referred = new_key(&admin, Mode::Test);
+    referred.allowed_referrers = vec!["https://app.example.com".into()];
+    let (_, referred) = make_key(&app, referred);
+    let client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let other_client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let mut bound = new_key(&admin, Mode::Test);
+    bound.client_id = Some(client.id.clone());
+    let (_, bound) = make_key(&app, bound);
+    let before = stored(&app);
+    let get = |key: &str| send(app.client.get(app.url("/v1/api-keys")).bearer_auth(key));
+
+    // A flipped character: refused by the checksum, with words that say so.
+    let mut flipped = good.clone().into_bytes();
+    let i = 12;
+    flipped[i] = if flipped[i] == b'a' { b'b' } else { b'a' };
+    let body = assert_error(get(&String::from_utf8(flipped).unwrap()), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert!(body["message"].as_str().unwrap().contains("checksum"));
+    // Quotes; extra whitespace (HTTP strips it around a header value, so it
+    // shows between "Bearer" and the key).
+    let body = assert_error(get(&format!("\"{good}\"")), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert!(body["message"].as_str().unwrap().contains("quotes"));
+    let res = send(app.client.get(app.url("/v1/api-keys")).header("authorization", format!("Bearer  {good}")));
+    assert!(
+        assert_error(res, StatusCode::UNAUTHORIZED, "invalid_api_key")["message"]
+            .as_str()
+            .unwrap()
+            .contains("whitespace")
+    );
+    // Missing; garbage; a live key in the sandbox.
+    assert_error(send(app.client.get(app.url("/v1/api-keys"))), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert_error(get("sk_test_nope"), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    let body = assert_error(get(&live), StatusCode::UNAUTHORIZED, "wrong_environment");
+    assert!(body["message"].as_str().unwrap().contains("live key"));
+    // Expired.
+    app.clock.advance(Duration::seconds(31));
+    assert_error(get(&expiring), StatusCode::UNAUTHORIZED, "expired_token");
+    // Outside the IP allowlist; X-Forwarded-For cannot forge the socket address.
+    let res = send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&fenced).header("x-forwarded-for", "10.1.1.1"));
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+    // Referrer.
+    assert_error(get(&referred), StatusCode::FORBIDDEN, "forbidden");
+    let res = send(
+        app.client.get(app.url("/v1/api-keys")).bearer_auth(&referred).header("referer", "https://app.example.com/x"),
+    );
+    assert_eq!(res.0, 200);
+    // X-CLIENT-ID: missing, another client's, the right one.
+    let with_client = |c: Option<&str>| {
+        let mut req = app.client.get(app.url("/v1/api-keys")).header("x-api-key", &bound);
+        if let Some(c) = c {
+            req = req.header("x-client-id", c);
+        }
+        send(req)
+    };
+    assert_error(with_client(None), StatusCode::UNAUTHORIZED, "client_id_mismatch");
+    assert_error(with_client(Some(&other_client.id)), StatusCode::UNAUTHORIZED, "client_id_mismatch");
+    assert_eq!(with_client(Some(&client.id)).0, 200);
+    // An SDK token on a server route.
+    let res = send(app.client.get(app.url("/v1/api-keys")).header("x-sdk-token", "sdk_test_abc"));
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+
+    // Bad bodies.
+    let post = |body: reqwest::blocking::RequestBuilder| send(body.bearer_auth(&good));
+    let url = app.url("/v1/api-keys");
+    assert_error(
+        post(app.client.post(&url).json(&json!({ "name": "x", "permissions": ["fly"] }))),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    assert_error(
+        post(app.client.post(&url).json(&json!({ "name": "x".repeat(101) }))),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    assert_error(
+        post(app.client.post(&url).json(&json!({ "name": "x", "restrictions": { "ips": ["nope"] } }))),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    assert_error(
+        post(app.client.post(&url).json(&json!({ "name": "x", "bogus": 1 }))),
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
+    let res = post(app.client.post(&url).header("content-type", "application/json").body("{\"name\": "));
+    assert_error(res, StatusCode::BAD_REQUEST, "invalid_json");
+    let huge = json!({ "name": "x", "restrictions": { "referrers": vec!["a".repeat(1000); 100] } });
+    assert_eq!(post(app.client.post(&url).json(&huge)).0, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A member cannot see or touch another member's keys.
+    let bea = app.person("bea@example.com");
+    let bea_id = user_id(&app, &bea.email);
+    let (bea_key_id, _) = make_key(&app, new_key(&bea_id, Mode::Test));
+    let (_, cem) = {
+        let cem = app.person("cem@example.com");
+        make_key(&app, new_key(&user_id(&app, &cem.email), Mode::Test))
+    };
+    let path = format!("/v1/api-keys/{bea_key_id}");
+    let body = assert_error(
+        send(app.client.get(app.url(&path)).bearer_auth(&cem)),
+        StatusCode::NOT_FOUND,
+        "api_key_not_found",
+    );
+    assert!(!body.to_string().contains(&bea_id));
+    assert_error(send(app.client.delete(app.url(&path)).bearer_auth(&cem)), StatusCode::NOT_FOUND, "api_key_not_found");
+    let res = send(app.client.get(app.url(&format!("/v1/api-keys?owner_id={bea_id}"))).bearer_auth(&cem));
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+    // The admin may.
+    assert_eq!(send(app.client.get(app.url(&path)).bearer_auth(&good)).0, 200);
+
+    // Nothing that failed changed a stored key.
+    let after: Vec<_> = stored(&app).into_iter().filter(|(id, _, _)| before.iter().any(|(b, _, _)| b == id)).collect();
+    assert_eq!(after, before);
+}
+
+fn production_refuses_test_keys(backend: Backend) {
+    let app = TestApp::builder(backend).with_config(|c| c.environment = Environment::Production).start();
+    let admin = user_id(&app, "admin@localhost");
+    let (_, test) = make_key(&app, new_key(&admin, Mode::Test));
+    let (_, live) = make_key(&app, new_key(&admin, Mode::Live));
+    let body = assert_error(
+        send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&test)),
+        StatusCode::UNAUTHORIZED,
+        "wrong_environment",
+    );
+    assert!(body["message"].as_str().unwrap().contains("test key"));
+    assert_eq!(send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&live)).0, 200);
+}
+
+fn access_tokens_map_scopes_onto_permissions(backend: Backend) {
+    let app = TestApp::start(backend);
+    let web = app.web_client("read write");
+    let oauth = app.oauth2_client(&web);
+    let (url, _, verifier) = authorization_url(&oauth, &["read"]);
+    let code_value = app.admin().approve(&app, &url);
+    use oauth2::TokenResponse;
+    let token = oauth.exchange_code(code(code_value)).set_pkce_verifier(verifier).request(&oauth2_http()).unwrap();
+    let access = token.access_token().secret().clone();
+    assert_eq!(send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&access)).0, 200);
+    let res = send(app.client.post(app.url("/v1/api-keys")).bearer_auth(&access).json(&json!({ "name": "x" })));
+    assert_error(res, StatusCode::FORBIDDEN, "insufficient_scope");
+    // A client credentials token acts for no person here.
+    let cc = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let cc_token = app.cc_token(&cc, &[])["access_token"].as_str().unwrap().to_string();
+    assert_error(
+        send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&cc_token)),
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    let _ = REDIRECT_URI;
+}
+
+both_backends!(
+    key_lifecycle_over_http,
+    bad_keys_and_bad_input_change_nothing,
+    production_refuses_test_keys,
+    access_tokens_map_scopes_onto_permissions,
+);
