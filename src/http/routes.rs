@@ -72,5 +72,6 @@ pub fn build_app(
         .service(resource("/v1/api-keys").get(v1_keys::list).post(v1_keys::create))
         .service(resource("/v1/api-keys/{id}").get(v1_keys::get).delete(v1_keys::revoke))
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
+        .service(resource("/v1/keys/verify").post(v1_keys::verify))
         .default_service(web::to(pages::not_found))
 }

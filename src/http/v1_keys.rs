@@ -220,3 +220,78 @@ pub async fn rotate(
         .await??;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKey {
+    key: String,
+    ip: Option<String>,
+    referrer: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+/// `POST /v1/keys/verify`, for microservices checking a key their own
+/// caller presented. Always 200 with a verdict; a key the verifying
+/// credential may not see (neither its own nor, for an admin, anyone's)
+/// reads `NOT_FOUND`, so existence is not revealed.
+pub async fn verify(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Json<VerifyKey>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::caller::authenticate(&req).await?;
+    // Verifying reads: it needs `read`, not `write`.
+    caller.require_for(&actix_web::http::Method::GET)?;
+    let body = body.into_inner();
+    let ip = match body.ip.as_deref().map(str::parse::<std::net::IpAddr>).transpose() {
+        Ok(ip) => ip,
+        Err(_) => return Err(ApiError::bad_request("validation_error", "ip is not an IP address")),
+    };
+    let (clock, master, environment) = (state.clock.clone(), state.master_key.clone(), state.config.environment);
+    let raw = body.key.clone();
+    let found =
+        state.db.run(move |conn| apikeys::authenticate(conn, clock.as_ref(), &master, environment, &raw)).await?;
+    let verdict = |code: &str, key: Option<&ApiKey>| {
+        json!({
+            "valid": code == "VALID",
+            "code": code,
+            "key_id": key.map(|k| k.id.clone()),
+            "owner": key.map(|k| k.owner_id.clone()),
+            "mode": key.map(|k| k.mode),
+            "permissions": key.map(|k| k.permissions.clone()),
+            "ratelimit": key.map(|k| json!({ "limit": k.rate_limit })),
+        })
+    };
+    let visible = |k: &ApiKey| k.owner_id == caller.user.id || caller.is_admin();
+    let key = match found {
+        Ok(k) if visible(&k) => k,
+        Ok(_) => return Ok(HttpResponse::Ok().json(verdict("NOT_FOUND", None))),
+        Err(refusal) => {
+            let code = serde_json::to_value(refusal).ok().and_then(|v| v.as_str().map(str::to_string));
+            // Without the key, a refusal other than NOT_FOUND would tell
+            // that a key exists; only say more to whoever may see keys.
+            let code = if caller.is_admin() { code.unwrap_or_else(|| "NOT_FOUND".into()) } else { "NOT_FOUND".into() };
+            return Ok(HttpResponse::Ok().json(verdict(&code, None)));
+        }
+    };
+    let r = &key.restrictions;
+    let code = if !r.allows_ip(ip) || !r.allows_referrer(body.referrer.as_deref()) {
+        "FORBIDDEN"
+    } else if let (Some(m), Some(p)) = (&body.method, &body.path)
+        && !r.allows_endpoint(m, p)
+    {
+        "FORBIDDEN"
+    } else if body
+        .permissions
+        .iter()
+        .any(|p| !key.permissions.contains(p) && !key.permissions.iter().any(|k| k == "admin"))
+    {
+        "INSUFFICIENT_PERMISSIONS"
+    } else {
+        "VALID"
+    };
+    Ok(HttpResponse::Ok().json(verdict(code, Some(&key))))
+}

@@ -305,7 +305,73 @@ fn access_tokens_map_scopes_onto_permissions(backend: Backend) {
     let _ = REDIRECT_URI;
 }
 
+fn microservices_verify_keys(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let bea = app.person("bea@example.com");
+    let bea_id = user_id(&app, &bea.email);
+    let mut narrow = new_key(&bea_id, Mode::Test);
+    narrow.permissions = vec!["read".into()];
+    narrow.allowed_ips = vec!["192.0.2.0/24".into()];
+    narrow.allowed_endpoints = vec!["GET /orders/*".into()];
+    let (narrow_id, narrow) = make_key(&app, narrow);
+    let (_, live) = make_key(&app, new_key(&bea_id, Mode::Live));
+    let (revoked_id, revoked) = make_key(&app, new_key(&bea_id, Mode::Test));
+    apikeys::revoke(&mut app.conn(), &app.clock, &revoked_id, Actor::Cli).unwrap();
+    let cem = app.person("cem@example.com");
+    let (_, cem_key) = make_key(&app, new_key(&user_id(&app, &cem.email), Mode::Test));
+    let before = stored(&app);
+
+    let verify = |with: &str, body: Value| -> Value {
+        let (status, v) = send(app.client.post(app.url("/v1/keys/verify")).bearer_auth(with).json(&body));
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let ok = verify(
+        &root,
+        json!({ "key": narrow, "ip": "192.0.2.9", "method": "GET", "path": "/orders/7", "permissions": ["read"] }),
+    );
+    assert_eq!(ok["valid"], true, "{ok}");
+    assert_eq!(ok["code"], "VALID");
+    assert_eq!(ok["key_id"], narrow_id.as_str());
+    assert_eq!(ok["owner"], bea_id.as_str());
+    assert_eq!(ok["mode"], "test");
+    assert_eq!(ok["permissions"], json!(["read"]));
+    for (body, code) in [
+        (json!({ "key": narrow, "ip": "203.0.113.1" }), "FORBIDDEN"),
+        (json!({ "key": narrow, "ip": "192.0.2.9", "method": "DELETE", "path": "/orders/7" }), "FORBIDDEN"),
+        (json!({ "key": narrow, "ip": "192.0.2.9", "permissions": ["write"] }), "INSUFFICIENT_PERMISSIONS"),
+        (json!({ "key": revoked }), "REVOKED"),
+        (json!({ "key": live }), "WRONG_ENVIRONMENT"),
+        (json!({ "key": "sk_test_garbage" }), "NOT_FOUND"),
+        (json!({ "key": format!("{narrow}\n") }), "NOT_FOUND"),
+    ] {
+        let v = verify(&root, body.clone());
+        assert_eq!((v["valid"].as_bool(), v["code"].as_str()), (Some(false), Some(code)), "{body} → {v}");
+    }
+    // A member verifies its own keys, and learns nothing of others'.
+    assert_eq!(verify(&cem_key, json!({ "key": cem_key }))["code"], "VALID");
+    let hidden = verify(&cem_key, json!({ "key": narrow }));
+    assert_eq!(
+        hidden,
+        json!({ "valid": false, "code": "NOT_FOUND", "key_id": null, "owner": null, "mode": null, "permissions": null, "ratelimit": null })
+    );
+    assert_eq!(verify(&cem_key, json!({ "key": revoked }))["code"], "NOT_FOUND");
+    // Bad bodies and no credential.
+    let res = send(app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "ip": "1.2.3.4" })));
+    assert_error(res, StatusCode::BAD_REQUEST, "invalid_json");
+    let res = send(
+        app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "key": narrow, "ip": "nope" })),
+    );
+    assert_error(res, StatusCode::BAD_REQUEST, "validation_error");
+    let res = send(app.client.post(app.url("/v1/keys/verify")).json(&json!({ "key": narrow })));
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert_eq!(stored(&app), before, "verification changes no key");
+}
+
 both_backends!(
+    microservices_verify_keys,
     key_lifecycle_over_http,
     bad_keys_and_bad_input_change_nothing,
     production_refuses_test_keys,
