@@ -43,6 +43,8 @@ settings! {
     LOGIN_MAX_FAILURES = "login_max_failures", "TESSERA_LOGIN_MAX_FAILURES";
     REFRESH_TOKEN_IDLE_TTL = "refresh_token_idle_ttl", "TESSERA_REFRESH_TOKEN_IDLE_TTL";
     REFRESH_TOKEN_TTL = "refresh_token_ttl", "TESSERA_REFRESH_TOKEN_TTL";
+    API_RATE_LIMIT = "api_rate_limit", "TESSERA_API_RATE_LIMIT";
+    IP_RATE_LIMIT = "ip_rate_limit", "TESSERA_IP_RATE_LIMIT";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -180,6 +182,10 @@ pub struct Config {
     pub refresh_token_idle_ttl: Duration,
     /// …and its whole family this long after the authorization.
     pub refresh_token_ttl: Duration,
+    /// Requests per second per API key without a limit of its own.
+    pub api_rate_limit: u32,
+    /// Failed `/v1` authentications per second per IP.
+    pub ip_rate_limit: u32,
 }
 
 impl fmt::Debug for Config {
@@ -218,6 +224,8 @@ impl Default for Config {
             login_max_failures: 5,
             refresh_token_idle_ttl: Duration::from_secs(14 * 24 * 3600),
             refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
+            api_rate_limit: 100,
+            ip_rate_limit: 20,
         }
     }
 }
@@ -357,6 +365,12 @@ impl Config {
         }
         if let Some(v) = get(&REFRESH_TOKEN_TTL) {
             config.refresh_token_ttl = Duration::from_secs(parse_number(&REFRESH_TOKEN_TTL, v, 60, days(3650))?);
+        }
+        if let Some(v) = get(&API_RATE_LIMIT) {
+            config.api_rate_limit = parse_number(&API_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
+        if let Some(v) = get(&IP_RATE_LIMIT) {
+            config.ip_rate_limit = parse_number(&IP_RATE_LIMIT, v, 1, 1_000_000)?;
         }
         Ok(config)
     }

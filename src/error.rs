@@ -93,6 +93,8 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// The limit that was exceeded, with 429 (`RateLimit-*` headers).
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -106,7 +108,7 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind, code: code.into(), message: message.into(), retry_after: None }
+        Self { kind, code: code.into(), message: message.into(), retry_after: None, rate_limit: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
@@ -162,6 +164,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(secs) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if let Some(limit) = self.rate_limit {
+            response.insert_header(("ratelimit-limit", HeaderValue::from(limit)));
+            response.insert_header(("ratelimit-remaining", HeaderValue::from(0)));
+            response.insert_header(("ratelimit-reset", HeaderValue::from(self.retry_after.unwrap_or(1))));
         }
         response.json(ErrorBody {
             success: false,

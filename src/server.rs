@@ -8,10 +8,12 @@ use std::sync::Arc;
 use actix_web::{HttpServer, web};
 
 use crate::accounts::{self, FirstAdmin};
+use crate::apikeys::UsageRecorder;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::AppState;
+use crate::http::ratelimit::RateLimits;
 use crate::http::routes::build_app;
 use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
@@ -81,7 +83,10 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
         refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
     });
-    let state = web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth });
+    let limits = RateLimits::new(config.api_rate_limit, config.ip_rate_limit);
+    let key_usage = Arc::new(UsageRecorder::default());
+    let state =
+        web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth, limits, key_usage });
     Ok(Prepared { state, listener, addr, first_admin })
 }
 
@@ -106,6 +111,18 @@ impl Prepared {
     pub fn run(self, handle_signals: bool) -> std::io::Result<actix_web::dev::Server> {
         let config = self.state.config.clone();
         let state = self.state;
+        // Writes API keys' `last_used` every few seconds, off the request path.
+        let flusher = state.clone();
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let (usage, clock) = (flusher.key_usage.clone(), flusher.clock.clone());
+                if let Err(e) = flusher.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
+                    tracing::warn!(error = %e, "could not record API key use");
+                }
+            }
+        });
         let mut server =
             HttpServer::new(move || build_app(state.clone())).shutdown_timeout(config.shutdown_timeout.as_secs());
         if !handle_signals {

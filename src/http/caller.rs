@@ -37,6 +37,8 @@ pub struct Caller {
     pub permissions: Vec<String>,
     /// The key's mode, for API keys.
     pub mode: Option<Mode>,
+    /// The key's own requests-per-second limit.
+    pub rate_limit: Option<i64>,
 }
 
 impl Caller {
@@ -89,8 +91,27 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, A
     }
 }
 
-/// Authenticates a `/v1` request.
+/// Authenticates a `/v1` request: a failure counts against the IP's
+/// limit (429 once it is spent), a success against the key's.
 pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"no application state"))?;
+    match identify(req).await {
+        Ok(caller) => {
+            if let Credential::ApiKey { id, .. } = &caller.credential {
+                state.limits.check_key(id, caller.rate_limit)?;
+                state.key_usage.note(id, state.clock.now());
+            }
+            Ok(caller)
+        }
+        Err(e) if e.kind == ErrorKind::Unauthorized => {
+            state.limits.check_failure(req.peer_addr().map(|a| a.ip()))?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"no application state"))?.clone();
     let bearer = header_str(req, header::AUTHORIZATION.as_str())?
@@ -153,6 +174,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             permissions: permissions_of_scope(claims.scope.as_deref()),
             credential: Credential::AccessToken { client_id: claims.client_id },
             mode: None,
+            rate_limit: None,
         });
     }
 
@@ -227,6 +249,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         user: User::from(owner),
         permissions: key.permissions.clone(),
         mode: Some(key.mode),
+        rate_limit: key.rate_limit,
         credential: Credential::ApiKey { id: key.id, client_id: key.client_id },
     })
 }

@@ -8,6 +8,7 @@ mod health;
 mod middleware;
 mod oauth;
 mod pages;
+pub mod ratelimit;
 pub mod routes;
 mod v1_keys;
 mod well_known;
@@ -29,4 +30,7 @@ pub struct AppState {
     pub master_key: MasterKey,
     /// The authorization server: issuer, keys, token lifetime.
     pub oauth: Arc<crate::oauth::AuthServer>,
+    pub limits: ratelimit::RateLimits,
+    /// API-key uses waiting to be written as `last_used`.
+    pub key_usage: Arc<crate::apikeys::UsageRecorder>,
 }

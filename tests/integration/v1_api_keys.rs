@@ -370,7 +370,41 @@ fn microservices_verify_keys(backend: Backend) {
     assert_eq!(stored(&app), before, "verification changes no key");
 }
 
+fn rate_limits_and_last_used(backend: Backend) {
+    let app = TestApp::builder(backend).with_config(|c| c.ip_rate_limit = 3).start();
+    let admin = user_id(&app, "admin@localhost");
+    let mut slow = new_key(&admin, Mode::Test);
+    slow.rate_limit = Some(1);
+    let (slow_id, slow) = make_key(&app, slow);
+    let get = |key: &str| app.client.get(app.url("/v1/api-keys")).bearer_auth(key).send().unwrap();
+    assert_eq!(get(&slow).status(), 200);
+    // Well within the second that one request per second allows.
+    let res = get(&slow);
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["ratelimit-limit"], "1");
+    assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    assert_eq!(res.json::<Value>().unwrap()["code"], "rate_limit_exceeded");
+
+    // Failed authentications from one IP: 401 until the IP's budget is spent.
+    let codes: Vec<u16> = (0..5).map(|_| get("sk_test_wrong").status().as_u16()).collect();
+    assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
+    assert_eq!(codes[4], 429, "{codes:?}");
+
+    // last_used is written in the background, not by the request.
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = apikeys::find(&mut app.conn(), &slow_id).unwrap().unwrap().last_used;
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.is_some(), "last_used recorded within a few seconds");
+}
+
 both_backends!(
+    rate_limits_and_last_used,
     microservices_verify_keys,
     key_lifecycle_over_http,
     bad_keys_and_bad_input_change_nothing,
