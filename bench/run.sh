@@ -82,6 +82,16 @@ run "POST /oauth/token (HS256)" /oauth/token "grant_type=client_credentials&reso
 run "GET /.well-known/jwks.json" /.well-known/jwks.json
 run "POST /oauth/introspect" /oauth/introspect "token=$TOKEN"
 
+# /v1 with an API key: read a key, and verify one for a microservice.
+KEY_JSON="$("$BIN" key create --owner admin@localhost --name bench --mode test --rate-limit 1000000 --json)"
+API_KEY="$(echo "$KEY_JSON" | json '["key"]')"
+KEY_ID="$(echo "$KEY_JSON" | json '["id"]')"
+out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $API_KEY" "$BASE/v1/api-keys/$KEY_ID")"
+record "GET /v1/api-keys/{id} (API key)" "$out"
+out="$(BENCH_BODY="{\"key\": \"$API_KEY\"}" BENCH_CONTENT_TYPE=application/json BENCH_AUTH="Bearer $API_KEY" \
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$ROOT/bench/wrk-post.lua" "$BASE/v1/keys/verify")"
+record "POST /v1/keys/verify" "$out"
+
 # The code exchange and the refresh grant: single-use values, pre-minted by
 # bench/mint.py (codes live 60 s, so they are minted last, just before use).
 ADMIN_PASSWORD="$(awk '/password:/ {print $2; exit}' "$WORK/server.log")"
