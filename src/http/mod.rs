@@ -10,6 +10,7 @@ mod oauth;
 mod pages;
 pub mod ratelimit;
 pub mod routes;
+mod v1_audit;
 mod v1_keys;
 mod well_known;
 

@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, browser, health, middleware, oauth, pages, v1_keys, well_known};
+use super::{AppState, browser, health, middleware, oauth, pages, v1_audit, v1_keys, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -54,6 +54,10 @@ pub fn build_app(
         .app_data(web::JsonConfig::default().limit(limit).error_handler(move |e, _| json_error(e, limit)))
         .app_data(web::FormConfig::default().limit(limit).error_handler(move |e, _| form_error(e, limit)))
         .app_data(web::PayloadConfig::default().limit(limit))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request("invalid_query", format!("The query string is not valid for this endpoint: {e}"))
+                .into()
+        }))
         .wrap(from_fn(middleware::request_context))
         .service(resource("/").get(pages::index))
         .service(resource("/static/style.css").get(pages::stylesheet))
@@ -73,5 +77,6 @@ pub fn build_app(
         .service(resource("/v1/api-keys/{id}").get(v1_keys::get).delete(v1_keys::revoke))
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
         .service(resource("/v1/keys/verify").post(v1_keys::verify))
+        .service(resource("/v1/audit-events").get(v1_audit::list))
         .default_service(web::to(pages::not_found))
 }

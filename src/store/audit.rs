@@ -32,3 +32,25 @@ pub fn for_target(conn: &mut DbConn, target: &str) -> Result<Vec<AuditEventRow>,
         .select(AuditEventRow::as_select())
         .load(conn)?)
 }
+
+/// The newest events first, at most `limit`, optionally of one action or
+/// target.
+pub fn recent(
+    conn: &mut DbConn,
+    action: Option<&str>,
+    target: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEventRow>, StoreError> {
+    let mut query = audit_events::table.into_boxed();
+    if let Some(a) = action {
+        query = query.filter(audit_events::action.eq(a.to_string()));
+    }
+    if let Some(t) = target {
+        query = query.filter(audit_events::target.eq(t.to_string()));
+    }
+    Ok(query
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(AuditEventRow::as_select())
+        .load(conn)?)
+}

@@ -403,7 +403,40 @@ fn rate_limits_and_last_used(backend: Backend) {
     assert!(seen.is_some(), "last_used recorded within a few seconds");
 }
 
+fn admins_read_the_audit_log(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let mut fenced = new_key(&admin, Mode::Test);
+    fenced.allowed_ips = vec!["10.0.0.0/8".into()];
+    let (fenced_id, fenced) = make_key(&app, fenced);
+    assert_eq!(send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&fenced)).0, StatusCode::FORBIDDEN);
+    let (status, body) = send(app.client.get(app.url("/v1/audit-events?limit=50")).bearer_auth(&root));
+    assert_eq!(status, 200, "{body}");
+    let actions: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"api_key.created") && actions.contains(&"api_key.forbidden_ip"), "{actions:?}");
+    assert!(!body.to_string().contains(&root) && !body.to_string().contains(&fenced), "no secret in the log");
+    let (_, body) = send(app.client.get(app.url(&format!("/v1/audit-events?target={fenced_id}"))).bearer_auth(&root));
+    assert!(body["data"].as_array().unwrap().iter().all(|e| e["target"] == fenced_id.as_str()));
+    let (_, body) = send(app.client.get(app.url("/v1/audit-events?action=api_key.forbidden_ip")).bearer_auth(&root));
+    assert_eq!(body["data"][0]["ip"], "127.0.0.1");
+    assert_error(
+        send(app.client.get(app.url("/v1/audit-events?limit=0")).bearer_auth(&root)),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    // A member may not.
+    let bea = app.person("bea@example.com");
+    let (_, bea_key) = make_key(&app, new_key(&user_id(&app, &bea.email), Mode::Test));
+    assert_error(
+        send(app.client.get(app.url("/v1/audit-events")).bearer_auth(&bea_key)),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
 both_backends!(
+    admins_read_the_audit_log,
     rate_limits_and_last_used,
     microservices_verify_keys,
     key_lifecycle_over_http,
