@@ -244,6 +244,31 @@ pub fn disable_user(conn: &mut DbConn, clock: &dyn Clock, email: &Email, actor: 
     Ok(users::find_by_id(conn, &row.id)?.ok_or(AccountError::UnknownUser)?.into())
 }
 
+pub fn find_user(conn: &mut DbConn, id: &str) -> Result<Option<User>, AccountError> {
+    Ok(users::find_by_id(conn, id)?.map(User::from))
+}
+
+/// Renames a user; `UnknownUser` when no user has this id.
+pub fn rename_user(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    id: &str,
+    name: &str,
+    actor: Actor,
+) -> Result<User, AccountError> {
+    let name = parse_name(name)?;
+    users::set_display_name(conn, id, &name, clock.now().naive_utc())?;
+    audit::record(conn, clock, AuditEvent::new(actor, "user.renamed", Some(id)))?;
+    find_user(conn, id)?.ok_or(AccountError::UnknownUser)
+}
+
+/// Disables a user by id (the API form of `disable_user`).
+pub fn disable_user_id(conn: &mut DbConn, clock: &dyn Clock, id: &str, actor: Actor) -> Result<User, AccountError> {
+    users::set_disabled(conn, id, true, clock.now().naive_utc())?;
+    audit::record(conn, clock, AuditEvent::new(actor, "user.disabled", Some(id)))?;
+    find_user(conn, id)?.ok_or(AccountError::UnknownUser)
+}
+
 /// The admin made on first start, with the one copy of its password.
 #[derive(Debug, Clone)]
 pub struct FirstAdmin {

@@ -12,6 +12,7 @@ pub mod ratelimit;
 pub mod routes;
 mod v1_audit;
 mod v1_keys;
+mod v1_users;
 mod well_known;
 
 use std::sync::Arc;

@@ -57,3 +57,11 @@ pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, now: NaiveDateT
         .execute(conn)?;
     if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
+
+/// `NotFound` when no user has this id.
+pub fn set_display_name(conn: &mut DbConn, id: &str, name: &str, now: NaiveDateTime) -> Result<(), StoreError> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::display_name.eq(name), users::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}

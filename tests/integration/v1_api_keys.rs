@@ -435,7 +435,105 @@ fn admins_read_the_audit_log(backend: Backend) {
     );
 }
 
+fn users_over_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let call = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let mut req = app.client.request(method, app.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        send(req)
+    };
+    use reqwest::Method;
+    let (status, body) = call(
+        Method::POST,
+        "/v1/users",
+        &root,
+        Some(json!({ "email": "Dee@Example.com", "name": "Dee", "password": "long enough pw" })),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let dee = body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["data"]["email"], "dee@example.com");
+    assert!(!body.to_string().contains("long enough pw") && !body.to_string().contains("argon2"));
+    assert_error(
+        call(
+            Method::POST,
+            "/v1/users",
+            &root,
+            Some(json!({ "email": "dee@example.com", "name": "D", "password": "long enough pw" })),
+        ),
+        StatusCode::CONFLICT,
+        "email_taken",
+    );
+    assert_error(
+        call(
+            Method::POST,
+            "/v1/users",
+            &root,
+            Some(json!({ "email": "x@example.com", "name": "X", "password": "short" })),
+        ),
+        StatusCode::BAD_REQUEST,
+        "invalid_password",
+    );
+    assert_eq!(call(Method::GET, &format!("/v1/users/{dee}"), &root, None).0, 200);
+
+    // A member: sees and renames itself only; others read as not found.
+    let (_, dee_key) = make_key(&app, new_key(&dee, Mode::Test));
+    let (_, body) = call(Method::GET, "/v1/users", &dee_key, None);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    let (status, body) = call(Method::PATCH, &format!("/v1/users/{dee}"), &dee_key, Some(json!({ "name": "Dee D." })));
+    assert_eq!((status, body["data"]["name"].as_str()), (StatusCode::OK, Some("Dee D.")));
+    assert_error(
+        call(Method::GET, &format!("/v1/users/{admin}"), &dee_key, None),
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    assert_error(
+        call(Method::PATCH, &format!("/v1/users/{admin}"), &dee_key, Some(json!({ "name": "pwned" }))),
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    assert_error(
+        call(
+            Method::POST,
+            "/v1/users",
+            &dee_key,
+            Some(json!({ "email": "e@example.com", "name": "E", "password": "long enough pw" })),
+        ),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        call(Method::DELETE, &format!("/v1/users/{admin}"), &dee_key, None),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        call(Method::PATCH, &format!("/v1/users/{dee}"), &dee_key, Some(json!({ "name": "" }))),
+        StatusCode::BAD_REQUEST,
+        "invalid_name",
+    );
+    assert_error(
+        call(Method::PATCH, &format!("/v1/users/{dee}"), &dee_key, Some(json!({ "role": "admin" }))),
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
+
+    // Disabling a user stops their keys at once.
+    assert_error(
+        call(Method::DELETE, &format!("/v1/users/{admin}"), &root, None),
+        StatusCode::CONFLICT,
+        "cannot_disable_self",
+    );
+    assert_eq!(call(Method::DELETE, &format!("/v1/users/{dee}"), &root, None).0, 200);
+    assert_error(call(Method::GET, "/v1/users", &dee_key, None), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    assert_error(call(Method::DELETE, "/v1/users/usr_missing", &root, None), StatusCode::NOT_FOUND, "user_not_found");
+}
+
 both_backends!(
+    users_over_v1,
     admins_read_the_audit_log,
     rate_limits_and_last_used,
     microservices_verify_keys,

@@ -1,0 +1,120 @@
+//! `/v1/users`: people. Anyone reads and renames themself; an admin
+//! lists, creates, reads, renames and disables anyone. Another user's
+//! record reads as not found for a member, so nothing leaks.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::caller::Caller;
+use crate::accounts::{self, AccountError, NewUser, Role, User};
+use crate::audit::Actor;
+use crate::error::{ApiError, ErrorKind};
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorKind::NotFound, "user_not_found", "No such user")
+}
+
+fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorKind::Forbidden, "forbidden", format!("Only an admin may {what}")))
+    }
+}
+
+/// `GET /v1/users`: everyone for an admin, oneself for anyone else.
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    if !caller.is_admin() {
+        return Ok(HttpResponse::Ok().json(json!({ "success": true, "data": [caller.user] })));
+    }
+    let users = state.db.run(|conn| Ok(accounts::list_users(conn))).await??;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": users })))
+}
+
+/// `GET /v1/users/{id}`.
+pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if id != caller.user.id && !caller.is_admin() {
+        return Err(not_found());
+    }
+    let user = state.db.run(move |conn| Ok(accounts::find_user(conn, &id))).await??.ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `POST /v1/users` (admin).
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateUser>,
+) -> Result<HttpResponse, ApiError> {
+    admin_only(&caller, "create users")?;
+    let body = body.into_inner();
+    let role = if body.admin { Role::Admin } else { Role::Member };
+    let new = NewUser::parse(&body.email, &body.name, &body.password, role)?;
+    let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
+    let user: User = state.db.run(move |conn| Ok(accounts::create_user(conn, clock.as_ref(), new, actor))).await??;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": user })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    name: String,
+}
+
+/// `PATCH /v1/users/{id}`: the display name.
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    if id != caller.user.id && !caller.is_admin() {
+        return Err(not_found());
+    }
+    let (clock, actor, name) = (state.clock.clone(), Actor::User(caller.user.id.clone()), body.into_inner().name);
+    let user =
+        state.db.run(move |conn| Ok(accounts::rename_user(conn, clock.as_ref(), &id, &name, actor))).await?.map_err(
+            |e| match e {
+                AccountError::UnknownUser => not_found(),
+                other => other.into(),
+            },
+        )?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
+}
+
+/// `DELETE /v1/users/{id}` (admin): disables the user (records are kept
+/// for the audit trail).
+pub async fn disable(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    admin_only(&caller, "disable users")?;
+    let id = id.into_inner();
+    if id == caller.user.id {
+        return Err(ApiError::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself"));
+    }
+    let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
+    state.db.run(move |conn| Ok(accounts::disable_user_id(conn, clock.as_ref(), &id, actor))).await?.map_err(|e| {
+        match e {
+            AccountError::UnknownUser => not_found(),
+            other => other.into(),
+        }
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "User disabled successfully" })))
+}
