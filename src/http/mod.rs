@@ -11,6 +11,7 @@ mod pages;
 pub mod ratelimit;
 pub mod routes;
 mod v1_audit;
+mod v1_clients;
 mod v1_keys;
 mod v1_users;
 mod well_known;

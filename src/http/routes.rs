@@ -6,7 +6,7 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, browser, health, middleware, oauth, pages, v1_audit, v1_keys, v1_users, well_known};
+use super::{AppState, browser, health, middleware, oauth, pages, v1_audit, v1_clients, v1_keys, v1_users, well_known};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -78,6 +78,11 @@ pub fn build_app(
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
         .service(resource("/v1/keys/verify").post(v1_keys::verify))
         .service(resource("/v1/audit-events").get(v1_audit::list))
+        .service(resource("/v1/clients").get(v1_clients::list).post(v1_clients::register))
+        .service(
+            resource("/v1/clients/{id}").get(v1_clients::get).patch(v1_clients::update).delete(v1_clients::disable),
+        )
+        .service(resource("/v1/clients/{id}/rotate-secret").post(v1_clients::rotate_secret))
         .service(resource("/v1/users").get(v1_users::list).post(v1_users::create))
         .service(resource("/v1/users/{id}").get(v1_users::get).patch(v1_users::update).delete(v1_users::disable))
         .default_service(web::to(pages::not_found))

@@ -394,6 +394,10 @@ pub fn find(conn: &mut DbConn, client_id: &str) -> Result<Option<Client>, Client
     Ok(clients::find(conn, client_id)?.map(Client::from_row).transpose()?)
 }
 
+pub fn list_owned(conn: &mut DbConn, owner_id: &str) -> Result<Vec<Client>, ClientError> {
+    Ok(clients::list_by_owner(conn, owner_id)?.into_iter().map(Client::from_row).collect::<Result<_, _>>()?)
+}
+
 pub fn list(conn: &mut DbConn) -> Result<Vec<Client>, ClientError> {
     Ok(clients::list(conn)?.into_iter().map(Client::from_row).collect::<Result<_, _>>()?)
 }
@@ -424,6 +428,41 @@ pub fn rotate_secret(
     event.details = serde_json::json!({ "old_secret_expires_at": old_until.to_rfc3339() });
     audit::record(conn, clock, event)?;
     Ok(secret)
+}
+
+/// Changes to a client; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub scope: Option<String>,
+    pub audiences: Option<Vec<String>>,
+}
+
+/// Applies `changes` with the same rules as registration.
+pub fn update(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    client_id: &str,
+    changes: ClientChanges,
+    actor: Actor,
+) -> Result<Client, ClientError> {
+    let client = find(conn, client_id)?.ok_or(ClientError::UnknownClient)?;
+    let merged = NewClient {
+        name: changes.name.unwrap_or(client.name.clone()),
+        public: client.is_public(),
+        redirect_uris: changes.redirect_uris.unwrap_or(client.redirect_uris.clone()),
+        grant_types: client.grant_types.clone(),
+        scope: changes.scope.unwrap_or(client.scope.to_string()),
+        audiences: changes.audiences.unwrap_or(client.audiences.clone()),
+        auth_method: Some(client.token_endpoint_auth_method),
+        jwks: client.jwks.as_ref().map(|j| j.to_string()),
+        owner_id: client.owner_id.clone(),
+    };
+    let row = merged.validate(client.client_id.clone(), clock.now())?;
+    clients::update(conn, &row)?;
+    audit::record(conn, clock, AuditEvent::new(actor, "client.updated", Some(client_id)))?;
+    find(conn, client_id)?.ok_or(ClientError::UnknownClient)
 }
 
 pub fn disable(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, actor: Actor) -> Result<(), ClientError> {

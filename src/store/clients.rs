@@ -59,6 +59,30 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<ClientRow>, StoreError> {
         .load(conn)?)
 }
 
+/// Writes the editable fields of `row` (not its id, type, method, owner
+/// or creation time).
+pub fn update(conn: &mut DbConn, row: &ClientRow) -> Result<(), StoreError> {
+    let n = diesel::update(clients::table.find(&row.id))
+        .set((
+            clients::name.eq(&row.name),
+            clients::redirect_uris.eq(&row.redirect_uris),
+            clients::scopes.eq(&row.scopes),
+            clients::audiences.eq(&row.audiences),
+            clients::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Clients of one owner, oldest first.
+pub fn list_by_owner(conn: &mut DbConn, owner_id: &str) -> Result<Vec<ClientRow>, StoreError> {
+    Ok(clients::table
+        .filter(clients::owner_id.eq(owner_id))
+        .order((clients::created_at.asc(), clients::id.asc()))
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
 /// `NotFound` when no client has this id.
 pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, now: NaiveDateTime) -> Result<(), StoreError> {
     let n = diesel::update(clients::table.find(id))

@@ -532,7 +532,73 @@ fn users_over_v1(backend: Backend) {
     assert_error(call(Method::DELETE, "/v1/users/usr_missing", &root, None), StatusCode::NOT_FOUND, "user_not_found");
 }
 
+fn clients_over_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let bea = app.person("bea@example.com");
+    let (_, bea_key) = make_key(&app, new_key(&user_id(&app, &bea.email), Mode::Test));
+    use reqwest::Method;
+    let call = |method: Method, path: &str, key: &str, body: Option<Value>| {
+        let mut req = app.client.request(method, app.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        send(req)
+    };
+    let (status, body) =
+        call(Method::POST, "/v1/clients", &bea_key, Some(json!({ "name": "Bea's backend", "scope": "read" })));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["client_id"].as_str().unwrap().to_string();
+    let secret = body["data"]["client_secret"].as_str().unwrap().to_string();
+    let token = |secret: &str| {
+        app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some((&id, secret))).status()
+    };
+    assert_eq!(token(&secret), 200);
+    let (_, listed) = call(Method::GET, "/v1/clients", &bea_key, None);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&secret));
+
+    let path = format!("/v1/clients/{id}");
+    let (status, body) = call(
+        Method::PATCH,
+        &path,
+        &bea_key,
+        Some(json!({ "name": "Renamed", "redirect_uris": ["https://bea.example.com/cb"] })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["name"], "Renamed");
+    assert_error(
+        call(Method::PATCH, &path, &bea_key, Some(json!({ "redirect_uris": ["javascript:alert(1)"] }))),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    assert_error(
+        call(Method::POST, "/v1/clients", &bea_key, Some(json!({ "name": "X", "grant_types": ["password"] }))),
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    );
+    assert_eq!(call(Method::GET, &path, &bea_key, None).1["data"]["name"], "Renamed", "a failed patch changed nothing");
+
+    let (status, body) =
+        call(Method::POST, &format!("{path}/rotate-secret"), &bea_key, Some(json!({ "expire_old_in": 0 })));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new_secret = body["data"]["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(token(&secret), 401);
+    assert_eq!(token(&new_secret), 200);
+
+    // Someone else's client reads as not found; the admin sees it.
+    let cem = app.person("cem@example.com");
+    let (_, cem_key) = make_key(&app, new_key(&user_id(&app, &cem.email), Mode::Test));
+    assert_error(call(Method::GET, &path, &cem_key, None), StatusCode::NOT_FOUND, "client_not_found");
+    assert_error(call(Method::DELETE, &path, &cem_key, None), StatusCode::NOT_FOUND, "client_not_found");
+    assert_eq!(call(Method::GET, &path, &root, None).0, 200);
+    assert_eq!(call(Method::DELETE, &path, &bea_key, None).0, 200);
+    assert_eq!(token(&new_secret), 401, "a disabled client cannot authenticate");
+}
+
 both_backends!(
+    clients_over_v1,
     users_over_v1,
     admins_read_the_audit_log,
     rate_limits_and_last_used,
