@@ -39,7 +39,14 @@ impl TcpProxy {
                         continue;
                     };
                     if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                        // Checked again under the lock `cut` drains with: a
+                        // connection accepted while `cut` ran must not survive it.
                         let mut open = open.lock().unwrap();
+                        if cut.load(Ordering::SeqCst) {
+                            let _ = client.shutdown(Shutdown::Both);
+                            let _ = server.shutdown(Shutdown::Both);
+                            continue;
+                        }
                         open.push(c2);
                         open.push(s2);
                     }
@@ -52,8 +59,9 @@ impl TcpProxy {
 
     /// Closes every connection through the proxy and refuses new ones.
     pub fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
         self.cut.store(true, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
+        for stream in open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
