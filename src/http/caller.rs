@@ -18,7 +18,9 @@ use crate::accounts::{Role, User};
 use crate::apikeys::{self, Mode, Refusal};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::{ApiError, ErrorKind};
-use crate::oauth::access_token;
+use crate::oauth::clients::{self, Client};
+use crate::oauth::{AuthServer, access_token, assertion};
+use crate::store::DbConn;
 use crate::store::{StoreError, users};
 
 /// Which credential authenticated the call.
@@ -26,6 +28,7 @@ use crate::store::{StoreError, users};
 pub enum Credential {
     ApiKey { id: String, client_id: Option<String> },
     AccessToken { client_id: String },
+    ClientJwt { client_id: String },
 }
 
 /// Who is calling `/v1`, with what, allowed to do what.
@@ -91,6 +94,72 @@ fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, A
     }
 }
 
+/// What a bearer JWT turned out to be.
+enum Jwt {
+    AccessToken(access_token::AccessClaims, User),
+    /// Signed by a client (HS256 with its secret, or its JWKS); the caller
+    /// is the client's owner.
+    Client(Box<Client>, User),
+    Refused(String),
+}
+
+/// The longest a client-signed JWT may live (`exp` − now).
+pub const CLIENT_JWT_MAX_LIFETIME_SECS: i64 = 3600;
+
+fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Jwt, StoreError> {
+    let fail_closed = |e: crate::oauth::OAuthError| StoreError::Unavailable(e.description.into_owned());
+    let is_access_token = jsonwebtoken::decode_header(raw)
+        .ok()
+        .and_then(|h| h.typ)
+        .is_some_and(|t| t.eq_ignore_ascii_case(access_token::TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    if is_access_token {
+        let claims = match access_token::active(conn, server, raw) {
+            Ok(c) => c,
+            Err(e) if e.status.is_server_error() => return Err(fail_closed(e)),
+            Err(_) => None,
+        };
+        let Some(claims) = claims.filter(|c| c.aud == server.default_audience) else {
+            return Ok(Jwt::Refused("The access token is invalid, expired, revoked or not for this API".into()));
+        };
+        return Ok(match users::find_by_id(conn, &claims.sub)? {
+            Some(u) if !u.disabled => Jwt::AccessToken(claims, User::from(u)),
+            _ => Jwt::Refused("The access token does not act for an enabled user".into()),
+        });
+    }
+    let Some(client_id) = assertion::unverified_issuer(raw).filter(|i| i.len() <= 512) else {
+        return Ok(Jwt::Refused("The bearer JWT names no client (iss)".into()));
+    };
+    let client = match clients::find(conn, &client_id) {
+        Ok(Some(c)) if !c.disabled => c,
+        Ok(_) => return Ok(Jwt::Refused("The JWT's client is unknown or disabled".into())),
+        Err(clients::ClientError::Store(e)) => return Err(e),
+        Err(e) => return Err(StoreError::Internal(e.to_string())),
+    };
+    let secrets: Vec<Vec<u8>> = clients::live_secrets(conn, server.clock.as_ref(), &client.client_id)?
+        .iter()
+        .filter_map(|s| s.open(server.keys.master()))
+        .collect();
+    let audiences = [server.default_audience.clone()];
+    let rules = assertion::Rules {
+        audiences: &audiences,
+        max_lifetime_secs: CLIENT_JWT_MAX_LIFETIME_SECS,
+        client_assertion: false,
+    };
+    match assertion::verify_with(conn, server.clock.as_ref(), &client, raw, &rules, &secrets) {
+        Ok(_) => {}
+        Err(Ok(reason)) => return Ok(Jwt::Refused(format!("The client-signed JWT is refused: {reason}"))),
+        Err(Err(e)) => return Err(e),
+    }
+    let owner = match client.owner_id.as_deref() {
+        Some(id) => users::find_by_id(conn, id)?,
+        None => None,
+    };
+    Ok(match owner {
+        Some(u) if !u.disabled => Jwt::Client(Box::new(client), User::from(u)),
+        _ => Jwt::Refused("The JWT's client has no enabled owner to act for".into()),
+    })
+}
+
 /// Authenticates a `/v1` request: a failure counts against the IP's
 /// limit (429 once it is spent), a success against the key's.
 pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
@@ -143,39 +212,28 @@ async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
         header_str(req, header::REFERER.as_str())?.or(header_str(req, header::ORIGIN.as_str())?).map(str::to_string);
     let (method, path) = (req.method().clone(), req.path().to_string());
 
-    // An access token (three base64url parts), unless it looks like a key.
+    // A JWT (three base64url parts), unless it looks like a key: a Tessera
+    // access token, or a JWT signed by a client.
     if !via_header && raw.matches('.').count() == 2 && !raw.starts_with("sk_") && !raw.starts_with("rk_") {
         let server = state.oauth.clone();
-        let found = state
-            .db
-            .run(move |conn| {
-                let claims = match access_token::active(conn, &server, &raw) {
-                    Ok(c) => c,
-                    Err(e) if e.status.is_server_error() => return Err(StoreError::Unavailable(e.description.into())),
-                    Err(_) => None,
-                };
-                let Some(claims) = claims.filter(|c| c.aud == server.default_audience) else {
-                    return Ok(None);
-                };
-                Ok(users::find_by_id(conn, &claims.sub)?.map(|u| (claims, u)))
-            })
-            .await?;
-        let Some((claims, user)) = found else {
-            return Err(unauthorized(
-                "invalid_token",
-                "The access token is invalid, expired, revoked or not for this API",
-            ));
+        let found = state.db.run(move |conn| identify_jwt(conn, &server, &raw)).await?;
+        return match found {
+            Jwt::AccessToken(claims, user) => Ok(Caller {
+                user,
+                permissions: permissions_of_scope(claims.scope.as_deref()),
+                credential: Credential::AccessToken { client_id: claims.client_id },
+                mode: None,
+                rate_limit: None,
+            }),
+            Jwt::Client(client, owner) => Ok(Caller {
+                user: owner,
+                permissions: permissions_of_scope(Some(&client.scope.to_string())),
+                credential: Credential::ClientJwt { client_id: client.client_id },
+                mode: None,
+                rate_limit: None,
+            }),
+            Jwt::Refused(message) => Err(unauthorized("invalid_token", message)),
         };
-        if user.disabled {
-            return Err(unauthorized("invalid_token", "The access token's user is disabled"));
-        }
-        return Ok(Caller {
-            user: User::from(user),
-            permissions: permissions_of_scope(claims.scope.as_deref()),
-            credential: Credential::AccessToken { client_id: claims.client_id },
-            mode: None,
-            rate_limit: None,
-        });
     }
 
     if let Err(e) = apikeys::parse(&raw) {

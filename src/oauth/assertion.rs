@@ -72,7 +72,8 @@ struct Claims {
     nbf: Option<i64>,
     #[serde(default)]
     iat: Option<i64>,
-    jti: String,
+    #[serde(default)]
+    jti: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +102,31 @@ pub fn verify(
     audiences: &[String],
     secrets: &[Vec<u8>],
 ) -> Result<(), Result<Refusal, StoreError>> {
+    let rules = Rules { audiences, max_lifetime_secs: MAX_LIFETIME_SECS, client_assertion: true };
+    verify_with(conn, clock, client, assertion, &rules, secrets).map(|_| ())
+}
+
+/// What a JWT signed by a client must satisfy.
+pub struct Rules<'a> {
+    pub audiences: &'a [String],
+    /// `exp` may be at most this far ahead.
+    pub max_lifetime_secs: i64,
+    /// An RFC 7523 client assertion: `sub` = `iss`, and a `jti` used once.
+    /// Otherwise (a client-signed bearer JWT on `/v1`): any `sub`, `iat`
+    /// required, reusable until `exp`.
+    pub client_assertion: bool,
+}
+
+/// Verifies a JWT signed by `client` under `rules`; its `sub` on success.
+pub fn verify_with(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    client: &Client,
+    assertion: &str,
+    rules: &Rules<'_>,
+    secrets: &[Vec<u8>],
+) -> Result<String, Result<Refusal, StoreError>> {
+    let audiences = rules.audiences;
     let refuse = |reason: &str| Err(Ok(reason.to_string()));
     let header = match jsonwebtoken::decode_header(assertion) {
         Ok(h) => h,
@@ -165,8 +191,11 @@ pub fn verify(
             refuse("the assertion's signature does not verify")
         };
     };
-    if claims.iss != client.client_id || claims.sub != client.client_id {
+    if claims.iss != client.client_id || (rules.client_assertion && claims.sub != client.client_id) {
         return refuse("the assertion's iss and sub must both be the client_id");
+    }
+    if claims.sub.is_empty() {
+        return refuse("the JWT's sub is empty");
     }
     if !claims.aud.contains_any(audiences) {
         return refuse("the assertion's aud is neither this endpoint nor the issuer");
@@ -175,23 +204,30 @@ pub fn verify(
     if claims.exp <= now - LEEWAY_SECS {
         return refuse("the assertion has expired");
     }
-    if claims.exp > now + MAX_LIFETIME_SECS {
-        return refuse("the assertion's exp is too far ahead (at most 10 minutes)");
+    if claims.exp > now + rules.max_lifetime_secs {
+        return refuse(&format!("the JWT's exp is too far ahead (at most {} minutes)", rules.max_lifetime_secs / 60));
+    }
+    if !rules.client_assertion && claims.iat.is_none() {
+        return refuse("the JWT lacks iat");
     }
     if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) || claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
         return refuse("the assertion is not valid yet");
     }
-    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+    if !rules.client_assertion {
+        return Ok(claims.sub);
+    }
+    let jti = claims.jti.unwrap_or_default();
+    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
         return refuse("the assertion's jti is missing or too long");
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp + LEEWAY_SECS, 0).unwrap_or_default().naive_utc();
-    match tokens::use_assertion(conn, &client.client_id, &claims.jti, expires_at) {
+    match tokens::use_assertion(conn, &client.client_id, &jti, expires_at) {
         Ok(true) => {
             // About one use in 62 sweeps out jti values that can no longer matter.
             if crate::crypto::random_base62(1) == "0" {
                 tokens::purge_expired(conn, clock.now().naive_utc()).map_err(Err)?;
             }
-            Ok(())
+            Ok(claims.sub)
         }
         Ok(false) => refuse("the assertion's jti was used before (replay)"),
         Err(e) => Err(Err(e)),

@@ -597,7 +597,58 @@ fn clients_over_v1(backend: Backend) {
     assert_eq!(token(&new_secret), 401, "a disabled client cannot authenticate");
 }
 
+fn client_signed_jwts(backend: Backend) {
+    use tessera::clock::Clock;
+    use tessera::oauth::clients::{AuthMethod, NewClient};
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let svc = app.create_client(NewClient {
+        name: "Orders service".into(),
+        auth_method: Some(AuthMethod::ClientSecretJwt),
+        scope: "read".into(),
+        owner_id: Some(admin.clone()),
+        ..NewClient::default()
+    });
+    let orphan = app.cc_client(AuthMethod::ClientSecretJwt, "read", &[]);
+    let now = app.clock.now().timestamp();
+    let claims =
+        |exp: i64| json!({ "iss": svc.id, "sub": "svc-orders", "aud": app.default_audience(), "iat": now, "exp": exp });
+    let sign = |c: &Value, secret: &str| crate::support::oauth::hs256_assertion(secret, c);
+    let get = |token: &str| send(app.client.get(app.url("/v1/api-keys")).bearer_auth(token));
+
+    assert_eq!(get(&sign(&claims(now + 300), svc.secret())).0, 200);
+    assert_eq!(get(&sign(&claims(now + 3600), svc.secret())).0, 200, "an hour ahead is allowed");
+    let body = assert_error(get(&sign(&claims(now + 86_400), svc.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    assert!(body["message"].as_str().unwrap().contains("too far ahead"));
+    assert_error(get(&sign(&claims(now - 120), svc.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    let mut wrong_aud = claims(now + 300);
+    wrong_aud["aud"] = json!("https://elsewhere.example.com");
+    assert_error(get(&sign(&wrong_aud, svc.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_error(
+        get(&crate::support::oauth::unsigned_jwt(&claims(now + 300))),
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    assert_error(get(&sign(&claims(now + 300), orphan.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    let mut no_iat = claims(now + 300);
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert_error(get(&sign(&no_iat, svc.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    // A client without an owner has no one to act for.
+    let mut orphan_claims = claims(now + 300);
+    orphan_claims["iss"] = json!(orphan.id);
+    assert_error(get(&sign(&orphan_claims, orphan.secret())), StatusCode::UNAUTHORIZED, "invalid_token");
+    // Its scope limits it: read only.
+    let res = send(
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(sign(&claims(now + 300), svc.secret()))
+            .json(&json!({ "name": "x" })),
+    );
+    assert_error(res, StatusCode::FORBIDDEN, "insufficient_scope");
+}
+
 both_backends!(
+    client_signed_jwts,
     clients_over_v1,
     users_over_v1,
     admins_read_the_audit_log,
