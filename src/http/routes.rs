@@ -77,6 +77,8 @@ pub fn build_app(
         .service(resource("/v1/api-keys/{id}").get(v1_keys::get).delete(v1_keys::revoke))
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
         .service(resource("/v1/keys/verify").post(v1_keys::verify))
+        .service(resource("/v1/api/me/api-key/rotate").post(v1_keys::rotate_own))
+        .service(resource("/v1/api/clients/rotate-key").post(v1_keys::rotate_client_key))
         .service(resource("/v1/audit-events").get(v1_audit::list))
         .service(resource("/v1/clients").get(v1_clients::list).post(v1_clients::register))
         .service(

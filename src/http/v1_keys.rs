@@ -295,3 +295,90 @@ pub async fn verify(
     };
     Ok(HttpResponse::Ok().json(verdict(code, Some(&key))))
 }
+
+/// `POST /v1/api/me/api-key/rotate` (Authmatech): rotates the API key
+/// that authenticates this call. The key must be bound to a client, and
+/// the call must prove the client too, with its secret in `X-CLIENT-SECRET`.
+pub async fn rotate_own(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: actix_web::HttpRequest,
+    body: Option<web::Json<RotateKey>>,
+) -> Result<HttpResponse, ApiError> {
+    let super::caller::Credential::ApiKey { id, client_id: Some(client_id) } = caller.credential.clone() else {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            "Only an API key bound to a client (X-API-KEY with X-CLIENT-ID) can rotate itself",
+        ));
+    };
+    let secret = req.headers().get("x-client-secret").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let expire = body.map(|b| b.expire_old_in).unwrap_or(0);
+    let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
+    let (key, raw) = state
+        .db
+        .run(move |conn| {
+            let live = crate::oauth::clients::live_secrets(conn, clock.as_ref(), &client_id)?;
+            let presented = crate::crypto::fingerprint(&secret);
+            let ok = !secret.is_empty()
+                && live.iter().fold(false, |m, s| {
+                    m | crate::crypto::constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes())
+                });
+            if !ok {
+                return Ok(Err(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "invalid_client_secret",
+                    "X-CLIENT-SECRET is missing or is not the secret of the key's client",
+                )));
+            }
+            Ok(apikeys::rotate(conn, clock.as_ref(), &master, &id, expire, actor).map_err(ApiError::from))
+        })
+        .await??;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateClientKey {
+    client_id: String,
+    #[serde(default)]
+    expire_old_in: u64,
+}
+
+/// `POST /v1/api/clients/rotate-key` (Authmatech, admin): rotates the
+/// newest live API key bound to `client_id`.
+pub async fn rotate_client_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<RotateClientKey>,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::new(ErrorKind::Forbidden, "forbidden", "Only an admin may rotate a client's key"));
+    }
+    let body = body.into_inner();
+    let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
+    let (key, raw) = state
+        .db
+        .run(move |conn| {
+            let now = clock.now();
+            let newest = match apikeys::list(conn, None) {
+                Ok(list) => list.into_iter().rev().find(|k| {
+                    k.client_id.as_deref() == Some(body.client_id.as_str())
+                        && k.revoked_at.is_none()
+                        && k.expires_at.is_none_or(|e| e > now)
+                }),
+                Err(e) => return Ok(Err(ApiError::from(e))),
+            };
+            let Some(old) = newest else {
+                return Ok(Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    "api_key_not_found",
+                    "This client has no live API key",
+                )));
+            };
+            Ok(apikeys::rotate(conn, clock.as_ref(), &master, &old.id, body.expire_old_in, actor)
+                .map_err(ApiError::from))
+        })
+        .await??;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
+}

@@ -647,7 +647,70 @@ fn client_signed_jwts(backend: Backend) {
     assert_error(res, StatusCode::FORBIDDEN, "insufficient_scope");
 }
 
+fn authmatech_rotation_routes(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let bea = app.person("bea@example.com");
+    let client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let mut bound = new_key(&user_id(&app, &bea.email), Mode::Test);
+    bound.client_id = Some(client.id.clone());
+    let (_, raw) = make_key(&app, bound);
+    let (_, unbound) = make_key(&app, new_key(&user_id(&app, &bea.email), Mode::Test));
+    let rotate_own = |key: &str, secret: Option<&str>| {
+        let mut req = app
+            .client
+            .post(app.url("/v1/api/me/api-key/rotate"))
+            .header("x-api-key", key)
+            .header("x-client-id", &client.id);
+        if let Some(s) = secret {
+            req = req.header("x-client-secret", s);
+        }
+        send(req)
+    };
+    assert_error(rotate_own(&raw, None), StatusCode::UNAUTHORIZED, "invalid_client_secret");
+    assert_error(rotate_own(&raw, Some("wrong")), StatusCode::UNAUTHORIZED, "invalid_client_secret");
+    let res = send(app.client.post(app.url("/v1/api/me/api-key/rotate")).bearer_auth(&unbound));
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+    let (status, body) = rotate_own(&raw, Some(client.secret()));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new_raw = body["data"]["key"].as_str().unwrap().to_string();
+    assert_eq!(body["data"]["client_id"], client.id.as_str());
+    // The old key ended at once (no grace asked for); the new one works.
+    let get = |key: &str| {
+        send(app.client.get(app.url("/v1/api-keys")).header("x-api-key", key).header("x-client-id", &client.id)).0
+    };
+    assert_eq!(get(&raw), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&new_raw), StatusCode::OK);
+
+    // The admin route rotates the client's newest live key.
+    let res = send(
+        app.client
+            .post(app.url("/v1/api/clients/rotate-key"))
+            .bearer_auth(&root)
+            .json(&json!({ "client_id": client.id, "expire_old_in": 60 })),
+    );
+    assert_eq!(res.0, StatusCode::CREATED, "{}", res.1);
+    assert_eq!(res.1["data"]["rotated_from"].as_str().is_some(), true);
+    assert_eq!(get(&new_raw), StatusCode::OK, "within its grace period");
+    let res = send(
+        app.client
+            .post(app.url("/v1/api/clients/rotate-key"))
+            .bearer_auth(&unbound)
+            .json(&json!({ "client_id": client.id })),
+    );
+    assert_error(res, StatusCode::FORBIDDEN, "forbidden");
+    let res = send(
+        app.client
+            .post(app.url("/v1/api/clients/rotate-key"))
+            .bearer_auth(&root)
+            .json(&json!({ "client_id": "cl_none" })),
+    );
+    assert_error(res, StatusCode::NOT_FOUND, "api_key_not_found");
+}
+
 both_backends!(
+    authmatech_rotation_routes,
     client_signed_jwts,
     clients_over_v1,
     users_over_v1,
