@@ -691,7 +691,7 @@ fn authmatech_rotation_routes(backend: Backend) {
             .json(&json!({ "client_id": client.id, "expire_old_in": 60 })),
     );
     assert_eq!(res.0, StatusCode::CREATED, "{}", res.1);
-    assert_eq!(res.1["data"]["rotated_from"].as_str().is_some(), true);
+    assert!(res.1["data"]["rotated_from"].as_str().is_some());
     assert_eq!(get(&new_raw), StatusCode::OK, "within its grace period");
     let res = send(
         app.client
