@@ -143,6 +143,26 @@ pub fn parse(raw: &str) -> Result<ParsedKey, Malformed> {
     Ok(ParsedKey { key_type, mode })
 }
 
+/// A publishable SDK token: `sdk_test_`/`sdk_live_`, with the same random
+/// part and checksum as keys.
+pub fn generate_sdk_token(mode: Mode) -> String {
+    let body = format!("sdk_{}_{}", mode.as_str(), random_base62(RANDOM_LEN));
+    format!("{body}{}", checksum(&body))
+}
+
+/// The mode of a well-formed SDK token.
+pub fn parse_sdk_token(raw: &str) -> Option<Mode> {
+    let (mode, rest) = match raw.strip_prefix("sdk_test_") {
+        Some(rest) => (Mode::Test, rest),
+        None => (Mode::Live, raw.strip_prefix("sdk_live_")?),
+    };
+    if rest.len() != RANDOM_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let (body, sum) = raw.split_at(raw.len() - CHECKSUM_LEN);
+    (checksum(body) == sum).then_some(mode)
+}
+
 /// A new raw key of `key_type` and `mode`.
 fn generate(key_type: KeyType, mode: Mode) -> (String, String) {
     let prefix = format!("{}_{}_", key_type.letters(), mode.as_str());

@@ -13,6 +13,7 @@ pub mod routes;
 mod v1_audit;
 mod v1_clients;
 mod v1_keys;
+mod v1_sdk;
 mod v1_users;
 mod well_known;
 

@@ -6,7 +6,9 @@ use actix_web::error::{JsonPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
-use super::{AppState, browser, health, middleware, oauth, pages, v1_audit, v1_clients, v1_keys, v1_users, well_known};
+use super::{
+    AppState, browser, health, middleware, oauth, pages, v1_audit, v1_clients, v1_keys, v1_sdk, v1_users, well_known,
+};
 use crate::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
@@ -78,6 +80,9 @@ pub fn build_app(
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))
         .service(resource("/v1/keys/verify").post(v1_keys::verify))
         .service(resource("/v1/api/me/api-key/rotate").post(v1_keys::rotate_own))
+        .service(resource("/v1/sdk-tokens").post(v1_sdk::create_token))
+        .service(resource("/v1/api/sdk/session").post(v1_sdk::open_session))
+        .service(resource("/v1/api/sdk/session/{id}").get(v1_sdk::read_session))
         .service(resource("/v1/api/clients/rotate-key").post(v1_keys::rotate_client_key))
         .service(resource("/v1/audit-events").get(v1_audit::list))
         .service(resource("/v1/clients").get(v1_clients::list).post(v1_clients::register))

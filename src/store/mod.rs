@@ -11,6 +11,7 @@ pub mod clients;
 pub mod grants;
 pub mod resources;
 pub mod schema;
+pub mod sdk;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;

@@ -204,3 +204,27 @@ diesel::table! {
         rotated_from -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    sdk_tokens (id) {
+        id -> Text,
+        owner_id -> Text,
+        mode -> Text,
+        fingerprint -> Text,
+        last4 -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sdk_sessions (id) {
+        id -> Text,
+        token_id -> Text,
+        owner_id -> Text,
+        origin -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

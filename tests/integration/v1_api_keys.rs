@@ -709,7 +709,66 @@ fn authmatech_rotation_routes(backend: Backend) {
     assert_error(res, StatusCode::NOT_FOUND, "api_key_not_found");
 }
 
+fn sdk_tokens_open_sessions_only(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = app.person("bea@example.com");
+    let (_, bea_key) = make_key(&app, new_key(&user_id(&app, &bea.email), Mode::Test));
+    let cem = app.person("cem@example.com");
+    let (_, cem_key) = make_key(&app, new_key(&user_id(&app, &cem.email), Mode::Test));
+    let (status, body) = send(app.client.post(app.url("/v1/sdk-tokens")).bearer_auth(&bea_key));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sdk = body["data"]["token"].as_str().unwrap().to_string();
+    assert!(sdk.starts_with("sdk_test_"));
+
+    // The browser opens a session with it…
+    let (status, body) = send(
+        app.client
+            .post(app.url("/v1/api/sdk/session"))
+            .header("x-sdk-token", &sdk)
+            .header("origin", "https://shop.example.com"),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let session = body["data"]["session_id"].as_str().unwrap().to_string();
+    // … and the owner's back end reads it with its API key; nobody else can.
+    let path = format!("/v1/api/sdk/session/{session}");
+    let (status, body) = send(app.client.get(app.url(&path)).bearer_auth(&bea_key));
+    assert_eq!((status, body["data"]["origin"].as_str()), (StatusCode::OK, Some("https://shop.example.com")));
+    assert_error(
+        send(app.client.get(app.url(&path)).bearer_auth(&cem_key)),
+        StatusCode::NOT_FOUND,
+        "session_not_found",
+    );
+    // An SDK token anywhere else is 403, with words saying what it is for.
+    let body = assert_error(
+        send(app.client.get(app.url(&path)).header("x-sdk-token", &sdk)),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert!(body["message"].as_str().unwrap().contains("/v1/api/sdk/session"));
+    assert_error(
+        send(app.client.get(app.url("/v1/api-keys")).header("x-sdk-token", &sdk)),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    // A mangled token, none at all; the session expires.
+    let last = if sdk.ends_with('x') { 'y' } else { 'x' };
+    let mangled = format!("{}{last}", &sdk[..sdk.len() - 1]);
+    assert_error(
+        send(app.client.post(app.url("/v1/api/sdk/session")).header("x-sdk-token", &mangled)),
+        StatusCode::UNAUTHORIZED,
+        "invalid_sdk_token",
+    );
+    assert_error(send(app.client.post(app.url("/v1/api/sdk/session"))), StatusCode::UNAUTHORIZED, "invalid_sdk_token");
+    app.clock.advance(Duration::seconds(601));
+    assert_error(
+        send(app.client.get(app.url(&path)).bearer_auth(&bea_key)),
+        StatusCode::NOT_FOUND,
+        "session_not_found",
+    );
+}
+
 both_backends!(
+    sdk_tokens_open_sessions_only,
     authmatech_rotation_routes,
     client_signed_jwts,
     clients_over_v1,

@@ -1,0 +1,2 @@
+DROP TABLE sdk_sessions;
+DROP TABLE sdk_tokens;

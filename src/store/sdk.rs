@@ -1,0 +1,53 @@
+//! The `sdk_tokens` and `sdk_sessions` tables.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{sdk_sessions, sdk_tokens};
+use super::{DbConn, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sdk_tokens)]
+pub struct SdkTokenRow {
+    pub id: String,
+    pub owner_id: String,
+    pub mode: String,
+    pub fingerprint: String,
+    pub last4: String,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = sdk_sessions)]
+pub struct SdkSessionRow {
+    pub id: String,
+    pub token_id: String,
+    pub owner_id: String,
+    pub origin: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert_token(conn: &mut DbConn, row: &SdkTokenRow) -> Result<(), StoreError> {
+    diesel::insert_into(sdk_tokens::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_token_by_fingerprint(conn: &mut DbConn, fingerprint: &str) -> Result<Option<SdkTokenRow>, StoreError> {
+    Ok(sdk_tokens::table
+        .filter(sdk_tokens::fingerprint.eq(fingerprint))
+        .select(SdkTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_session(conn: &mut DbConn, row: &SdkSessionRow) -> Result<(), StoreError> {
+    diesel::insert_into(sdk_sessions::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_session(conn: &mut DbConn, id: &str) -> Result<Option<SdkSessionRow>, StoreError> {
+    Ok(sdk_sessions::table.find(id).select(SdkSessionRow::as_select()).first(conn).optional()?)
+}
