@@ -26,7 +26,7 @@ pub const MAX_RESTRICTIONS: usize = 50;
 pub const MAX_ROTATION_OVERLAP_SECS: u64 = 30 * 24 * 3600;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Test,
@@ -50,7 +50,7 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Secret,
@@ -192,7 +192,7 @@ pub enum KeyError {
 
 /// An allowed endpoint: a method (or `*`) and a path pattern whose `*`
 /// matches one segment, or anything when it ends the pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EndpointRule {
     pub method: String,
     pub path: String,
@@ -231,7 +231,7 @@ impl EndpointRule {
 }
 
 /// Where a key may be used from and on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Restrictions {
     pub ips: Vec<String>,
     pub referrers: Vec<String>,
@@ -276,7 +276,7 @@ impl Restrictions {
 }
 
 /// A key as its owner sees it: never the key itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,

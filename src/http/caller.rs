@@ -325,3 +325,21 @@ impl FromRequest for Caller {
         })
     }
 }
+
+/// A `Caller` that needs only the `read` permission whatever the method
+/// (for `POST /v1/keys/verify`, which reads).
+pub struct Reader(pub Caller);
+
+impl FromRequest for Reader {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = authenticate(&req).await?;
+            caller.require_for(&Method::GET)?;
+            Ok(Reader(caller))
+        })
+    }
+}

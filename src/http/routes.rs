@@ -7,7 +7,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
 use super::{
-    AppState, browser, health, middleware, oauth, pages, v1_audit, v1_clients, v1_keys, v1_sdk, v1_users, well_known,
+    AppState, browser, health, middleware, oauth, openapi, pages, v1_audit, v1_clients, v1_keys, v1_sdk, v1_users,
+    well_known,
 };
 use crate::error::ApiError;
 
@@ -64,6 +65,7 @@ pub fn build_app(
         .service(resource("/").get(pages::index))
         .service(resource("/static/style.css").get(pages::stylesheet))
         .service(resource("/healthz").get(health::healthz))
+        .service(resource("/openapi.json").get(openapi::document))
         .service(resource("/readyz").get(health::readyz))
         .service(resource("/.well-known/jwks.json").get(well_known::jwks))
         .service(resource("/.well-known/oauth-authorization-server").get(oauth::metadata))

@@ -12,7 +12,7 @@ use crate::store::audit;
 
 pub const MAX_LIMIT: i64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Query {
     action: Option<String>,
@@ -20,6 +20,7 @@ pub struct Query {
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(("action" = Option<String>, Query), ("target" = Option<String>, Query), ("limit" = Option<i64>, Query)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Newest first", body = crate::http::openapi::Envelope), (status = 400, description = "Bad query", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,

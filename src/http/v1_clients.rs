@@ -36,7 +36,7 @@ fn owned(caller: &Caller, client: Option<Client>) -> Result<Client, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     name: String,
@@ -56,6 +56,7 @@ pub struct Register {
 }
 
 /// `POST /v1/clients`: the secret, if any, appears only here.
+#[utoipa::path(post, path = "/v1/clients", tag = "clients", request_body = Register, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Registered; client_secret shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     caller: Caller,
@@ -98,6 +99,7 @@ pub async fn register(
 }
 
 /// `GET /v1/clients`: one's own; all for an admin.
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Own clients (all for an admin)", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let (admin, owner) = (caller.is_admin(), caller.user.id.clone());
     let list = state
@@ -108,13 +110,14 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 }
 
 /// `GET /v1/clients/{id}`.
+#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The client", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let client = state.db.run(move |conn| Ok(clients::find(conn, &id))).await??;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": owned(&caller, client)? })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     name: Option<String>,
@@ -147,6 +150,7 @@ async fn with_owned<T: Send + 'static>(
 }
 
 /// `PATCH /v1/clients/{id}`.
+#[utoipa::path(patch, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), request_body = Update, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Updated", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::v1_keys::ErrorBody), (status = 404, description = "Unknown", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -168,13 +172,14 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": client })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     expire_old_in: Option<u64>,
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`: the new secret, once.
+#[utoipa::path(post, path = "/v1/clients/{id}/rotate-secret", tag = "clients", params(("id" = String, Path)), request_body(content = RotateSecret, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The new secret, shown this once", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
@@ -196,6 +201,7 @@ pub async fn rotate_secret(
 }
 
 /// `DELETE /v1/clients/{id}`: disables the client.
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,

@@ -13,6 +13,81 @@ use crate::apikeys::{self, ApiKey, KeyError, KeyType, Mode, NewKey};
 use crate::audit::Actor;
 use crate::error::{ApiError, ErrorKind};
 
+// Documentation shapes of the answers (the handlers build them as JSON;
+// the OpenAPI test checks real answers against them).
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct KeyCreated {
+    success: bool,
+    data: ApiKeyWithSecret,
+}
+
+/// An API key plus the raw `key`, shown once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ApiKeyWithSecret {
+    id: String,
+    name: String,
+    prefix: String,
+    last4: String,
+    mode: Mode,
+    #[schema(rename = "type")]
+    key_type: KeyType,
+    permissions: Vec<String>,
+    restrictions: apikeys::Restrictions,
+    created_at: chrono::DateTime<chrono::Utc>,
+    last_used: Option<chrono::DateTime<chrono::Utc>>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    key: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct KeyList {
+    success: bool,
+    data: Vec<ApiKey>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct KeyOne {
+    success: bool,
+    data: ApiKey,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Message {
+    success: bool,
+    message: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Verdict {
+    valid: bool,
+    /// VALID, NOT_FOUND, REVOKED, EXPIRED, WRONG_ENVIRONMENT, FORBIDDEN,
+    /// INSUFFICIENT_PERMISSIONS or RATE_LIMITED.
+    code: String,
+    key_id: Option<String>,
+    owner: Option<String>,
+    mode: Option<Mode>,
+    permissions: Option<Vec<String>>,
+    ratelimit: Option<serde_json::Value>,
+}
+
+/// The `/v1` error body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    success: bool,
+    error: String,
+    code: String,
+    message: String,
+    request_id: Option<String>,
+}
+
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
@@ -26,7 +101,7 @@ impl From<KeyError> for ApiError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestrictionsIn {
     #[serde(default)]
@@ -37,7 +112,7 @@ pub struct RestrictionsIn {
     endpoints: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
@@ -69,6 +144,7 @@ fn with_key(key: &ApiKey, raw: &crate::crypto::Secret) -> Result<serde_json::Val
 }
 
 /// `POST /v1/api-keys`.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The key, shown this once", body = KeyCreated), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -141,6 +217,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/api-keys`: the caller's keys; an admin may name an owner.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(("owner_id" = Option<String>, Query, description = "Admins: another owner")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller's keys", body = KeyList), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -158,6 +235,7 @@ pub async fn list(
 }
 
 /// `GET /v1/api-keys/{id}`.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The key", body = KeyOne), (status = 404, description = "Not the caller's, or unknown", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let key = state.db.run(move |conn| Ok(apikeys::find(conn, &id))).await??;
@@ -165,6 +243,7 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Strin
 }
 
 /// `DELETE /v1/api-keys/{id}`: fails at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Revoked", body = Message), (status = 404, description = "Unknown", body = ErrorBody), (status = 409, description = "Already revoked", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Caller,
@@ -188,7 +267,7 @@ pub async fn revoke(
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "API key revoked successfully" })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     #[serde(default)]
@@ -196,6 +275,7 @@ pub struct RotateKey {
 }
 
 /// `POST /v1/api-keys/{id}/rotate`: the new key, once.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", params(("id" = String, Path)), request_body(content = RotateKey, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The successor, shown this once", body = KeyCreated), (status = 404, description = "Unknown", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn rotate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -221,7 +301,7 @@ pub async fn rotate(
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyKey {
     key: String,
@@ -237,14 +317,13 @@ pub struct VerifyKey {
 /// caller presented. Always 200 with a verdict; a key the verifying
 /// credential may not see (neither its own nor, for an admin, anyone's)
 /// reads `NOT_FOUND`, so existence is not revealed.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "api-keys", request_body = VerifyKey, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Always a verdict", body = Verdict), (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn verify(
     state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
+    reader: super::caller::Reader,
     body: web::Json<VerifyKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = super::caller::authenticate(&req).await?;
-    // Verifying reads: it needs `read`, not `write`.
-    caller.require_for(&actix_web::http::Method::GET)?;
+    let caller = reader.0;
     let body = body.into_inner();
     let ip = match body.ip.as_deref().map(str::parse::<std::net::IpAddr>).transpose() {
         Ok(ip) => ip,
@@ -299,6 +378,7 @@ pub async fn verify(
 /// `POST /v1/api/me/api-key/rotate` (Authmatech): rotates the API key
 /// that authenticates this call. The key must be bound to a client, and
 /// the call must prove the client too, with its secret in `X-CLIENT-SECRET`.
+#[utoipa::path(post, path = "/v1/api/me/api-key/rotate", tag = "api-keys", request_body(content = RotateKey, description = "Optional"), params(("X-CLIENT-ID" = String, Header), ("X-CLIENT-SECRET" = String, Header)), security(("api_key" = [])), responses((status = 201, description = "The successor, shown this once", body = KeyCreated), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn rotate_own(
     state: web::Data<AppState>,
     caller: Caller,
@@ -337,7 +417,7 @@ pub async fn rotate_own(
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateClientKey {
     client_id: String,
@@ -347,6 +427,7 @@ pub struct RotateClientKey {
 
 /// `POST /v1/api/clients/rotate-key` (Authmatech, admin): rotates the
 /// newest live API key bound to `client_id`.
+#[utoipa::path(post, path = "/v1/api/clients/rotate-key", tag = "api-keys", request_body = RotateClientKey, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The successor, shown this once", body = KeyCreated), (status = 404, description = "No live key", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn rotate_client_key(
     state: web::Data<AppState>,
     caller: Caller,

@@ -18,6 +18,7 @@ use crate::store::sdk::{self, SdkSessionRow, SdkTokenRow};
 pub const SESSION_TTL_SECS: i64 = 600;
 
 /// `POST /v1/sdk-tokens`: a publishable token for the caller, shown once.
+#[utoipa::path(post, path = "/v1/sdk-tokens", tag = "sdk", security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The SDK token, shown this once", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn create_token(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let mode = caller.mode.unwrap_or(Mode::of(state.config.environment));
     let raw = apikeys::generate_sdk_token(mode);
@@ -41,6 +42,7 @@ fn refused(message: &'static str) -> ApiError {
 }
 
 /// `POST /v1/api/sdk/session` with `X-SDK-TOKEN` (and nothing else).
+#[utoipa::path(post, path = "/v1/api/sdk/session", tag = "sdk", security(("sdk_token" = [])), responses((status = 201, description = "A session", body = crate::http::openapi::Envelope), (status = 401, description = "Bad SDK token", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let raw = req.headers().get("x-sdk-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let Some(mode) = apikeys::parse_sdk_token(&raw) else {
@@ -87,6 +89,7 @@ pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Resul
 }
 
 /// `GET /v1/api/sdk/session/{id}`: the owner's back end reads a session.
+#[utoipa::path(get, path = "/v1/api/sdk/session/{id}", tag = "sdk", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The session", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown, expired or not visible", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn read_session(
     state: web::Data<AppState>,
     caller: Caller,

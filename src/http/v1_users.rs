@@ -26,6 +26,7 @@ fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/users`: everyone for an admin, oneself for anyone else.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Everyone (admin) or oneself", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     if !caller.is_admin() {
         return Ok(HttpResponse::Ok().json(json!({ "success": true, "data": [caller.user] })));
@@ -35,6 +36,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 }
 
 /// `GET /v1/users/{id}`.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The user", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if id != caller.user.id && !caller.is_admin() {
@@ -44,7 +46,7 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Strin
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     email: String,
@@ -55,6 +57,7 @@ pub struct CreateUser {
 }
 
 /// `POST /v1/users` (admin).
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Created", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::v1_keys::ErrorBody), (status = 409, description = "Email taken", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -69,13 +72,14 @@ pub async fn create(
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": user })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     name: String,
 }
 
 /// `PATCH /v1/users/{id}`: the display name.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -99,6 +103,7 @@ pub async fn update(
 
 /// `DELETE /v1/users/{id}` (admin): disables the user (records are kept
 /// for the audit trail).
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,

@@ -767,7 +767,84 @@ fn sdk_tokens_open_sessions_only(backend: Backend) {
     );
 }
 
+/// The `required` properties of a component schema.
+fn required(doc: &Value, name: &str) -> Vec<String> {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "schema {name} is in the document");
+    schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn assert_conforms(doc: &Value, name: &str, value: &Value) {
+    for field in required(doc, name) {
+        assert!(value.get(&field).is_some(), "{name}.{field} missing in {value}");
+    }
+}
+
+fn openapi_matches_the_real_api(backend: Backend) {
+    // Every route is called once without a credential: room for that.
+    let app = TestApp::builder(backend).with_config(|c| c.ip_rate_limit = 1000).start();
+    let doc: Value = app.get("/openapi.json").json().unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys/{id}", "get"),
+        ("/v1/api-keys/{id}", "delete"),
+        ("/v1/api-keys/{id}/rotate", "post"),
+        ("/v1/keys/verify", "post"),
+        ("/v1/api/me/api-key/rotate", "post"),
+        ("/v1/api/clients/rotate-key", "post"),
+        ("/v1/users", "get"),
+        ("/v1/users", "post"),
+        ("/v1/users/{id}", "get"),
+        ("/v1/users/{id}", "patch"),
+        ("/v1/users/{id}", "delete"),
+        ("/v1/clients", "get"),
+        ("/v1/clients", "post"),
+        ("/v1/clients/{id}", "get"),
+        ("/v1/clients/{id}", "patch"),
+        ("/v1/clients/{id}", "delete"),
+        ("/v1/clients/{id}/rotate-secret", "post"),
+        ("/v1/audit-events", "get"),
+        ("/v1/sdk-tokens", "post"),
+        ("/v1/api/sdk/session", "post"),
+        ("/v1/api/sdk/session/{id}", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+        // And it exists: without a credential it is refused, not missing.
+        let url = app.url(&path.replace("{id}", "x"));
+        let res = app.client.request(method.to_uppercase().parse().unwrap(), url).send().unwrap();
+        assert!(res.status() == 401 || res.status() == 403, "{method} {path}: {}", res.status());
+    }
+    // Real answers carry what the document requires.
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
+    let (_, created) =
+        send(app.client.post(app.url("/v1/api-keys")).bearer_auth(&root).json(&json!({ "name": "doc" })));
+    assert_conforms(&doc, "KeyCreated", &created);
+    assert_conforms(&doc, "ApiKeyWithSecret", &created["data"]);
+    let (_, listed) = send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&root));
+    assert_conforms(&doc, "KeyList", &listed);
+    assert_conforms(&doc, "ApiKey", &listed["data"][0]);
+    let (_, verdict) =
+        send(app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "key": root })));
+    assert_conforms(&doc, "Verdict", &verdict);
+    let (_, error) = send(app.client.get(app.url("/v1/api-keys")).bearer_auth("sk_test_nope"));
+    assert_conforms(&doc, "ErrorBody", &error);
+    let (_, message) = send(
+        app.client
+            .delete(app.url(&format!("/v1/api-keys/{}", created["data"]["id"].as_str().unwrap())))
+            .bearer_auth(&root),
+    );
+    assert_conforms(&doc, "Message", &message);
+}
+
 both_backends!(
+    openapi_matches_the_real_api,
     sdk_tokens_open_sessions_only,
     authmatech_rotation_routes,
     client_signed_jwts,
