@@ -45,6 +45,7 @@ settings! {
     REFRESH_TOKEN_TTL = "refresh_token_ttl", "TESSERA_REFRESH_TOKEN_TTL";
     API_RATE_LIMIT = "api_rate_limit", "TESSERA_API_RATE_LIMIT";
     IP_RATE_LIMIT = "ip_rate_limit", "TESSERA_IP_RATE_LIMIT";
+    TRUSTED_PROXIES = "trusted_proxies", "TESSERA_TRUSTED_PROXIES";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -186,6 +187,9 @@ pub struct Config {
     pub api_rate_limit: u32,
     /// Failed `/v1` authentications per second per IP.
     pub ip_rate_limit: u32,
+    /// Peers whose `X-Forwarded-For` is believed (IPs or CIDRs); empty:
+    /// the socket address is the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl fmt::Debug for Config {
@@ -226,6 +230,7 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
             api_rate_limit: 100,
             ip_rate_limit: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -368,6 +373,18 @@ impl Config {
         }
         if let Some(v) = get(&API_RATE_LIMIT) {
             config.api_rate_limit = parse_number(&API_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
+        if let Some(v) = get(&TRUSTED_PROXIES) {
+            config.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| ConfigError::new(&TRUSTED_PROXIES, format!("`{p}` is not an IP address or CIDR")))
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = get(&IP_RATE_LIMIT) {
             config.ip_rate_limit = parse_number(&IP_RATE_LIMIT, v, 1, 1_000_000)?;

@@ -47,7 +47,8 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
 }
 
 fn peer_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let trusted = req.app_data::<web::Data<AppState>>().map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
+    super::client_ip(req, &trusted).map(|ip| ip.to_string())
 }
 
 fn redirect(location: &str) -> HttpResponse {

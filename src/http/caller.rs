@@ -173,7 +173,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             Ok(caller)
         }
         Err(e) if e.kind == ErrorKind::Unauthorized => {
-            state.limits.check_failure(req.peer_addr().map(|a| a.ip()))?;
+            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies))?;
             Err(e)
         }
         Err(e) => Err(e),
@@ -207,7 +207,7 @@ async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
             ));
         }
     };
-    let ip: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
+    let ip: Option<IpAddr> = super::client_ip(req, &state.config.trusted_proxies);
     let referrer =
         header_str(req, header::REFERER.as_str())?.or(header_str(req, header::ORIGIN.as_str())?).map(str::to_string);
     let (method, path) = (req.method().clone(), req.path().to_string());

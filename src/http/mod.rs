@@ -39,3 +39,25 @@ pub struct AppState {
     /// API-key uses waiting to be written as `last_used`.
     pub key_usage: Arc<crate::apikeys::UsageRecorder>,
 }
+
+/// The client's address: the socket peer, unless the peer is a trusted
+/// proxy (`TESSERA_TRUSTED_PROXIES`); then the nearest `X-Forwarded-For`
+/// entry that is not itself a trusted proxy. Without trusted proxies the
+/// header is ignored, so it cannot be forged.
+pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut hops = forwarded.split(',').rev().map(str::trim);
+    let mut best = peer;
+    for hop in hops.by_ref() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+        best = ip;
+        if !trusted.iter().any(|n| n.contains(&ip)) {
+            break;
+        }
+    }
+    Some(best)
+}

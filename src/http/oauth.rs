@@ -24,7 +24,9 @@ fn read_request(req: &HttpRequest, body: &[u8]) -> Result<Request, OAuthError> {
             v.to_str().map_err(|_| OAuthError::invalid_client("the Authorization header is not ASCII"))?.to_string(),
         ),
     };
-    Ok(Request { params: Params::parse(body)?, authorization, ip: req.peer_addr().map(|a| a.ip().to_string()) })
+    let trusted = req.app_data::<web::Data<AppState>>().map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
+    let ip = super::client_ip(req, &trusted).map(|ip| ip.to_string());
+    Ok(Request { params: Params::parse(body)?, authorization, ip })
 }
 
 fn no_store_json(body: &impl Serialize) -> HttpResponse {

@@ -56,7 +56,7 @@ pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Resul
         ));
     }
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok()).map(|o| o.chars().take(256).collect());
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = super::client_ip(&req, &state.config.trusted_proxies).map(|ip| ip.to_string());
     let (clock, master) = (state.clock.clone(), state.master_key.clone());
     let session = state
         .db

@@ -843,7 +843,29 @@ fn openapi_matches_the_real_api(backend: Backend) {
     assert_conforms(&doc, "Message", &message);
 }
 
+fn trusted_proxies_decide_the_client_ip(backend: Backend) {
+    let app =
+        TestApp::builder(backend).with_config(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).start();
+    let admin = user_id(&app, "admin@localhost");
+    let mut fenced = new_key(&admin, Mode::Test);
+    fenced.allowed_ips = vec!["10.0.0.0/8".into()];
+    let (_, fenced) = make_key(&app, fenced);
+    let get = |xff: Option<&str>| {
+        let mut req = app.client.get(app.url("/v1/api-keys")).bearer_auth(&fenced);
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        req.send().unwrap().status()
+    };
+    // The socket peer (127.0.0.1) is a trusted proxy: the header counts.
+    assert_eq!(get(Some("10.1.1.1")), 200);
+    assert_eq!(get(Some("203.0.113.9, 10.1.1.1")), 200, "the nearest untrusted hop is the client");
+    assert_eq!(get(Some("10.1.1.1, 203.0.113.9")), 403, "a forged left-most entry does not help");
+    assert_eq!(get(None), 403);
+}
+
 both_backends!(
+    trusted_proxies_decide_the_client_ip,
     openapi_matches_the_real_api,
     sdk_tokens_open_sessions_only,
     authmatech_rotation_routes,
