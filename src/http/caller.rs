@@ -173,7 +173,23 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             Ok(caller)
         }
         Err(e) if e.kind == ErrorKind::Unauthorized => {
-            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies))?;
+            let ip = super::client_ip(req, &state.config.trusted_proxies);
+            state.limits.check_failure(ip)?;
+            // Within the IP's budget, every failed authentication is an
+            // audit event (the code, never the credential).
+            let (clock, code, path) = (state.clock.clone(), e.code.to_string(), req.path().to_string());
+            let ip = ip.map(|i| i.to_string());
+            let request_id = crate::error::current_request_id();
+            state
+                .db
+                .run(move |conn| {
+                    let mut event = AuditEvent::new(Actor::System, "api.auth_failed", None);
+                    event.ip = ip.as_deref();
+                    event.request_id = request_id.as_deref();
+                    event.details = serde_json::json!({ "code": code, "path": path });
+                    audit::record(conn, clock.as_ref(), event)
+                })
+                .await?;
             Err(e)
         }
         Err(e) => Err(e),

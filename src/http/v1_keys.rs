@@ -369,6 +369,9 @@ pub async fn verify(
         .any(|p| !key.permissions.contains(p) && !key.permissions.iter().any(|k| k == "admin"))
     {
         "INSUFFICIENT_PERMISSIONS"
+    } else if state.limits.check_key(&key.id, key.rate_limit).is_err() {
+        // A verification counts as a use of the key against its limit.
+        "RATE_LIMITED"
     } else {
         "VALID"
     };

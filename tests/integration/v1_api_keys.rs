@@ -368,6 +368,13 @@ fn microservices_verify_keys(backend: Backend) {
     let res = send(app.client.post(app.url("/v1/keys/verify")).json(&json!({ "key": narrow })));
     assert_error(res, StatusCode::UNAUTHORIZED, "invalid_api_key");
     assert_eq!(stored(&app), before, "verification changes no key");
+    // Verifications count against the verified key's own limit.
+    let mut slow = new_key(&bea_id, Mode::Test);
+    slow.rate_limit = Some(1);
+    let (_, slow) = make_key(&app, slow);
+    assert_eq!(verify(&root, json!({ "key": slow }))["code"], "VALID");
+    let limited = verify(&root, json!({ "key": slow }));
+    assert_eq!((limited["valid"].as_bool(), limited["code"].as_str()), (Some(false), Some("RATE_LIMITED")));
 }
 
 fn rate_limits_and_last_used(backend: Backend) {
@@ -415,6 +422,11 @@ fn admins_read_the_audit_log(backend: Backend) {
     assert_eq!(status, 200, "{body}");
     let actions: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"api_key.created") && actions.contains(&"api_key.forbidden_ip"), "{actions:?}");
+    // A failed authentication is recorded with its code, never the credential.
+    assert_eq!(send(app.client.get(app.url("/v1/api-keys")).bearer_auth("sk_test_guess")).0, StatusCode::UNAUTHORIZED);
+    let (_, body) = send(app.client.get(app.url("/v1/audit-events?action=api.auth_failed")).bearer_auth(&root));
+    assert_eq!(body["data"][0]["details"]["code"], "invalid_api_key", "{body}");
+    assert!(!body.to_string().contains("sk_test_guess"));
     assert!(!body.to_string().contains(&root) && !body.to_string().contains(&fenced), "no secret in the log");
     let (_, body) = send(app.client.get(app.url(&format!("/v1/audit-events?target={fenced_id}"))).bearer_auth(&root));
     assert!(body["data"].as_array().unwrap().iter().all(|e| e["target"] == fenced_id.as_str()));
