@@ -328,17 +328,20 @@ async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
     })
 }
 
+/// Authenticates and checks the permission `method` needs.
+async fn authenticate_for(req: &HttpRequest, method: &Method) -> Result<Caller, ApiError> {
+    let caller = authenticate(req).await?;
+    caller.require_for(method)?;
+    Ok(caller)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let caller = authenticate(&req).await?;
-            caller.require_for(req.method())?;
-            Ok(caller)
-        })
+        let (req, method) = (req.clone(), req.method().clone());
+        Box::pin(async move { authenticate_for(&req, &method).await })
     }
 }
 
@@ -352,10 +355,6 @@ impl FromRequest for Reader {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let caller = authenticate(&req).await?;
-            caller.require_for(&Method::GET)?;
-            Ok(Reader(caller))
-        })
+        Box::pin(async move { authenticate_for(&req, &Method::GET).await.map(Reader) })
     }
 }
