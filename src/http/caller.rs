@@ -180,16 +180,23 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             let (clock, code, path) = (state.clock.clone(), e.code.to_string(), req.path().to_string());
             let ip = ip.map(|i| i.to_string());
             let request_id = crate::error::current_request_id();
-            state
-                .db
-                .run(move |conn| {
-                    let mut event = AuditEvent::new(Actor::System, "api.auth_failed", None);
-                    event.ip = ip.as_deref();
-                    event.request_id = request_id.as_deref();
-                    event.details = serde_json::json!({ "code": code, "path": path });
-                    audit::record(conn, clock.as_ref(), event)
-                })
-                .await?;
+            // Written off the request path: the refusal does not wait for it
+            // (nor does it lose its place to the body's parse error).
+            let db = state.db.clone();
+            actix_web::rt::spawn(async move {
+                let written = db
+                    .run(move |conn| {
+                        let mut event = AuditEvent::new(Actor::System, "api.auth_failed", None);
+                        event.ip = ip.as_deref();
+                        event.request_id = request_id.as_deref();
+                        event.details = serde_json::json!({ "code": code, "path": path });
+                        audit::record(conn, clock.as_ref(), event)
+                    })
+                    .await;
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "could not audit a failed authentication");
+                }
+            });
             Err(e)
         }
         Err(e) => Err(e),

@@ -424,7 +424,15 @@ fn admins_read_the_audit_log(backend: Backend) {
     assert!(actions.contains(&"api_key.created") && actions.contains(&"api_key.forbidden_ip"), "{actions:?}");
     // A failed authentication is recorded with its code, never the credential.
     assert_eq!(send(app.client.get(app.url("/v1/api-keys")).bearer_auth("sk_test_guess")).0, StatusCode::UNAUTHORIZED);
-    let (_, body) = send(app.client.get(app.url("/v1/audit-events?action=api.auth_failed")).bearer_auth(&root));
+    // It is written in the background: wait for it (briefly).
+    let mut body = Value::Null;
+    for _ in 0..100 {
+        body = send(app.client.get(app.url("/v1/audit-events?action=api.auth_failed")).bearer_auth(&root)).1;
+        if !body["data"][0].is_null() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(body["data"][0]["details"]["code"], "invalid_api_key", "{body}");
     assert!(!body.to_string().contains("sk_test_guess"));
     assert!(!body.to_string().contains(&root) && !body.to_string().contains(&fenced), "no secret in the log");
