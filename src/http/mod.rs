@@ -2,6 +2,7 @@
 //! service through `AppState`, and render JSON or a template; no SQL and no
 //! crypto decisions live here.
 
+mod body;
 mod browser;
 pub mod caller;
 mod health;

@@ -60,9 +60,9 @@ pub struct Register {
 pub async fn register(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Register>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body: Register = body.parse()?;
     let grant_types = body
         .grant_types
         .iter()
@@ -155,9 +155,9 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<Update>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body: Update = body.parse()?;
     let changes = ClientChanges {
         name: body.name,
         redirect_uris: body.redirect_uris,
@@ -184,9 +184,12 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: Option<web::Json<RotateSecret>>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let expire = body.and_then(|b| b.expire_old_in).unwrap_or(clients::DEFAULT_SECRET_OVERLAP_SECS);
+    let expire = body
+        .parse_optional::<RotateSecret>()?
+        .and_then(|b| b.expire_old_in)
+        .unwrap_or(clients::DEFAULT_SECRET_OVERLAP_SECS);
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let id = id.into_inner();
     let client_id = id.clone();

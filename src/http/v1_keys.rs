@@ -148,9 +148,9 @@ fn with_key(key: &ApiKey, raw: &crate::crypto::Secret) -> Result<serde_json::Val
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateKey>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body: CreateKey = body.parse()?;
     let owner_id = match body.owner_id {
         Some(other) if other != caller.user.id => {
             if !caller.is_admin() {
@@ -280,10 +280,10 @@ pub async fn rotate(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: Option<web::Json<RotateKey>>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let expire = body.map(|b| b.expire_old_in).unwrap_or(0);
+    let expire = body.parse_optional::<RotateKey>()?.map(|b| b.expire_old_in).unwrap_or(0);
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db
@@ -321,10 +321,10 @@ pub struct VerifyKey {
 pub async fn verify(
     state: web::Data<AppState>,
     reader: super::caller::Reader,
-    body: web::Json<VerifyKey>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let caller = reader.0;
-    let body = body.into_inner();
+    let body: VerifyKey = body.parse()?;
     let ip = match body.ip.as_deref().map(str::parse::<std::net::IpAddr>).transpose() {
         Ok(ip) => ip,
         Err(_) => return Err(ApiError::bad_request("validation_error", "ip is not an IP address")),
@@ -386,7 +386,7 @@ pub async fn rotate_own(
     state: web::Data<AppState>,
     caller: Caller,
     req: actix_web::HttpRequest,
-    body: Option<web::Json<RotateKey>>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let super::caller::Credential::ApiKey { id, client_id: Some(client_id) } = caller.credential.clone() else {
         return Err(ApiError::new(
@@ -396,7 +396,7 @@ pub async fn rotate_own(
         ));
     };
     let secret = req.headers().get("x-client-secret").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let expire = body.map(|b| b.expire_old_in).unwrap_or(0);
+    let expire = body.parse_optional::<RotateKey>()?.map(|b| b.expire_old_in).unwrap_or(0);
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db
@@ -434,12 +434,12 @@ pub struct RotateClientKey {
 pub async fn rotate_client_key(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<RotateClientKey>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.is_admin() {
         return Err(ApiError::new(ErrorKind::Forbidden, "forbidden", "Only an admin may rotate a client's key"));
     }
-    let body = body.into_inner();
+    let body: RotateClientKey = body.parse()?;
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db

@@ -61,10 +61,10 @@ pub struct CreateUser {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateUser>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&caller, "create users")?;
-    let body = body.into_inner();
+    let body: CreateUser = body.parse()?;
     let role = if body.admin { Role::Admin } else { Role::Member };
     let new = NewUser::parse(&body.email, &body.name, &body.password, role)?;
     let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
@@ -84,13 +84,14 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if id != caller.user.id && !caller.is_admin() {
         return Err(not_found());
     }
-    let (clock, actor, name) = (state.clock.clone(), Actor::User(caller.user.id.clone()), body.into_inner().name);
+    let (clock, actor, name) =
+        (state.clock.clone(), Actor::User(caller.user.id.clone()), body.parse::<UpdateUser>()?.name);
     let user =
         state.db.run(move |conn| Ok(accounts::rename_user(conn, clock.as_ref(), &id, &name, actor))).await?.map_err(
             |e| match e {

@@ -214,6 +214,22 @@ fn bad_keys_and_bad_input_change_nothing(backend: Backend) {
     let res = send(app.client.get(app.url("/v1/api-keys")).header("x-sdk-token", "sdk_test_abc"));
     assert_error(res, StatusCode::FORBIDDEN, "forbidden");
 
+    // Who comes before what: a bad credential with a bad body is 401.
+    let res = send(
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth("sk_test_nope")
+            .header("content-type", "application/json")
+            .body("{"),
+    );
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_api_key");
+    // The same when only the database can tell (a revoked key).
+    let (gone_id, gone) = make_key(&app, new_key(&admin, Mode::Test));
+    apikeys::revoke(&mut app.conn(), &app.clock, &gone_id, Actor::Cli).unwrap();
+    let res = send(
+        app.client.post(app.url("/v1/api-keys")).bearer_auth(&gone).header("content-type", "text/plain").body("{"),
+    );
+    assert_error(res, StatusCode::UNAUTHORIZED, "invalid_api_key");
     // Bad bodies.
     let post = |body: reqwest::blocking::RequestBuilder| send(body.bearer_auth(&good));
     let url = app.url("/v1/api-keys");
