@@ -137,6 +137,30 @@ fn owned(caller: &Caller, key: Option<ApiKey>) -> Result<ApiKey, ApiError> {
     }
 }
 
+/// Runs `f` on key `id` if the caller owns it (or is an admin); any other
+/// key reads as not found.
+async fn with_owned<T: Send + 'static>(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    f: impl FnOnce(&mut crate::store::DbConn, &str) -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let caller = caller.clone();
+    state
+        .db
+        .run(move |conn| {
+            let found = match apikeys::find(conn, &id) {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(ApiError::from(e))),
+            };
+            if let Err(e) = owned(&caller, found) {
+                return Ok(Err(e));
+            }
+            Ok(f(conn, &id).map_err(ApiError::from))
+        })
+        .await?
+}
+
 fn with_key(key: &ApiKey, raw: &crate::crypto::Secret) -> Result<serde_json::Value, ApiError> {
     let mut data = serde_json::to_value(key).map_err(|e| ApiError::internal(&e))?;
     data["key"] = raw.expose().into();
@@ -249,21 +273,9 @@ pub async fn revoke(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
-    state
-        .db
-        .run(move |conn| {
-            let key = match apikeys::find(conn, &id) {
-                Ok(k) => k,
-                Err(e) => return Ok(Err(ApiError::from(e))),
-            };
-            if let Err(e) = owned(&caller, key) {
-                return Ok(Err(e));
-            }
-            Ok(apikeys::revoke(conn, clock.as_ref(), &id, actor).map(|_| ()).map_err(ApiError::from))
-        })
-        .await??;
+    with_owned(&state, &caller, id.into_inner(), move |conn, id| apikeys::revoke(conn, clock.as_ref(), id, actor))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "API key revoked successfully" })))
 }
 
@@ -282,22 +294,12 @@ pub async fn rotate(
     id: web::Path<String>,
     body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
     let expire = body.parse_optional::<RotateKey>()?.map(|b| b.expire_old_in).unwrap_or(0);
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
-    let (key, raw) = state
-        .db
-        .run(move |conn| {
-            let key = match apikeys::find(conn, &id) {
-                Ok(k) => k,
-                Err(e) => return Ok(Err(ApiError::from(e))),
-            };
-            if let Err(e) = owned(&caller, key) {
-                return Ok(Err(e));
-            }
-            Ok(apikeys::rotate(conn, clock.as_ref(), &master, &id, expire, actor).map_err(ApiError::from))
-        })
-        .await??;
+    let (key, raw) = with_owned(&state, &caller, id.into_inner(), move |conn, id| {
+        apikeys::rotate(conn, clock.as_ref(), &master, id, expire, actor)
+    })
+    .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": with_key(&key, &raw)? })))
 }
 
@@ -401,13 +403,7 @@ pub async fn rotate_own(
     let (key, raw) = state
         .db
         .run(move |conn| {
-            let live = crate::oauth::clients::live_secrets(conn, clock.as_ref(), &client_id)?;
-            let presented = crate::crypto::fingerprint(&secret);
-            let ok = !secret.is_empty()
-                && live.iter().fold(false, |m, s| {
-                    m | crate::crypto::constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes())
-                });
-            if !ok {
+            if secret.is_empty() || !crate::oauth::clients::secret_matches(conn, clock.as_ref(), &client_id, &secret)? {
                 return Ok(Err(ApiError::new(
                     ErrorKind::Unauthorized,
                     "invalid_client_secret",

@@ -10,7 +10,6 @@ use super::clients::{self, AuthMethod, Client};
 use super::resources::{self, ResourceServer};
 use super::{AuthServer, OAuthError, Request};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::crypto::{constant_time_eq, fingerprint};
 use crate::error::current_request_id;
 use crate::store::DbConn;
 
@@ -209,12 +208,7 @@ pub fn authenticate(
     let clock = server.clock.as_ref();
     match &credentials {
         Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => {
-            let presented = fingerprint(secret);
-            let live = clients::live_secrets(conn, clock, &client.client_id)?;
-            // Every live secret is compared, so timing says nothing of which matched.
-            let matched =
-                live.iter().fold(false, |m, s| m | constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes()));
-            if !matched {
+            if !clients::secret_matches(conn, clock, &client.client_id, secret)? {
                 return fail(conn, "wrong client secret (or it has expired)");
             }
         }

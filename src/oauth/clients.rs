@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
-use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, fingerprint, public_id, random_base62};
+use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::clients::{self, ClientRow, ClientSecretRow};
 use crate::store::{DbConn, StoreError};
 
@@ -484,6 +484,15 @@ impl LiveSecret {
         let sealed = self.sealed.as_deref()?;
         master.open(&seal_context(&self.id), sealed).ok()
     }
+}
+
+/// Whether `secret` is one of the client's live secrets. Every live
+/// secret is compared in constant time, so timing says nothing of which
+/// matched.
+pub fn secret_matches(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, secret: &str) -> Result<bool, StoreError> {
+    let presented = fingerprint(secret);
+    let live = live_secrets(conn, clock, client_id)?;
+    Ok(live.iter().fold(false, |m, s| m | constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes())))
 }
 
 pub fn live_secrets(conn: &mut DbConn, clock: &dyn Clock, client_id: &str) -> Result<Vec<LiveSecret>, StoreError> {
