@@ -8,7 +8,6 @@
 
 use std::net::IpAddr;
 
-use aws_lc_rs::hmac;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -173,9 +172,7 @@ fn generate(key_type: KeyType, mode: Mode) -> (String, String) {
 
 /// HMAC-SHA256 of a key under a key derived from the master key, in hex.
 pub fn fingerprint(master: &MasterKey, key: &str) -> String {
-    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes()), b"tessera api key v1");
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), key.as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&master.mac("tessera api key v1", key.as_bytes()))
 }
 
 #[derive(Debug, thiserror::Error)]

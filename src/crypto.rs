@@ -52,12 +52,12 @@ pub fn public_id(prefix: &str) -> String {
 /// Hex SHA-256 of a high-entropy secret: what the database keeps instead of
 /// the secret, and what lookups go by.
 pub fn fingerprint(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Equality whose running time does not depend on where the inputs differ.
@@ -172,6 +172,17 @@ impl MasterKey {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// HMAC-SHA256 of `data` under a key derived from this one for
+    /// `purpose` (e.g. `tessera csrf v1`), so each use has its own key.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        use aws_lc_rs::hmac;
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.0), purpose.as_bytes());
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Encrypts `plaintext` with AES-256-GCM under this key. `context` is

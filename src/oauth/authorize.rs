@@ -7,7 +7,6 @@
 //! 2. Everything else — errors go back to the registered redirect URI with
 //!    `error`, `error_description`, `state` and `iss`.
 
-use aws_lc_rs::hmac;
 use base64::Engine;
 
 use super::access_token::{self, Audience};
@@ -304,10 +303,8 @@ pub fn issue_code(
 /// an authorization request, or "logout"): HMAC-SHA256 under a key
 /// derived from the master key.
 pub fn csrf_token(master: &MasterKey, session_id: &str, purpose: &str) -> String {
-    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes()), b"tessera csrf v1");
-    let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
-    let tag = hmac::sign(&key, format!("{session_id}\n{purpose}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    let tag = master.mac("tessera csrf v1", format!("{session_id}\n{purpose}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
 }
 
 /// The parameters of an authorization request in a canonical form, for
