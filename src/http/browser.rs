@@ -355,14 +355,9 @@ pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> Http
     authorize_with(state, req, params).await
 }
 
-fn is_form(req: &HttpRequest) -> bool {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-}
-
 /// `POST /oauth/authorize`: the same parameters in a form body.
 pub async fn authorize_post(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> HttpResponse {
-    if !is_form(&req) {
+    if !super::is_form(&req) {
         return error_page(StatusCode::BAD_REQUEST, "Bad request", "The request must be a form.");
     }
     authorize_with(state, req, Params::parse_lenient(&body)).await
@@ -372,7 +367,7 @@ pub async fn authorize_post(state: web::Data<AppState>, req: HttpRequest, body: 
 /// session and to the exact authorization request.
 pub async fn consent(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> HttpResponse {
     let refused = |message: &str| error_page(StatusCode::BAD_REQUEST, "Consent not recorded", message);
-    if !is_form(&req) {
+    if !super::is_form(&req) {
         return refused("The request must be a form.");
     }
     let params = Params::parse_lenient(&body);

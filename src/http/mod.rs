@@ -62,3 +62,15 @@ pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[ipnet::IpNet]) -> Opti
     }
     Some(best)
 }
+
+/// The media type of the request body, lower-cased, without parameters.
+pub fn media_type(req: &actix_web::HttpRequest) -> String {
+    let content_type =
+        req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether the body is a form (`application/x-www-form-urlencoded`).
+pub fn is_form(req: &actix_web::HttpRequest) -> bool {
+    media_type(req) == "application/x-www-form-urlencoded"
+}

@@ -13,9 +13,7 @@ use crate::store::DbConn;
 
 /// The form of an OAuth request; anything but a form body is refused.
 fn read_request(req: &HttpRequest, body: &[u8]) -> Result<Request, OAuthError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if !super::is_form(req) {
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
     let authorization = match req.headers().get(header::AUTHORIZATION) {
