@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::clients::Client;
@@ -195,11 +195,7 @@ pub fn verify_signature(
             None => return Ok(None),
         }
     };
-    let mut validation = Validation::new(alg);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
+    let validation = crate::jwt::signature_only(alg);
     let claims = match jsonwebtoken::decode::<AccessClaims>(token, key.key(), &validation) {
         Ok(data) => data.claims,
         Err(_) => return Ok(None),

@@ -9,7 +9,7 @@
 //! deserialize instead of skipping the check).
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 use super::clients::{AuthMethod, Client};
@@ -170,11 +170,7 @@ pub fn verify_with(
     let mut claims = None;
     let mut malformed = false;
     for (alg, key) in candidates.iter().filter(|(a, _)| *a == header.alg) {
-        let mut validation = Validation::new(*alg);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
+        let validation = crate::jwt::signature_only(*alg);
         match jsonwebtoken::decode::<Claims>(assertion, key, &validation) {
             Ok(data) => {
                 claims = Some(data.claims);
