@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
+/// A `std` duration as a `chrono` one, saturating (configured lifetimes
+/// are bounded, so the bound is never reached in practice).
+pub fn span(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
 /// The source of "now" for every rule that involves time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;

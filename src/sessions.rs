@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::{self, User};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::clock::Clock;
+use crate::clock::{Clock, span};
 use crate::crypto::{SECRET_LEN_256_BITS, Secret, fingerprint, public_id, random_base62};
 use crate::store::sessions::{self, SessionRow};
 use crate::store::{DbConn, StoreError, users};
@@ -60,21 +60,17 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 /// Seconds until the failures of `subject` drop below `limit`, if they
 /// have reached it.
 fn throttled_for(conn: &mut DbConn, subject: &str, limit: u32, now: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
-    let since = now - chrono_duration(THROTTLE_WINDOW);
+    let since = now - span(THROTTLE_WINDOW);
     let failures = sessions::failures_since(conn, subject, since.naive_utc())?;
     if failures.len() < limit as usize {
         return Ok(None);
     }
     // The failure whose ageing-out brings the count below the limit.
     let pivot = failures[failures.len() - limit as usize].and_utc();
-    let free_at = pivot + chrono_duration(THROTTLE_WINDOW);
+    let free_at = pivot + span(THROTTLE_WINDOW);
     Ok(Some((free_at - now).num_seconds().max(1) as u64))
 }
 
@@ -150,10 +146,10 @@ pub fn start(
             user_id: user_id.to_string(),
             created_at: now.naive_utc(),
             last_seen_at: now.naive_utc(),
-            expires_at: (now + chrono_duration(policy.absolute)).naive_utc(),
+            expires_at: (now + span(policy.absolute)).naive_utc(),
         },
     )?;
-    let failures_before = now - chrono_duration(THROTTLE_WINDOW);
+    let failures_before = now - span(THROTTLE_WINDOW);
     sessions::purge(conn, now.naive_utc(), failures_before.naive_utc())?;
     Ok(cookie)
 }
@@ -181,7 +177,7 @@ pub fn resolve(
         return Ok(None);
     };
     let now = clock.now();
-    let idle_end = row.last_seen_at.and_utc() + chrono_duration(policy.idle);
+    let idle_end = row.last_seen_at.and_utc() + span(policy.idle);
     if now >= row.expires_at.and_utc() || now >= idle_end {
         sessions::delete(conn, &id)?;
         return Ok(None);

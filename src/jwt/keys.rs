@@ -16,7 +16,7 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::Serialize;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, span};
 use crate::crypto::{MasterKey, SealError, random_base62};
 use crate::store::signing_keys::{self, SigningKeyRow};
 use crate::store::{DbConn, StoreError};
@@ -224,7 +224,7 @@ pub fn rotate(
     now: bool,
 ) -> Result<SigningKeyInfo, KeyError> {
     let delay = if now { Duration::ZERO } else { policy.prepublish };
-    let activates_at = clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+    let activates_at = clock.now() + span(delay);
     let row = create(conn, clock, master, alg, "next", activates_at)?;
     promote_due(conn, clock, policy)?;
     let row = signing_keys::list(conn)?.into_iter().find(|r| r.kid == row.kid).unwrap_or(row);
@@ -243,7 +243,7 @@ pub fn promote_due(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy
     for row in rows.iter().filter(|r| r.state == "next" && r.activates_at <= now.naive_utc()) {
         changed |= signing_keys::activate(conn, &row.kid)?;
     }
-    let unpublish_at = now + chrono::Duration::from_std(policy.token_lifetime).unwrap_or(chrono::Duration::MAX);
+    let unpublish_at = now + span(policy.token_lifetime);
     for alg in SigningAlg::ALL {
         let active = rows.iter().filter(|r| r.algorithm == alg.as_str() && r.state == "active").count();
         let due =

@@ -13,13 +13,10 @@ use super::clients::{Client, GrantType};
 use super::endpoints::TokenResponse;
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Request};
+use crate::clock::span;
 use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::grants::{self, GrantRow, RefreshRow};
 use crate::store::{DbConn, StoreError};
-
-fn chrono(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
 
 /// Idle and absolute lifetimes of refresh tokens.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +71,7 @@ fn new_refresh_token(
 ) -> Result<String, StoreError> {
     let token = random_base62(SECRET_LEN_256_BITS);
     let now = server.clock.now();
-    let idle_end = (now + chrono(policy.idle)).naive_utc();
+    let idle_end = (now + span(policy.idle)).naive_utc();
     grants::insert_refresh(
         conn,
         &RefreshRow {
@@ -141,7 +138,7 @@ pub fn authorization_code(
         scope: row.scope.clone(),
         audience: row.audience.clone(),
         created_at: now.naive_utc(),
-        expires_at: (now + chrono(policy.absolute)).naive_utc(),
+        expires_at: (now + span(policy.absolute)).naive_utc(),
         revoked_at: None,
     };
     grants::insert_grant(conn, &grant)?;
