@@ -49,6 +49,20 @@ fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     out
 }
 
+/// Runs `tessera ARGS` on `db` with empty stdin.
+fn exec_on(db: &TestDatabase, args: &[&str]) -> Output {
+    let mut cmd = tessera_on(db);
+    cmd.args(args);
+    run(cmd, b"")
+}
+
+/// Runs `tessera ARGS` on `db`, asserts success, and parses stdout as JSON.
+fn json_on(db: &TestDatabase, args: &[&str]) -> Value {
+    let out = exec_on(db, args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -164,13 +178,7 @@ fn migrate_twice_is_a_no_op(backend: Backend) {
 
 fn signing_key_commands_stage_and_list(backend: Backend) {
     let db = TestDatabase::new(&backend);
-    let json = |args: &[&str]| -> Value {
-        let mut cmd = tessera_on(&db);
-        cmd.args(args);
-        let out = run(cmd, b"");
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let json = |args: &[&str]| json_on(&db, args);
     let staged = json(&["signing-key", "rotate", "--json"]);
     assert_eq!(staged[0]["algorithm"], "RS256");
     assert_eq!(staged[0]["state"], "next");
@@ -188,16 +196,8 @@ fn signing_key_commands_stage_and_list(backend: Backend) {
 
 fn client_and_resource_commands_round_trip(backend: Backend) {
     let db = TestDatabase::new(&backend);
-    let exec = |args: &[&str]| -> Output {
-        let mut cmd = tessera_on(&db);
-        cmd.args(args);
-        run(cmd, b"")
-    };
-    let json = |args: &[&str]| -> Value {
-        let out = exec(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let exec = |args: &[&str]| exec_on(&db, args);
+    let json = |args: &[&str]| json_on(&db, args);
     let rs = json(&[
         "resource",
         "create",
@@ -315,16 +315,8 @@ fn client_and_resource_commands_round_trip(backend: Backend) {
 fn key_commands_round_trip(backend: Backend) {
     let db = TestDatabase::new(&backend);
     assert!(create_user(&db, "ann@example.com", &[], b"pass word 123").status.success());
-    let exec = |args: &[&str]| -> Output {
-        let mut cmd = tessera_on(&db);
-        cmd.args(args);
-        run(cmd, b"")
-    };
-    let json = |args: &[&str]| -> Value {
-        let out = exec(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let exec = |args: &[&str]| exec_on(&db, args);
+    let json = |args: &[&str]| json_on(&db, args);
     let created = json(&[
         "key",
         "create",
