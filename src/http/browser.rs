@@ -386,7 +386,7 @@ pub async fn consent(state: web::Data<AppState>, req: HttpRequest, body: Bytes) 
     let user_id = session.user.id.clone();
     let outcome = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let request = match authorize::validate(conn, &server, &params) {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),

@@ -185,7 +185,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
             let db = state.db.clone();
             actix_web::rt::spawn(async move {
                 let written = db
-                    .run(move |conn| {
+                    .run(move |conn| -> Result<_, crate::store::StoreError> {
                         let mut event = AuditEvent::new(Actor::System, "api.auth_failed", None);
                         event.ip = ip.as_deref();
                         event.request_id = request_id.as_deref();
@@ -265,7 +265,7 @@ async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
     let (clock, master, environment) = (state.clock.clone(), state.master_key.clone(), state.config.environment);
     let found = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let key = match apikeys::authenticate(conn, clock.as_ref(), &master, environment, &raw)? {
                 Ok(k) => k,
                 Err(refusal) => return Ok(Err(refusal)),
@@ -318,7 +318,7 @@ async fn identify(req: &HttpRequest) -> Result<Caller, ApiError> {
         let (clock, id, ip_text) = (state.clock.clone(), key.id.clone(), ip.map(|i| i.to_string()));
         state
             .db
-            .run(move |conn| {
+            .run(move |conn| -> Result<_, crate::store::StoreError> {
                 let mut event = AuditEvent::new(Actor::System, action, Some(&id));
                 event.ip = ip_text.as_deref();
                 audit::record(conn, clock.as_ref(), event)

@@ -42,7 +42,7 @@ where
 {
     let request = read_request(req, body)?;
     let server = state.oauth.clone();
-    state.db.run(move |conn| Ok(endpoint(conn, &server, &request))).await?
+    state.db.run(move |conn| endpoint(conn, &server, &request)).await
 }
 
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
@@ -63,7 +63,7 @@ pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -
 /// RFC 8414 metadata, also served as `openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let server = state.oauth.clone();
-    let doc = state.db.run(move |conn| Ok(endpoints::metadata(conn, &server))).await??;
+    let doc = state.db.run(move |conn| endpoints::metadata(conn, &server)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
         .json(doc))

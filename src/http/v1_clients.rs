@@ -91,8 +91,7 @@ pub async fn register(
         owner_id: Some(caller.user.id.clone()),
     };
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
-    let (client, secret) =
-        state.db.run(move |conn| Ok(clients::create(conn, clock.as_ref(), &master, new, actor))).await??;
+    let (client, secret) = state.db.run(move |conn| clients::create(conn, clock.as_ref(), &master, new, actor)).await?;
     let mut data = serde_json::to_value(&client).map_err(|e| ApiError::internal(&e))?;
     data["client_secret"] = secret.map(|s| s.expose().into()).unwrap_or(serde_json::Value::Null);
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": data })))
@@ -102,10 +101,8 @@ pub async fn register(
 #[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Own clients (all for an admin)", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let (admin, owner) = (caller.is_admin(), caller.user.id.clone());
-    let list = state
-        .db
-        .run(move |conn| Ok(if admin { clients::list(conn) } else { clients::list_owned(conn, &owner) }))
-        .await??;
+    let list =
+        state.db.run(move |conn| if admin { clients::list(conn) } else { clients::list_owned(conn, &owner) }).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": list })))
 }
 
@@ -113,7 +110,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 #[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The client", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::v1_keys::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::v1_keys::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::v1_keys::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let client = state.db.run(move |conn| Ok(clients::find(conn, &id))).await??;
+    let client = state.db.run(move |conn| clients::find(conn, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": owned(&caller, client)? })))
 }
 
@@ -136,7 +133,7 @@ async fn with_owned<T: Send + 'static>(
     let caller = caller.clone();
     state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let found = match clients::find(conn, &id) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(ApiError::from(e))),

@@ -148,7 +148,7 @@ async fn with_owned<T: Send + 'static>(
     let caller = caller.clone();
     state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let found = match apikeys::find(conn, &id) {
                 Ok(k) => k,
                 Err(e) => return Ok(Err(ApiError::from(e))),
@@ -220,7 +220,7 @@ pub async fn create(
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             if let Some(id) = &new.client_id
                 && crate::store::clients::find(conn, id)?.is_none()
             {
@@ -254,7 +254,7 @@ pub async fn list(
         }
         _ => caller.user.id.clone(),
     };
-    let keys = state.db.run(move |conn| Ok(apikeys::list(conn, Some(&owner)))).await??;
+    let keys = state.db.run(move |conn| apikeys::list(conn, Some(&owner))).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": keys })))
 }
 
@@ -262,7 +262,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The key", body = KeyOne), (status = 404, description = "Not the caller's, or unknown", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let key = state.db.run(move |conn| Ok(apikeys::find(conn, &id))).await??;
+    let key = state.db.run(move |conn| apikeys::find(conn, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": owned(&caller, key)? })))
 }
 
@@ -402,7 +402,7 @@ pub async fn rotate_own(
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             if secret.is_empty() || !crate::oauth::clients::secret_matches(conn, clock.as_ref(), &client_id, &secret)? {
                 return Ok(Err(ApiError::new(
                     ErrorKind::Unauthorized,
@@ -439,7 +439,7 @@ pub async fn rotate_client_key(
     let (clock, master, actor) = (state.clock.clone(), state.master_key.clone(), Actor::User(caller.user.id.clone()));
     let (key, raw) = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let now = clock.now();
             let newest = match apikeys::list(conn, None) {
                 Ok(list) => list.into_iter().rev().find(|k| {

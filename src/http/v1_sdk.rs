@@ -60,7 +60,7 @@ pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Resul
     let (clock, master) = (state.clock.clone(), state.master_key.clone());
     let session = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, crate::store::StoreError> {
             let Some(token) = sdk::find_token_by_fingerprint(conn, &apikeys::fingerprint(&master, &raw))? else {
                 return Ok(None);
             };

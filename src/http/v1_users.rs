@@ -31,7 +31,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     if !caller.is_admin() {
         return Ok(HttpResponse::Ok().json(json!({ "success": true, "data": [caller.user] })));
     }
-    let users = state.db.run(|conn| Ok(accounts::list_users(conn))).await??;
+    let users = state.db.run(|conn| accounts::list_users(conn)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": users })))
 }
 
@@ -42,7 +42,7 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Strin
     if id != caller.user.id && !caller.is_admin() {
         return Err(not_found());
     }
-    let user = state.db.run(move |conn| Ok(accounts::find_user(conn, &id))).await??.ok_or_else(not_found)?;
+    let user = state.db.run(move |conn| accounts::find_user(conn, &id)).await?.ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
 }
 
@@ -68,7 +68,7 @@ pub async fn create(
     let role = if body.admin { Role::Admin } else { Role::Member };
     let new = NewUser::parse(&body.email, &body.name, &body.password, role)?;
     let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
-    let user: User = state.db.run(move |conn| Ok(accounts::create_user(conn, clock.as_ref(), new, actor))).await??;
+    let user: User = state.db.run(move |conn| accounts::create_user(conn, clock.as_ref(), new, actor)).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": user })))
 }
 
@@ -92,13 +92,12 @@ pub async fn update(
     }
     let (clock, actor, name) =
         (state.clock.clone(), Actor::User(caller.user.id.clone()), body.parse::<UpdateUser>()?.name);
-    let user =
-        state.db.run(move |conn| Ok(accounts::rename_user(conn, clock.as_ref(), &id, &name, actor))).await?.map_err(
-            |e| match e {
-                AccountError::UnknownUser => not_found(),
-                other => other.into(),
-            },
-        )?;
+    let user = state.db.run(move |conn| accounts::rename_user(conn, clock.as_ref(), &id, &name, actor)).await.map_err(
+        |e| match e {
+            AccountError::UnknownUser => not_found(),
+            other => other.into(),
+        },
+    )?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
 }
 
@@ -116,11 +115,11 @@ pub async fn disable(
         return Err(ApiError::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself"));
     }
     let (clock, actor) = (state.clock.clone(), Actor::User(caller.user.id.clone()));
-    state.db.run(move |conn| Ok(accounts::disable_user_id(conn, clock.as_ref(), &id, actor))).await?.map_err(|e| {
-        match e {
+    state.db.run(move |conn| accounts::disable_user_id(conn, clock.as_ref(), &id, actor)).await.map_err(
+        |e| match e {
             AccountError::UnknownUser => not_found(),
             other => other.into(),
-        }
-    })?;
+        },
+    )?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "User disabled successfully" })))
 }

@@ -12,7 +12,7 @@ use crate::jwt::keys;
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let policy = state.config.rotation_policy();
     let clock = state.clock.clone();
-    let set = state.db.run(move |conn| Ok(keys::jwks(conn, clock.as_ref(), &policy))).await??;
+    let set = state.db.run(move |conn| keys::jwks(conn, clock.as_ref(), &policy)).await?;
     let cache = format!("public, max-age={}", policy.jwks_max_age());
     Ok(HttpResponse::Ok()
         .content_type("application/jwk-set+json")

@@ -240,19 +240,21 @@ impl Db {
     }
 
     /// Runs `f` with a connection on the blocking pool, never on an actix
-    /// worker thread.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// worker thread. `f` returns its own error type (a service's error),
+    /// which a failure to get a connection converts into.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
         actix_web::web::block(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(StoreError::from)?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| E::from(StoreError::Internal(format!("blocking task failed: {e}"))))?
     }
 
     /// One round trip to the database.
