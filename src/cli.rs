@@ -606,9 +606,6 @@ fn key(config: &Config, command: KeyCommand) -> CliResult {
             json,
         } => {
             let owner_id = owner_id(&mut conn, &owner)?;
-            if let Some(id) = &client {
-                clients::find(&mut conn, id)?.ok_or(clients::ClientError::UnknownClient)?;
-            }
             let new = NewKey {
                 owner_id,
                 client_id: client,
@@ -638,7 +635,7 @@ fn key(config: &Config, command: KeyCommand) -> CliResult {
                         k.id,
                         k.display(),
                         k.mode.as_str(),
-                        k.permissions.join(","),
+                        k.permissions.names().join(","),
                         state,
                         k.name
                     );

@@ -350,7 +350,7 @@ impl Config {
                 Duration::from_secs(parse_number(&SIGNING_KEY_PREPUBLISH, v, 0, 30 * 24 * 3600)?);
         }
         if let Some(v) = get(&DEFAULT_AUDIENCE) {
-            crate::oauth::clients::check_absolute_uri(v)
+            crate::uri::check_absolute_uri(v)
                 .map_err(|why| ConfigError::new(&DEFAULT_AUDIENCE, format!("`{v}` {why}")))?;
             config.default_audience = Some(v.to_string());
         }

@@ -22,7 +22,13 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::accounts::AccountError;
+use crate::apikeys::ApiKeyError;
+use crate::audit::AuditReadError;
 use crate::jwt::keys::KeyError;
+use crate::oauth::clients::ClientError;
+use crate::people::PeopleError;
+use crate::principal::AuthError;
+use crate::sdk::SdkError;
 use crate::store::StoreError;
 
 tokio::task_local! {
@@ -97,13 +103,19 @@ pub struct ApiError {
     pub rate_limit: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    success: bool,
-    error: &'static str,
-    code: &'a str,
-    message: &'a str,
-    request_id: Option<String>,
+/// The `/v1` error body: what every error answer serializes, and what the
+/// OpenAPI document shows for them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always false.
+    pub success: bool,
+    /// The category: `unauthorized`, `forbidden`, `not_found`, …
+    pub error: &'static str,
+    /// The machine-readable detail, e.g. `invalid_api_key`.
+    pub code: String,
+    /// For people; never holds a secret.
+    pub message: String,
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -173,8 +185,8 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             success: false,
             error: self.kind.as_str(),
-            code: &self.code,
-            message: &self.message,
+            code: self.code.to_string(),
+            message: self.message.to_string(),
             request_id: current_request_id(),
         })
     }
@@ -205,7 +217,7 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidName(_) => Self::bad_request("invalid_name", e.to_string()),
             AccountError::InvalidPassword(_) => Self::bad_request("invalid_password", e.to_string()),
             AccountError::EmailTaken => Self::new(ErrorKind::Conflict, "email_taken", e.to_string()),
-            AccountError::UnknownUser => Self::new(ErrorKind::NotFound, "user_not_found", e.to_string()),
+            AccountError::UnknownUser => Self::new(ErrorKind::NotFound, "user_not_found", "No such user"),
             AccountError::Store(s) => s.into(),
             AccountError::Hashing(_) => Self::internal(&e),
         }
@@ -217,6 +229,82 @@ impl From<KeyError> for ApiError {
         match e {
             KeyError::Store(s) => s.into(),
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated { code, message } => Self::new(ErrorKind::Unauthorized, code, message),
+            AuthError::Forbidden { code, message } => Self::new(ErrorKind::Forbidden, code, message),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ApiKeyError> for ApiError {
+    fn from(e: ApiKeyError) -> Self {
+        match e {
+            ApiKeyError::Invalid(m) => Self::bad_request("validation_error", m),
+            ApiKeyError::Unknown => Self::new(ErrorKind::NotFound, "api_key_not_found", "No such API key"),
+            ApiKeyError::Revoked => Self::new(ErrorKind::Conflict, "already_revoked", "The API key is already revoked"),
+            ApiKeyError::Expired => Self::new(ErrorKind::Conflict, "api_key_expired", "The API key has expired"),
+            ApiKeyError::Forbidden { code: "invalid_client_secret", message } => {
+                Self::new(ErrorKind::Unauthorized, "invalid_client_secret", message)
+            }
+            ApiKeyError::Forbidden { code, message } => Self::new(ErrorKind::Forbidden, code, message),
+            ApiKeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => Self::bad_request("validation_error", m),
+            ClientError::UnknownClient => Self::new(ErrorKind::NotFound, "client_not_found", "No such client"),
+            ClientError::UnknownOwner => Self::bad_request("validation_error", "No such owner"),
+            ClientError::NoSecret(_) => Self::new(ErrorKind::Conflict, "no_client_secret", e.to_string()),
+            ClientError::Forbidden(m) => Self::new(ErrorKind::Forbidden, "insufficient_scope", m),
+            ClientError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SdkError> for ApiError {
+    fn from(e: SdkError) -> Self {
+        match e {
+            SdkError::InvalidToken(m) => Self::new(ErrorKind::Unauthorized, "invalid_sdk_token", m),
+            SdkError::WrongEnvironment => Self::new(ErrorKind::Unauthorized, "wrong_environment", e.to_string()),
+            SdkError::UnknownToken => Self::new(ErrorKind::NotFound, "sdk_token_not_found", "No such SDK token"),
+            SdkError::Revoked => Self::new(ErrorKind::Conflict, "already_revoked", "The SDK token is already revoked"),
+            SdkError::UnknownSession => {
+                Self::new(ErrorKind::NotFound, "session_not_found", "No such SDK session (or it has expired)")
+            }
+            SdkError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<PeopleError> for ApiError {
+    fn from(e: PeopleError) -> Self {
+        match e {
+            PeopleError::Account(a) => a.into(),
+            PeopleError::Denied(d) => d.into(),
+            PeopleError::CannotDisableSelf => {
+                Self::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself")
+            }
+        }
+    }
+}
+
+impl From<AuditReadError> for ApiError {
+    fn from(e: AuditReadError) -> Self {
+        match e {
+            AuditReadError::BadLimit => Self::bad_request("validation_error", e.to_string()),
+            AuditReadError::Denied(d) => d.into(),
+            AuditReadError::Store(s) => s.into(),
         }
     }
 }

@@ -15,6 +15,15 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod oauth;
+pub mod people;
+pub mod permissions;
+pub mod principal;
+pub mod sdk;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod uri;
+
+/// The handle every caller runs services on (`Db::run`); the HTTP layer
+/// names it through here, never through `store`.
+pub use store::Db;

@@ -21,10 +21,10 @@ mod well_known;
 
 use std::sync::Arc;
 
+use crate::Db;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::store::Db;
 
 /// What every handler can reach. Built once at start.
 pub struct AppState {

@@ -62,10 +62,12 @@ impl Modify for Security {
         v1_clients::disable,
         v1_audit::list,
         v1_sdk::create_token,
+        v1_sdk::list_tokens,
+        v1_sdk::revoke_token,
         v1_sdk::open_session,
         v1_sdk::read_session,
     ),
-    components(schemas(Envelope, v1_keys::ErrorBody)),
+    components(schemas(Envelope, crate::error::ErrorBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -13,12 +13,13 @@ use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
+use crate::principal::Principal;
 use crate::store::clients::{self, ClientRow, ClientSecretRow};
 use crate::store::{DbConn, StoreError};
 
 pub const MAX_CLIENT_NAME_LEN: usize = 100;
 pub const MAX_REDIRECT_URIS: usize = 20;
-pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+pub use crate::uri::MAX_REDIRECT_URI_LEN;
 pub const MAX_AUDIENCES: usize = 20;
 /// How long an old secret keeps working after a rotation, unless told.
 pub const DEFAULT_SECRET_OVERLAP_SECS: u64 = 24 * 3600;
@@ -90,6 +91,9 @@ pub enum ClientError {
     UnknownOwner,
     #[error("this client has no secret: it authenticates with {0}")]
     NoSecret(&'static str),
+    /// The caller may not give a client this (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -188,77 +192,7 @@ fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
 }
 
-/// Schemes that run code or read local data in a browser: never a
-/// redirect target.
-const FORBIDDEN_SCHEMES: [&str; 6] = ["javascript", "data", "vbscript", "file", "about", "blob"];
-
-/// The scheme and authority of a `scheme://authority/…` URI, lower-cased
-/// (RFC 3986 §6.2.2.1: only these are case-insensitive), and the rest.
-pub fn split_uri(uri: &str) -> (String, String, &str) {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return (String::new(), String::new(), uri);
-    };
-    let Some(after) = rest.strip_prefix("//") else {
-        return (scheme.to_ascii_lowercase(), String::new(), rest);
-    };
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    (scheme.to_ascii_lowercase(), after[..end].to_ascii_lowercase(), &after[end..])
-}
-
-/// Whether `host[:port]` is a loopback address (RFC 8252 §7.3, §8.3).
-fn is_loopback(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "::1")
-}
-
-/// A redirect URI is compared as an exact string later, so it is taken
-/// only if it is absolute, has no fragment, is not a script or data
-/// scheme, and uses https — or http on a loopback host, for native apps
-/// and development. Private-use schemes (`com.example.app:/cb`) are allowed
-/// for native apps.
-fn check_redirect_uri(uri: &str) -> Result<(), ClientError> {
-    if uri.len() > MAX_REDIRECT_URI_LEN {
-        return Err(invalid(format!("a redirect URI is longer than {MAX_REDIRECT_URI_LEN} characters")));
-    }
-    check_absolute_uri(uri).map_err(|why| invalid(format!("redirect URI {uri:?} {why}")))?;
-    let (scheme, authority, _) = split_uri(uri);
-    if FORBIDDEN_SCHEMES.contains(&scheme.as_str()) {
-        return Err(invalid(format!("redirect URI {uri:?} uses the {scheme}: scheme, which is never allowed")));
-    }
-    if (scheme == "http" || scheme == "https") && authority.is_empty() {
-        return Err(invalid(format!("redirect URI {uri:?} has no host")));
-    }
-    if authority.contains('@') {
-        return Err(invalid(format!("redirect URI {uri:?} holds user information")));
-    }
-    if scheme == "http" && !is_loopback(&authority) {
-        return Err(invalid(format!("redirect URI {uri:?} must use https (http only for localhost)")));
-    }
-    Ok(())
-}
-
-/// An absolute URI (RFC 3986 scheme, then `:`), no fragment, no spaces or
-/// control characters. The error completes "… is not usable: …".
-pub fn check_absolute_uri(uri: &str) -> Result<(), &'static str> {
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return Err("is not an absolute URI");
-    };
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_ok || rest.is_empty() {
-        return Err("is not an absolute URI");
-    }
-    if uri.contains('#') {
-        return Err("has a fragment");
-    }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("holds spaces or control characters");
-    }
-    Ok(())
-}
+pub use crate::uri::{check_absolute_uri, split_uri};
 
 /// Keys usable for `private_key_jwt`: RSA, EC P-256 or Ed25519, public only.
 fn check_jwks(text: &str) -> Result<String, ClientError> {
@@ -278,13 +212,13 @@ impl NewClient {
         if name.is_empty() || name.chars().count() > MAX_CLIENT_NAME_LEN {
             return Err(invalid(format!("the name must be 1 to {MAX_CLIENT_NAME_LEN} characters")));
         }
-        if name.chars().any(char::is_control) {
-            return Err(invalid("the name holds control characters"));
+        if name.chars().any(|c| c.is_control() || crate::uri::is_bidi_control(c)) {
+            return Err(invalid("the name holds control or bidirectional-override characters"));
         }
         if self.redirect_uris.len() > MAX_REDIRECT_URIS {
             return Err(invalid(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
         }
-        self.redirect_uris.iter().try_for_each(|u| check_redirect_uri(u))?;
+        self.redirect_uris.iter().try_for_each(|u| crate::uri::check_redirect_uri(u).map_err(invalid))?;
         let mut grants = self.grant_types.clone();
         if grants.is_empty() {
             if !self.public {
@@ -500,4 +434,108 @@ pub fn live_secrets(conn: &mut DbConn, clock: &dyn Clock, client_id: &str) -> Re
         .into_iter()
         .map(|r| LiveSecret { fingerprint: r.fingerprint, sealed: r.sealed, id: r.id })
         .collect())
+}
+
+/// The scopes anyone's client may ask for: the `/v1` permissions a member
+/// holds and the user-flow scopes. Anything else (`admin`, a resource
+/// server's `payments:refund`) only an admin can put on a client.
+pub const SELF_SERVICE_SCOPES: [&str; 7] = ["read", "write", "delete", "offline_access", "openid", "profile", "email"];
+
+/// Only an admin widens access: a non-admin may not add audiences, nor
+/// scopes beyond `SELF_SERVICE_SCOPES`.
+fn check_rights(principal: &Principal, added_audiences: &[String], added_scope: &Scopes) -> Result<(), ClientError> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    if let Some(aud) = added_audiences.first() {
+        return Err(ClientError::Forbidden(format!(
+            "Only an admin may give a client an audience ({aud}); ask an admin to add it"
+        )));
+    }
+    if let Some(scope) = added_scope.iter().find(|s| !SELF_SERVICE_SCOPES.contains(s)) {
+        return Err(ClientError::Forbidden(format!(
+            "Only an admin may give a client the scope {scope}; yours may ask for {}",
+            SELF_SERVICE_SCOPES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn parse_scope(text: &str) -> Result<Scopes, ClientError> {
+    Scopes::parse(text).map_err(|e| invalid(format!("scope: {e}")))
+}
+
+/// Registers a client owned by `principal`'s user.
+pub fn register(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    principal: &Principal,
+    mut new: NewClient,
+) -> Result<(Client, Option<Secret>), ClientError> {
+    check_rights(principal, &new.audiences, &parse_scope(&new.scope)?)?;
+    new.owner_id = Some(principal.user.id.clone());
+    create(conn, clock, master, new, principal.actor())
+}
+
+/// Client `client_id` if `principal` may see it (its own, or any for an
+/// admin); any other reads as unknown.
+pub fn find_visible(conn: &mut DbConn, principal: &Principal, client_id: &str) -> Result<Client, ClientError> {
+    match find(conn, client_id)? {
+        Some(c) if principal.may_manage(c.owner_id.as_deref()) => Ok(c),
+        _ => Err(ClientError::UnknownClient),
+    }
+}
+
+/// The caller's clients; every client for an admin.
+pub fn list_visible(conn: &mut DbConn, principal: &Principal) -> Result<Vec<Client>, ClientError> {
+    if principal.is_admin() { list(conn) } else { list_owned(conn, &principal.user.id) }
+}
+
+/// Updates a client the caller may see; what it adds must be the
+/// caller's to give.
+pub fn update_visible(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    client_id: &str,
+    changes: ClientChanges,
+) -> Result<Client, ClientError> {
+    let client = find_visible(conn, principal, client_id)?;
+    let added_audiences: Vec<String> =
+        changes.audiences.iter().flatten().filter(|a| !client.audiences.contains(a)).cloned().collect();
+    let added_scope = match &changes.scope {
+        Some(text) => {
+            let asked = parse_scope(text)?;
+            let added = asked.missing_from(&client.scope);
+            parse_scope(&added)?
+        }
+        None => Scopes::default(),
+    };
+    check_rights(principal, &added_audiences, &added_scope)?;
+    update(conn, clock, client_id, changes, principal.actor())
+}
+
+/// Rotates the secret of a client the caller may see.
+pub fn rotate_secret_visible(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    principal: &Principal,
+    client_id: &str,
+    expire_old_in: std::time::Duration,
+) -> Result<Secret, ClientError> {
+    find_visible(conn, principal, client_id)?;
+    rotate_secret(conn, clock, master, client_id, expire_old_in, principal.actor())
+}
+
+/// Disables a client the caller may see.
+pub fn disable_visible(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    client_id: &str,
+) -> Result<(), ClientError> {
+    find_visible(conn, principal, client_id)?;
+    disable(conn, clock, client_id, principal.actor())
 }

@@ -51,3 +51,23 @@ pub fn insert_session(conn: &mut DbConn, row: &SdkSessionRow) -> Result<(), Stor
 pub fn find_session(conn: &mut DbConn, id: &str) -> Result<Option<SdkSessionRow>, StoreError> {
     Ok(sdk_sessions::table.find(id).select(SdkSessionRow::as_select()).first(conn).optional()?)
 }
+
+pub fn list_tokens(conn: &mut DbConn, owner_id: &str) -> Result<Vec<SdkTokenRow>, StoreError> {
+    Ok(sdk_tokens::table
+        .filter(sdk_tokens::owner_id.eq(owner_id))
+        .order(sdk_tokens::created_at.asc())
+        .select(SdkTokenRow::as_select())
+        .load(conn)?)
+}
+
+pub fn find_token(conn: &mut DbConn, id: &str) -> Result<Option<SdkTokenRow>, StoreError> {
+    Ok(sdk_tokens::table.find(id).select(SdkTokenRow::as_select()).first(conn).optional()?)
+}
+
+/// Revokes a live token; false when it was already revoked.
+pub fn revoke_token(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
+    let n = diesel::update(sdk_tokens::table.filter(sdk_tokens::id.eq(id)).filter(sdk_tokens::revoked_at.is_null()))
+        .set(sdk_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+    Ok(n == 1)
+}

@@ -1,0 +1,344 @@
+//! Who is calling `/v1`: the credential a request presents becomes a
+//! `Principal` with its *effective* permissions — what the credential was
+//! granted, cut down to what its owner may do now (`permissions::effective`).
+//!
+//! Accepted: an API key (`Authorization: Bearer sk_…` or `X-API-KEY`, with
+//! `X-CLIENT-ID` when the key is bound to a client), a Tessera access token
+//! for the server's own API, and a JWT signed by a client (HS256 with its
+//! sealed secret, or its JWKS). The HTTP extractor (`http::caller`) only
+//! reads headers, rate-limits and audits failures; every rule is here.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::accounts::User;
+use crate::apikeys::{self, Mode, Refusal};
+use crate::audit::{self, Actor, AuditEvent};
+use crate::config::Environment;
+use crate::oauth::clients::{self, Client};
+use crate::oauth::scope::Scopes;
+use crate::oauth::{AuthServer, OAuthError, access_token, assertion};
+use crate::permissions::{self, Permission, Permissions};
+use crate::store::{DbConn, StoreError, users};
+
+/// The longest a client-signed JWT may live (`exp` − now).
+pub const CLIENT_JWT_MAX_LIFETIME_SECS: i64 = 3600;
+
+/// Which credential authenticated the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey { id: String, client_id: Option<String> },
+    AccessToken { client_id: String },
+    ClientJwt { client_id: String },
+}
+
+/// An authenticated caller of `/v1`.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub credential: Credential,
+    /// Effective: granted ∩ what the owner may do now.
+    pub permissions: Permissions,
+    /// The key's mode, for API keys.
+    pub mode: Option<Mode>,
+    /// The credential's own requests-per-second limit (API keys).
+    pub rate_limit: Option<i64>,
+}
+
+/// Why a request is refused. `Display` never holds the credential.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No usable credential: 401.
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: Cow<'static, str> },
+    /// A valid credential that may not do this: 403.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: Cow<'static, str> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    fn unauthenticated(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unauthenticated { code, message: message.into() }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+
+    /// An admin-only action attempted by anyone else.
+    pub fn admin_only(what: &str) -> Self {
+        Self::forbidden("forbidden", format!("Only an admin may {what}"))
+    }
+}
+
+impl Principal {
+    /// Admin on `/v1`: an admin user whose credential carries `admin`
+    /// (effective permissions already require both).
+    pub fn is_admin(&self) -> bool {
+        self.permissions.contains(Permission::Admin)
+    }
+
+    /// Whether this caller may see and manage what `owner_id` owns.
+    pub fn may_manage(&self, owner_id: Option<&str>) -> bool {
+        owner_id == Some(self.user.id.as_str()) || self.is_admin()
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.id.clone())
+    }
+
+    /// The permission a request with `method` needs.
+    pub fn require_method(&self, method: &str) -> Result<(), AuthError> {
+        if self.permissions.allows_method(method) {
+            return Ok(());
+        }
+        Err(AuthError::forbidden(
+            "insufficient_scope",
+            format!("This credential lacks the {} permission this request needs", Permission::for_method(method)),
+        ))
+    }
+
+    pub fn require_admin(&self, what: &str) -> Result<(), AuthError> {
+        if self.is_admin() { Ok(()) } else { Err(AuthError::admin_only(what)) }
+    }
+
+    /// The bucket this caller's requests count against.
+    pub fn rate_limit_bucket(&self) -> String {
+        match &self.credential {
+            Credential::ApiKey { id, .. } => id.clone(),
+            Credential::AccessToken { client_id } => format!("token:{client_id}:{}", self.user.id),
+            Credential::ClientJwt { client_id } => format!("client-jwt:{client_id}"),
+        }
+    }
+}
+
+/// What a request presents, read from its headers by the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct Presented {
+    /// The `Authorization` header's value.
+    pub authorization: Option<String>,
+    /// `X-API-KEY`.
+    pub api_key: Option<String>,
+    /// `X-CLIENT-ID`.
+    pub client_id: Option<String>,
+    /// Whether an `X-SDK-TOKEN` header was sent.
+    pub sdk_token: bool,
+    pub ip: Option<IpAddr>,
+    /// `Referer`, else `Origin`.
+    pub referrer: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+/// What identifying a caller needs besides a connection.
+pub struct Verifier<'a> {
+    pub server: &'a AuthServer,
+    pub environment: Environment,
+}
+
+/// Identifies the caller of a `/v1` request. Restriction refusals (IP,
+/// referrer, endpoint) are audited here, on the same connection.
+pub fn identify(conn: &mut DbConn, verifier: &Verifier<'_>, presented: &Presented) -> Result<Principal, AuthError> {
+    let bearer = presented
+        .authorization
+        .as_deref()
+        .map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or(h));
+    if presented.sdk_token && bearer.is_none() && presented.api_key.is_none() {
+        return Err(AuthError::forbidden(
+            "forbidden",
+            "An SDK token is only accepted on POST /v1/api/sdk/session; call this endpoint with an API key",
+        ));
+    }
+    let (raw, via_header) = match (bearer, presented.api_key.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(AuthError::unauthenticated(
+                "invalid_api_key",
+                "Send one credential: Authorization or X-API-KEY, not both",
+            ));
+        }
+        (Some(b), None) => (b, false),
+        (None, Some(k)) => (k, true),
+        (None, None) => {
+            return Err(AuthError::unauthenticated(
+                "invalid_api_key",
+                "No credential: send Authorization: Bearer <API key or access token>, or X-API-KEY",
+            ));
+        }
+    };
+    // A JWT (three base64url parts), unless it looks like a key.
+    if !via_header && raw.matches('.').count() == 2 && !raw.starts_with("sk_") && !raw.starts_with("rk_") {
+        return identify_jwt(conn, verifier.server, raw);
+    }
+    identify_api_key(conn, verifier, presented, raw)
+}
+
+fn refused_token(message: impl Into<Cow<'static, str>>) -> AuthError {
+    AuthError::unauthenticated("invalid_token", message)
+}
+
+/// A storage failure while verifying a token fails closed (503), never as
+/// an invalid token.
+fn fail_closed(e: OAuthError) -> Result<(), AuthError> {
+    if e.status.is_server_error() {
+        Err(AuthError::Store(StoreError::Unavailable(e.description.into_owned())))
+    } else {
+        Ok(())
+    }
+}
+
+/// The enabled user with `id`, or the refusal `why`.
+fn enabled_user(conn: &mut DbConn, id: &str, why: &'static str) -> Result<User, AuthError> {
+    match users::find_by_id(conn, id)? {
+        Some(u) if !u.disabled => Ok(User::from(u)),
+        _ => Err(refused_token(why)),
+    }
+}
+
+fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Principal, AuthError> {
+    let is_access_token = jsonwebtoken::decode_header(raw)
+        .ok()
+        .and_then(|h| h.typ)
+        .is_some_and(|t| t.eq_ignore_ascii_case(access_token::TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+    if is_access_token {
+        let claims = match access_token::active(conn, server, raw) {
+            Ok(c) => c,
+            Err(e) => {
+                fail_closed(e)?;
+                None
+            }
+        };
+        let Some(claims) = claims.filter(|c| c.aud == server.default_audience) else {
+            return Err(refused_token("The access token is invalid, expired, revoked or not for this API"));
+        };
+        // The token acts for its user; a disabled client's tokens stop too.
+        let user = enabled_user(conn, &claims.sub, "The access token does not act for an enabled user")?;
+        match clients::find(conn, &claims.client_id) {
+            Ok(Some(c)) if !c.disabled => {}
+            Ok(_) => return Err(refused_token("The access token's client is unknown or disabled")),
+            Err(clients::ClientError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Internal(e.to_string()).into()),
+        }
+        let granted = Permissions::from_scope(&Scopes::from_stored(claims.scope.as_deref().unwrap_or("")));
+        return Ok(Principal {
+            permissions: permissions::effective(granted, &user),
+            user,
+            credential: Credential::AccessToken { client_id: claims.client_id },
+            mode: None,
+            rate_limit: None,
+        });
+    }
+    let Some(client_id) = assertion::unverified_issuer(raw).filter(|i| i.len() <= 512) else {
+        return Err(refused_token("The bearer JWT names no client (iss)"));
+    };
+    let client = match clients::find(conn, &client_id) {
+        Ok(Some(c)) if !c.disabled => c,
+        Ok(_) => return Err(refused_token("The JWT's client is unknown or disabled")),
+        Err(clients::ClientError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(StoreError::Internal(e.to_string()).into()),
+    };
+    verify_client_jwt(conn, server, &client, raw)?;
+    let Some(owner_id) = client.owner_id.as_deref() else {
+        return Err(refused_token("The JWT's client has no owner to act for"));
+    };
+    let owner = enabled_user(conn, owner_id, "The JWT's client has no enabled owner to act for")?;
+    Ok(Principal {
+        permissions: permissions::effective(Permissions::from_scope(&client.scope), &owner),
+        user: owner,
+        credential: Credential::ClientJwt { client_id: client.client_id },
+        mode: None,
+        rate_limit: None,
+    })
+}
+
+fn verify_client_jwt(conn: &mut DbConn, server: &AuthServer, client: &Client, raw: &str) -> Result<(), AuthError> {
+    let secrets: Vec<Vec<u8>> = clients::live_secrets(conn, server.clock.as_ref(), &client.client_id)?
+        .iter()
+        .filter_map(|s| s.open(server.keys.master()))
+        .collect();
+    let audiences = [server.default_audience.clone()];
+    let rules = assertion::Rules {
+        audiences: &audiences,
+        max_lifetime_secs: CLIENT_JWT_MAX_LIFETIME_SECS,
+        client_assertion: false,
+    };
+    match assertion::verify_with(conn, server.clock.as_ref(), client, raw, &rules, &secrets) {
+        Ok(_) => Ok(()),
+        Err(Ok(reason)) => Err(refused_token(format!("The client-signed JWT is refused: {reason}"))),
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+fn identify_api_key(
+    conn: &mut DbConn,
+    verifier: &Verifier<'_>,
+    presented: &Presented,
+    raw: &str,
+) -> Result<Principal, AuthError> {
+    if let Err(e) = apikeys::parse(raw) {
+        return Err(AuthError::unauthenticated("invalid_api_key", e.to_string()));
+    }
+    let (server, environment) = (verifier.server, verifier.environment);
+    let key = match apikeys::authenticate(conn, server.clock.as_ref(), server.keys.master(), environment, raw)? {
+        Ok(k) => k,
+        Err(Refusal::Expired) => return Err(AuthError::unauthenticated("expired_token", "The API key has expired")),
+        Err(Refusal::WrongEnvironment) => {
+            let (sent, to) = match environment {
+                Environment::Sandbox => ("a live key", "the sandbox server; use a test key (sk_test_…)"),
+                Environment::Production => ("a test key", "the production server; use a live key (sk_live_…)"),
+            };
+            return Err(AuthError::unauthenticated("wrong_environment", format!("You sent {sent} to {to}")));
+        }
+        Err(_) => return Err(AuthError::unauthenticated("invalid_api_key", "The API key is unknown or revoked")),
+    };
+    let owner = match users::find_by_id(conn, &key.owner_id)? {
+        Some(o) if !o.disabled => User::from(o),
+        _ => return Err(AuthError::unauthenticated("invalid_api_key", "The API key's owner is disabled")),
+    };
+    if let Some(bound) = &key.client_id {
+        match presented.client_id.as_deref() {
+            Some(c) if c == bound => {}
+            Some(_) => {
+                return Err(AuthError::unauthenticated(
+                    "client_id_mismatch",
+                    "X-CLIENT-ID names another client than the key's",
+                ));
+            }
+            None => {
+                return Err(AuthError::unauthenticated(
+                    "client_id_mismatch",
+                    "This key is bound to a client: send X-CLIENT-ID",
+                ));
+            }
+        }
+    }
+    let r = &key.restrictions;
+    let forbidden = |what: &str| AuthError::forbidden("forbidden", format!("This key may not be used {what}"));
+    let refusal = if !r.allows_ip(presented.ip) {
+        Some(("api_key.forbidden_ip", forbidden("from this IP address")))
+    } else if !r.allows_referrer(presented.referrer.as_deref()) {
+        Some(("api_key.forbidden_referrer", forbidden("from this referrer")))
+    } else if !r.allows_endpoint(&presented.method, &presented.path) {
+        Some((
+            "api_key.forbidden_endpoint",
+            AuthError::forbidden("insufficient_scope", "This restricted key may not call this endpoint"),
+        ))
+    } else {
+        None
+    };
+    if let Some((action, error)) = refusal {
+        let ip = presented.ip.map(|i| i.to_string());
+        let mut event = AuditEvent::new(Actor::System, action, Some(&key.id));
+        event.ip = ip.as_deref();
+        audit::record(conn, server.clock.as_ref(), event)?;
+        return Err(error);
+    }
+    Ok(Principal {
+        permissions: permissions::effective(key.permissions, &owner),
+        user: owner,
+        mode: Some(key.mode),
+        rate_limit: key.rate_limit,
+        credential: Credential::ApiKey { id: key.id, client_id: key.client_id },
+    })
+}
