@@ -13,4 +13,5 @@ mod introspection;
 mod readiness;
 mod signing_keys;
 mod store;
+mod trust_boundary;
 mod v1_api_keys;
