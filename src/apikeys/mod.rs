@@ -276,11 +276,12 @@ impl Granter<'_> {
         }
     }
 
-    /// What this granter may put on a key.
+    /// What this granter may put on a key: `admin` stands for every
+    /// permission (an effective `admin` means an admin user).
     fn may_grant(&self) -> Permissions {
         match self {
-            Self::Principal(p) => p.permissions,
-            Self::Operator(_) => Permissions::ALL,
+            Self::Principal(p) if !p.is_admin() => p.permissions,
+            _ => Permissions::ALL,
         }
     }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod authorization_code;
+mod authorization_matrix;
 mod chromium;
 mod cli;
 mod client_auth;

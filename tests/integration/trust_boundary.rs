@@ -22,9 +22,10 @@ pub fn user_id(app: &TestApp, email: &str) -> String {
     tessera::store::users::find_by_email(&mut app.conn(), email).unwrap().unwrap().id
 }
 
-/// A key made by the operator (CLI path) for `owner_id`.
-pub fn operator_key(app: &TestApp, owner_id: &str, permissions: &[&str]) -> (String, String) {
-    let new = NewKey {
+/// A key request for `owner_id`: restricted to `permissions`, or a full
+/// secret key when there are none.
+pub fn new_key(owner_id: &str, permissions: &[&str]) -> NewKey {
+    NewKey {
         owner_id: owner_id.into(),
         client_id: None,
         name: "Backend".into(),
@@ -36,7 +37,12 @@ pub fn operator_key(app: &TestApp, owner_id: &str, permissions: &[&str]) -> (Str
         allowed_endpoints: vec![],
         expires_in: None,
         rate_limit: None,
-    };
+    }
+}
+
+/// A key made by the operator (CLI path) for `owner_id`.
+pub fn operator_key(app: &TestApp, owner_id: &str, permissions: &[&str]) -> (String, String) {
+    let new = new_key(owner_id, permissions);
     let (key, raw) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
     (key.id, raw.expose().to_string())
 }
