@@ -7,6 +7,7 @@ pub mod access_token;
 pub mod assertion;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_secrets;
 pub mod clients;
 pub mod endpoints;
 pub mod error;
