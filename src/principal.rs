@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::accounts::User;
-use crate::apikeys::{self, Mode, Refusal};
+use crate::apikeys::{self, KeyRefused, Mode, Refusal};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::config::Environment;
 use crate::oauth::clients::{self, Client};
@@ -280,10 +280,13 @@ fn identify_api_key(
         return Err(AuthError::unauthenticated("invalid_api_key", e.to_string()));
     }
     let (server, environment) = (verifier.server, verifier.environment);
-    let key = match apikeys::authenticate(conn, server.clock.as_ref(), server.keys.master(), environment, raw)? {
+    let key = match apikeys::authenticate(conn, server.clock.as_ref(), server.keys.master(), environment, raw) {
         Ok(k) => k,
-        Err(Refusal::Expired) => return Err(AuthError::unauthenticated("expired_token", "The API key has expired")),
-        Err(Refusal::WrongEnvironment) => {
+        Err(KeyRefused::Store(e)) => return Err(e.into()),
+        Err(KeyRefused::Refused(Refusal::Expired)) => {
+            return Err(AuthError::unauthenticated("expired_token", "The API key has expired"));
+        }
+        Err(KeyRefused::Refused(Refusal::WrongEnvironment)) => {
             let (sent, to) = match environment {
                 Environment::Sandbox => ("a live key", "the sandbox server; use a test key (sk_test_…)"),
                 Environment::Production => ("a test key", "the production server; use a live key (sk_live_…)"),

@@ -574,6 +574,21 @@ pub enum Refusal {
     WrongEnvironment,
 }
 
+/// Why `authenticate` found no usable key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRefused {
+    #[error("the API key is refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Refusal> for KeyRefused {
+    fn from(r: Refusal) -> Self {
+        Self::Refused(r)
+    }
+}
+
 /// The key a raw value names, if it is usable in `environment` now.
 /// Checks: format and checksum (offline), then lookup by fingerprint,
 /// revocation, expiry and mode.
@@ -583,24 +598,20 @@ pub fn authenticate(
     master: &MasterKey,
     environment: Environment,
     raw: &str,
-) -> Result<Result<ApiKey, Refusal>, StoreError> {
-    let Ok(parsed) = parse(raw) else {
-        return Ok(Err(Refusal::NotFound));
-    };
-    let Some(row) = api_keys::find_by_fingerprint(conn, &fingerprint(master, raw))? else {
-        return Ok(Err(Refusal::NotFound));
-    };
+) -> Result<ApiKey, KeyRefused> {
+    let parsed = parse(raw).map_err(|_| Refusal::NotFound)?;
+    let row = api_keys::find_by_fingerprint(conn, &fingerprint(master, raw))?.ok_or(Refusal::NotFound)?;
     let key = ApiKey::from_row(row)?;
     if key.revoked_at.is_some() {
-        return Ok(Err(Refusal::Revoked));
+        return Err(Refusal::Revoked.into());
     }
     if key.is_expired(clock.now()) {
-        return Ok(Err(Refusal::Expired));
+        return Err(Refusal::Expired.into());
     }
     if parsed.mode != Mode::of(environment) {
-        return Ok(Err(Refusal::WrongEnvironment));
+        return Err(Refusal::WrongEnvironment.into());
     }
-    Ok(Ok(key))
+    Ok(key)
 }
 
 /// What a microservice asks `/v1/keys/verify` about a key its own caller
@@ -674,11 +685,12 @@ pub fn verify(
         Refusal::Expired => "EXPIRED",
         Refusal::WrongEnvironment => "WRONG_ENVIRONMENT",
     };
-    let key = match authenticate(conn, clock, master, environment, &request.key)? {
+    let key = match authenticate(conn, clock, master, environment, &request.key) {
         Ok(k) if principal.may_manage(Some(&k.owner_id)) => k,
         Ok(_) => return Ok(Verdict::refused("NOT_FOUND")),
-        Err(r) if principal.is_admin() => return Ok(Verdict::refused(refusal_code(r))),
-        Err(_) => return Ok(Verdict::refused("NOT_FOUND")),
+        Err(KeyRefused::Store(e)) => return Err(e.into()),
+        Err(KeyRefused::Refused(r)) if principal.is_admin() => return Ok(Verdict::refused(refusal_code(r))),
+        Err(KeyRefused::Refused(_)) => return Ok(Verdict::refused("NOT_FOUND")),
     };
     let owner = users::find_by_id(conn, &key.owner_id)?.map(crate::accounts::User::from);
     let Some(owner) = owner.filter(|o| !o.disabled) else {
