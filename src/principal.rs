@@ -43,6 +43,9 @@ pub struct Principal {
     pub mode: Option<Mode>,
     /// The credential's own requests-per-second limit (API keys).
     pub rate_limit: Option<i64>,
+    /// The API key itself (never its secret), for API-key callers: what a
+    /// key it creates or rotates must stay within.
+    pub key: Option<Box<apikeys::ApiKey>>,
 }
 
 /// Why a request is refused. `Display` never holds the credential.
@@ -98,6 +101,19 @@ impl Principal {
             "insufficient_scope",
             format!("This credential lacks the {} permission this request needs", Permission::for_method(method)),
         ))
+    }
+
+    /// Minting or copying credentials (API keys, client secrets, clients)
+    /// takes an API key: a short-lived access token or a client-signed JWT
+    /// must not turn itself into a lasting credential.
+    pub fn require_key_credential(&self, what: &str) -> Result<(), AuthError> {
+        match self.credential {
+            Credential::ApiKey { .. } => Ok(()),
+            _ => Err(AuthError::forbidden(
+                "insufficient_scope",
+                format!("Only an API key may {what}; access tokens and client-signed JWTs cannot"),
+            )),
+        }
     }
 
     pub fn require_admin(&self, what: &str) -> Result<(), AuthError> {
@@ -174,6 +190,22 @@ pub fn identify(conn: &mut DbConn, verifier: &Verifier<'_>, presented: &Presente
     identify_api_key(conn, verifier, presented, raw)
 }
 
+/// What an OAuth scope allows on `/v1`. A scope a registered resource
+/// server defines (`payments:write`) is that server's, never `/v1`'s: a
+/// token its holder asked for without naming an audience must not turn
+/// the payments app's `write` into write on the API keys.
+pub fn v1_permissions(conn: &mut DbConn, scope: &Scopes) -> Result<Permissions, StoreError> {
+    if !scope.iter().any(|s| s.contains(':')) {
+        return Ok(Permissions::from_scope(scope));
+    }
+    let defined: Vec<Scopes> =
+        crate::store::resources::list(conn)?.iter().map(|r| Scopes::from_stored(&r.scopes)).collect();
+    let own: Scopes = Scopes::from_stored(
+        &scope.iter().filter(|s| !defined.iter().any(|d| d.contains(s))).collect::<Vec<_>>().join(" "),
+    );
+    Ok(Permissions::from_scope(&own))
+}
+
 fn refused_token(message: impl Into<Cow<'static, str>>) -> AuthError {
     AuthError::unauthenticated("invalid_token", message)
 }
@@ -220,13 +252,14 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
             Err(clients::ClientError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(StoreError::Internal(e.to_string()).into()),
         }
-        let granted = Permissions::from_scope(&Scopes::from_stored(claims.scope.as_deref().unwrap_or("")));
+        let granted = v1_permissions(conn, &Scopes::from_stored(claims.scope.as_deref().unwrap_or("")))?;
         return Ok(Principal {
             permissions: permissions::effective(granted, &user),
             user,
             credential: Credential::AccessToken { client_id: claims.client_id },
             mode: None,
             rate_limit: None,
+            key: None,
         });
     }
     let Some(client_id) = assertion::unverified_issuer(raw).filter(|i| i.len() <= 512) else {
@@ -244,11 +277,12 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
     };
     let owner = enabled_user(conn, owner_id, "The JWT's client has no enabled owner to act for")?;
     Ok(Principal {
-        permissions: permissions::effective(Permissions::from_scope(&client.scope), &owner),
+        permissions: permissions::effective(v1_permissions(conn, &client.scope)?, &owner),
         user: owner,
         credential: Credential::ClientJwt { client_id: client.client_id },
         mode: None,
         rate_limit: None,
+        key: None,
     })
 }
 
@@ -301,7 +335,12 @@ fn identify_api_key(
     };
     if let Some(bound) = &key.client_id {
         match presented.client_id.as_deref() {
-            Some(c) if c == bound => {}
+            Some(c) if c == bound => {
+                // A disabled client's keys stop with it.
+                if !matches!(clients::find(conn, bound), Ok(Some(c)) if !c.disabled) {
+                    return Err(AuthError::unauthenticated("invalid_api_key", "The key's client is disabled"));
+                }
+            }
             Some(_) => {
                 return Err(AuthError::unauthenticated(
                     "client_id_mismatch",
@@ -342,6 +381,7 @@ fn identify_api_key(
         user: owner,
         mode: Some(key.mode),
         rate_limit: key.rate_limit,
-        credential: Credential::ApiKey { id: key.id, client_id: key.client_id },
+        credential: Credential::ApiKey { id: key.id.clone(), client_id: key.client_id.clone() },
+        key: Some(Box::new(key)),
     })
 }

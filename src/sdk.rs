@@ -148,8 +148,13 @@ pub fn authenticate(
     if mode != Mode::of(environment) {
         return Err(SdkError::WrongEnvironment);
     }
-    match sdk::find_token_by_fingerprint(conn, &apikeys::fingerprint(master, raw))? {
-        Some(t) if t.revoked_at.is_none() => Ok(SdkToken::from(t)),
+    let token = match sdk::find_token_by_fingerprint(conn, &apikeys::fingerprint(master, raw))? {
+        Some(t) if t.revoked_at.is_none() => SdkToken::from(t),
+        _ => return Err(SdkError::InvalidToken("The SDK token is unknown or revoked")),
+    };
+    // A disabled owner's tokens stop with the owner.
+    match crate::store::users::find_by_id(conn, &token.owner_id)? {
+        Some(u) if !u.disabled => Ok(token),
         _ => Err(SdkError::InvalidToken("The SDK token is unknown or revoked")),
     }
 }

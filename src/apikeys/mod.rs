@@ -76,6 +76,14 @@ fn forbidden(code: &'static str, message: impl Into<String>) -> ApiKeyError {
     ApiKeyError::Forbidden { code, message: message.into() }
 }
 
+fn deny(e: crate::principal::AuthError) -> ApiKeyError {
+    match e {
+        crate::principal::AuthError::Forbidden { code, message } => forbidden(code, message),
+        crate::principal::AuthError::Unauthenticated { code, message } => forbidden(code, message),
+        crate::principal::AuthError::Store(s) => s.into(),
+    }
+}
+
 /// A key as its owner sees it: never the key itself.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
@@ -285,6 +293,46 @@ impl Granter<'_> {
         }
     }
 
+    /// The key behind a `/v1` caller, if it is one: what a key it makes
+    /// must stay within.
+    fn key(&self) -> Option<&ApiKey> {
+        match self {
+            Self::Principal(p) => p.key.as_deref(),
+            Self::Operator(_) => None,
+        }
+    }
+
+    /// A key made or copied by this granter stays within the granter's own
+    /// key: its restrictions, expiry and rate limit (its permissions are
+    /// `check_grant`'s).
+    fn check_bounds(
+        &self,
+        restrictions: &Restrictions,
+        expires_at: Option<DateTime<Utc>>,
+        rate_limit: Option<i64>,
+    ) -> Result<(), ApiKeyError> {
+        if let Self::Principal(p) = self {
+            p.require_key_credential("create or rotate API keys").map_err(deny)?;
+        }
+        let Some(own) = self.key() else { return Ok(()) };
+        let beyond =
+            |what: &str| forbidden("insufficient_scope", format!("A key cannot make a key {what} than itself"));
+        if !restrictions.within(&own.restrictions) {
+            return Err(beyond("with fewer IP, referrer or endpoint restrictions"));
+        }
+        if let Some(own_end) = own.expires_at
+            && expires_at.is_none_or(|e| e > own_end)
+        {
+            return Err(beyond("that outlives it"));
+        }
+        if let Some(own_limit) = own.rate_limit
+            && rate_limit.is_none_or(|r| r > own_limit)
+        {
+            return Err(beyond("with a higher rate limit"));
+        }
+        Ok(())
+    }
+
     fn check_grant(&self, wanted: Permissions) -> Result<(), ApiKeyError> {
         match wanted.missing_from(self.may_grant()).iter().next() {
             None => Ok(()),
@@ -350,8 +398,20 @@ fn create_with(
         check_client_binding(conn, &granter, &new.owner_id, id)?;
     }
     let now = clock.now();
-    let expires_at = new.expires_in.map(|s| now + chrono::Duration::seconds(s as i64));
-    let (row, key) = row_for(master, &new, permissions, &valid.restrictions, expires_at, now);
+    // What the request leaves open, a key-made key takes from its maker.
+    let own = granter.key();
+    let restrictions = match own {
+        Some(k) => valid.restrictions.inherit(&k.restrictions),
+        None => valid.restrictions,
+    };
+    let expires_at =
+        new.expires_in.map(|s| now + chrono::Duration::seconds(s as i64)).or(own.and_then(|k| k.expires_at));
+    let mut new = new;
+    if new.rate_limit.is_none() {
+        new.rate_limit = own.and_then(|k| k.rate_limit).and_then(|r| u32::try_from(r).ok());
+    }
+    granter.check_bounds(&restrictions, expires_at, new.rate_limit.map(i64::from))?;
+    let (row, key) = row_for(master, &new, permissions, &restrictions, expires_at, now);
     api_keys::insert(conn, &row)?;
     let mut event = AuditEvent::new(granter.actor(), "api_key.created", Some(&row.id));
     event.details = serde_json::json!({ "mode": row.mode, "type": row.key_type, "owner": row.owner_id });
@@ -503,12 +563,16 @@ fn rotate_key(
         Some(secs) => Some(now + chrono::Duration::seconds(secs as i64)),
         None => old.expires_at,
     };
+    granter.check_bounds(&old.restrictions, expires_at, old.rate_limit)?;
     let (mut row, key) = row_for(master, &new, old.permissions, &old.restrictions, expires_at, now);
     row.rotated_from = Some(old.id.clone());
     let old_end = (now + chrono::Duration::seconds(rotation.expire_old_in as i64)).naive_utc();
     // The old key never outlives its own expiry.
     let old_end = old_row.expires_at.map_or(old_end, |e| e.min(old_end));
-    api_keys::rotate(conn, &old_row, &row, old_end)?;
+    if !api_keys::rotate(conn, &old_row, &row, old_end, now.naive_utc())? {
+        // Revoked (or expired) since it was read.
+        return Err(ApiKeyError::Revoked);
+    }
     let mut event = AuditEvent::new(granter.actor(), "api_key.rotated", Some(&old.id));
     event.details = serde_json::json!({ "new_key": row.id, "old_expires_in": rotation.expire_old_in });
     audit::record(conn, clock, event)?;
@@ -532,7 +596,8 @@ pub fn rotate_own(
             "Only an API key bound to a client (X-API-KEY with X-CLIENT-ID) can rotate itself",
         ));
     };
-    if client_secret.is_empty() || !clients::secret_matches(conn, clock, client_id, client_secret)? {
+    let client_live = matches!(clients::find(conn, client_id), Ok(Some(c)) if !c.disabled);
+    if !client_live || client_secret.is_empty() || !clients::secret_matches(conn, clock, client_id, client_secret)? {
         return Err(ApiKeyError::Forbidden {
             code: "invalid_client_secret",
             message: "X-CLIENT-SECRET is missing or is not the secret of the key's client".into(),
@@ -600,6 +665,11 @@ pub fn authenticate(
     raw: &str,
 ) -> Result<ApiKey, KeyRefused> {
     let parsed = parse(raw).map_err(|_| Refusal::NotFound)?;
+    // The mode is read from the key itself, before any lookup: a server
+    // must not tell whether a key of the other environment exists.
+    if parsed.mode != Mode::of(environment) {
+        return Err(Refusal::WrongEnvironment.into());
+    }
     let row = api_keys::find_by_fingerprint(conn, &fingerprint(master, raw))?.ok_or(Refusal::NotFound)?;
     let key = ApiKey::from_row(row)?;
     if key.revoked_at.is_some() {
@@ -607,9 +677,6 @@ pub fn authenticate(
     }
     if key.is_expired(clock.now()) {
         return Err(Refusal::Expired.into());
-    }
-    if parsed.mode != Mode::of(environment) {
-        return Err(Refusal::WrongEnvironment.into());
     }
     Ok(key)
 }
@@ -625,6 +692,9 @@ pub struct VerifyRequest {
     pub endpoint: Option<(String, String)>,
     /// Permissions the use needs (parsed: exactly the four names).
     pub permissions: Permissions,
+    /// The `X-CLIENT-ID` the key came with; a key bound to a client is
+    /// valid only with it.
+    pub client_id: Option<String>,
 }
 
 /// The answer of `/v1/keys/verify`.
@@ -699,7 +769,8 @@ pub fn verify(
     };
     let effective = crate::permissions::effective(key.permissions, &owner);
     let r = &key.restrictions;
-    let code = if !r.allows_ip(request.ip) || !r.allows_referrer(request.referrer.as_deref()) {
+    let client_ok = key.client_id.is_none() || key.client_id == request.client_id;
+    let code = if !client_ok || !r.allows_ip(request.ip) || !r.allows_referrer(request.referrer.as_deref()) {
         "FORBIDDEN"
     } else if let Some((m, p)) = &request.endpoint
         && !r.allows_endpoint(m, p)

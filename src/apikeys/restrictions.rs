@@ -99,6 +99,34 @@ impl Restrictions {
         })
     }
 
+    /// A key made by a restricted caller: each kind of rule the request
+    /// left empty is the caller's.
+    pub fn inherit(mut self, caller: &Restrictions) -> Self {
+        if self.ips.is_empty() {
+            self.ips = caller.ips.clone();
+        }
+        if self.referrers.is_empty() {
+            self.referrers = caller.referrers.clone();
+        }
+        if self.endpoints.is_empty() {
+            self.endpoints = caller.endpoints.clone();
+        }
+        self
+    }
+
+    /// Whether these rules are at least as strict as `caller`'s: for every
+    /// kind of rule the caller has, these have some, all among the caller's.
+    /// (Exact entries: a narrower CIDR than the caller's is refused rather
+    /// than reasoned about.)
+    pub fn within(&self, caller: &Restrictions) -> bool {
+        fn subset<T: PartialEq>(mine: &[T], theirs: &[T]) -> bool {
+            theirs.is_empty() || (!mine.is_empty() && mine.iter().all(|m| theirs.contains(m)))
+        }
+        subset(&self.ips, &caller.ips)
+            && subset(&self.referrers, &caller.referrers)
+            && subset(&self.endpoints, &caller.endpoints)
+    }
+
     pub fn allows_endpoint(&self, method: &str, path: &str) -> bool {
         self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.allows(method, path))
     }

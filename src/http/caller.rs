@@ -80,6 +80,13 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             audit_failure(state, ip, &e, req.path());
             Err(e)
         }
+        // Restriction refusals (already audited by the service) count
+        // against the IP too: a leaked key used from the wrong place must
+        // not buy unthrottled audit writes.
+        Err(e) if e.kind == ErrorKind::Forbidden => {
+            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies))?;
+            Err(e)
+        }
         Err(e) => Err(e),
     }
 }

@@ -217,6 +217,9 @@ pub struct VerifyKey {
     /// Each exactly one of read, write, delete, admin.
     #[serde(default)]
     permissions: Vec<String>,
+    /// The `X-CLIENT-ID` the key came with (required for a key bound to a
+    /// client).
+    client_id: Option<String>,
 }
 
 /// `POST /v1/keys/verify`, for microservices checking a key their own
@@ -232,8 +235,15 @@ pub async fn verify(state: web::Data<AppState>, reader: Reader, body: JsonBody) 
     };
     let permissions = Permissions::parse_list(&body.permissions)
         .map_err(|e| ApiError::bad_request("validation_error", e.to_string()))?;
+    let endpoint = match (body.method, body.path) {
+        (Some(m), Some(p)) => Some((m, p)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request("validation_error", "method and path go together: send both or neither"));
+        }
+    };
     let request =
-        VerifyRequest { key: body.key, ip, referrer: body.referrer, endpoint: body.method.zip(body.path), permissions };
+        VerifyRequest { key: body.key, ip, referrer: body.referrer, endpoint, permissions, client_id: body.client_id };
     let (clock, master, environment) = (state.clock.clone(), state.master_key.clone(), state.config.environment);
     let principal = reader.0;
     let verdict = state

@@ -15,6 +15,7 @@ use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, public_id};
+use crate::permissions::Permissions;
 use crate::principal::Principal;
 use crate::store::clients::{self, ClientRow};
 use crate::store::{DbConn, StoreError};
@@ -358,6 +359,25 @@ pub fn disable(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, actor: Act
 /// server's `payments:refund`) only an admin can put on a client.
 pub const SELF_SERVICE_SCOPES: [&str; 7] = ["read", "write", "delete", "offline_access", "openid", "profile", "email"];
 
+/// A client's secret signs `/v1` JWTs with the client's scope: whoever
+/// registers a client, changes its scope or learns its secret must hold
+/// every `/v1` permission that scope carries.
+fn check_scope_within_caller(principal: &Principal, scope: &Scopes) -> Result<(), ClientError> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    match Permissions::from_scope(scope).missing_from(principal.permissions).iter().next() {
+        None => Ok(()),
+        Some(p) => Err(ClientError::Forbidden(format!(
+            "This client's scope carries the {p} permission, which your credential lacks"
+        ))),
+    }
+}
+
+fn require_key(principal: &Principal, what: &str) -> Result<(), ClientError> {
+    principal.require_key_credential(what).map_err(|e| ClientError::Forbidden(e.to_string()))
+}
+
 /// Only an admin widens access: a non-admin may not add audiences, nor
 /// scopes beyond `SELF_SERVICE_SCOPES`.
 fn check_rights(principal: &Principal, added_audiences: &[String], added_scope: &Scopes) -> Result<(), ClientError> {
@@ -390,7 +410,10 @@ pub fn register(
     principal: &Principal,
     mut new: NewClient,
 ) -> Result<(Client, Option<Secret>), ClientError> {
-    check_rights(principal, &new.audiences, &parse_scope(&new.scope)?)?;
+    require_key(principal, "register clients")?;
+    let scope = parse_scope(&new.scope)?;
+    check_rights(principal, &new.audiences, &scope)?;
+    check_scope_within_caller(principal, &scope)?;
     new.owner_id = Some(principal.user.id.clone());
     create(conn, clock, master, new, principal.actor())
 }
@@ -430,6 +453,9 @@ pub fn update_visible(
         None => Scopes::default(),
     };
     check_rights(principal, &added_audiences, &added_scope)?;
+    if let Some(text) = &changes.scope {
+        check_scope_within_caller(principal, &parse_scope(text)?)?;
+    }
     update(conn, clock, client_id, changes, principal.actor())
 }
 
@@ -442,7 +468,9 @@ pub fn rotate_secret_visible(
     client_id: &str,
     expire_old_in: std::time::Duration,
 ) -> Result<Secret, ClientError> {
-    find_visible(conn, principal, client_id)?;
+    require_key(principal, "rotate client secrets")?;
+    let client = find_visible(conn, principal, client_id)?;
+    check_scope_within_caller(principal, &client.scope)?;
     rotate_secret(conn, clock, master, client_id, expire_old_in, principal.actor())
 }
 

@@ -64,21 +64,32 @@ pub fn revoke(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, S
     Ok(n == 1)
 }
 
-/// Inserts the successor of `old_id` and ends the old key at `old_expires_at`
-/// (or sooner, if it was to end sooner). One transaction.
+/// Inserts the successor of `old` and ends the old key at `old_expires_at`
+/// (or sooner, if it was to end sooner), in one transaction — only if the
+/// old key is still live at `now`: a rotation racing a revocation (or an
+/// expiry) loses, so no successor outlives a revoked key. False when it
+/// lost.
 pub fn rotate(
     conn: &mut DbConn,
     old: &ApiKeyRow,
     new: &ApiKeyRow,
     old_expires_at: NaiveDateTime,
-) -> Result<(), StoreError> {
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
     let end = old.expires_at.map_or(old_expires_at, |e| e.min(old_expires_at));
-    conn.transaction(|conn| {
-        diesel::update(api_keys::table.find(&old.id)).set(api_keys::expires_at.eq(end)).execute(conn)?;
+    let rotated = conn.transaction(|conn| {
+        // The write comes first, so SQLite takes its write lock at once.
+        let live = api_keys::table
+            .find(&old.id)
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)));
+        if diesel::update(live).set(api_keys::expires_at.eq(end)).execute(conn)? != 1 {
+            return Ok(false);
+        }
         diesel::insert_into(api_keys::table).values(new).execute(conn)?;
-        Ok::<_, diesel::result::Error>(())
+        Ok::<_, diesel::result::Error>(true)
     })?;
-    Ok(())
+    Ok(rotated)
 }
 
 /// Records use of keys (batched by the caller).

@@ -62,11 +62,11 @@ const WHO: [Who; 11] = [
 /// Admin, Read, Write, Delete, AdminOnly, Restricted, Token, ClientJwt, Sdk, Anonymous, Other.
 const MATRIX: &[(&str, &str, [u16; 11])] = &[
     ("GET", "/v1/api-keys", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/api-keys", [201, 403, 201, 403, 201, 403, 403, 201, 403, 401, 201]),
+    ("POST", "/v1/api-keys", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 201]),
     ("GET", "/v1/api-keys/{id}", [200, 200, 403, 403, 200, 200, 404, 200, 403, 401, 404]),
     ("DELETE", "/v1/api-keys/{id}", [200, 403, 403, 200, 200, 403, 403, 200, 403, 401, 404]),
     // The rotated key holds `read`: a write-only key may not copy it.
-    ("POST", "/v1/api-keys/{id}/rotate", [201, 403, 403, 403, 201, 403, 403, 201, 403, 401, 404]),
+    ("POST", "/v1/api-keys/{id}/rotate", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 404]),
     ("POST", "/v1/keys/verify", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
     // Only a key bound to a client, with the client's secret, rotates itself.
     ("POST", "/v1/api/me/api-key/rotate", [403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 403]),
@@ -78,11 +78,11 @@ const MATRIX: &[(&str, &str, [u16; 11])] = &[
     // The target is another member, T: only an admin disables anyone.
     ("DELETE", "/v1/users/{id}", [200, 403, 403, 403, 200, 403, 403, 403, 403, 401, 403]),
     ("GET", "/v1/clients", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/clients", [201, 403, 201, 403, 201, 403, 403, 201, 403, 401, 201]),
+    ("POST", "/v1/clients", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 201]),
     ("GET", "/v1/clients/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 403, 401, 404]),
     ("PATCH", "/v1/clients/{id}", [200, 403, 200, 403, 200, 403, 403, 200, 403, 401, 404]),
     ("DELETE", "/v1/clients/{id}", [200, 403, 403, 200, 200, 403, 403, 200, 403, 401, 404]),
-    ("POST", "/v1/clients/{id}/rotate-secret", [201, 403, 201, 403, 201, 403, 403, 201, 403, 401, 404]),
+    ("POST", "/v1/clients/{id}/rotate-secret", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 404]),
     ("GET", "/v1/audit-events", [200, 403, 403, 403, 200, 403, 403, 403, 403, 401, 403]),
     ("GET", "/v1/sdk-tokens", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
     ("POST", "/v1/sdk-tokens", [201, 403, 201, 403, 201, 403, 403, 201, 403, 401, 201]),

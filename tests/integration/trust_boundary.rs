@@ -390,6 +390,216 @@ fn hole_10_client_names_and_loopback_uris_are_checked(backend: Backend) {
     assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
 }
 
+fn attack_narrow_credentials_cannot_reach_a_wider_clients_secret(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, admin_writer) = operator_key(&app, &admin, &["write"]);
+    let (_, admin_full) = operator_key(&app, &admin, &[]);
+    let (_, bea, _) = member(&app, "bea@example.com");
+    let (_, bea_writer) = operator_key(&app, &bea, &["write"]);
+    // The admin's client signs JWTs that are admin on /v1.
+    let registered = send(call(&app, reqwest::Method::POST, "/v1/clients", &admin_full).json(
+        &json!({ "name": "Ops", "scope": "read write admin", "token_endpoint_auth_method": "client_secret_jwt" }),
+    ));
+    assert_eq!(registered.0, StatusCode::CREATED, "{}", registered.1);
+    let ops = registered.1["data"]["client_id"].as_str().unwrap().to_string();
+    // A write-only key of the same admin may not learn its secret…
+    let got = send(call(&app, reqwest::Method::POST, &format!("/v1/clients/{ops}/rotate-secret"), &admin_writer));
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    // … and the secret did not change: the old one still signs.
+    let old = registered.1["data"]["client_secret"].as_str().unwrap();
+    let now = app.clock.now().timestamp();
+    let jwt = hs256_assertion(
+        old,
+        &json!({ "iss": ops, "sub": admin, "aud": app.default_audience(), "iat": now, "exp": now + 60 }),
+    );
+    assert_eq!(send(call(&app, reqwest::Method::GET, "/v1/audit-events", &jwt)).0, 200);
+    // A member's write-only key may not give its client read or delete.
+    let got = send(
+        call(&app, reqwest::Method::POST, "/v1/clients", &bea_writer)
+            .json(&json!({ "name": "Wider", "scope": "read write delete" })),
+    );
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    let mine = send(
+        call(&app, reqwest::Method::POST, "/v1/clients", &bea_writer)
+            .json(&json!({ "name": "Mine", "scope": "write" })),
+    );
+    assert_eq!(mine.0, StatusCode::CREATED, "{}", mine.1);
+    let mine = mine.1["data"]["client_id"].as_str().unwrap().to_string();
+    let got = send(
+        call(&app, reqwest::Method::PATCH, &format!("/v1/clients/{mine}"), &bea_writer)
+            .json(&json!({ "scope": "write delete" })),
+    );
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    // Tokens and client JWTs never mint credentials.
+    let token = user_token(&app, &app.admin(), "read write", &["read", "write"]);
+    for cred in [&token, &jwt] {
+        let got = send(call(&app, reqwest::Method::POST, "/v1/api-keys", cred).json(&json!({ "name": "persist" })));
+        expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+        let got = send(call(&app, reqwest::Method::POST, "/v1/clients", cred).json(&json!({ "name": "persist" })));
+        expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    }
+    let _ = bea;
+}
+
+fn attack_a_key_makes_no_key_freer_than_itself(backend: Backend) {
+    let app = TestApp::start(backend);
+    let (_, bea, _) = member(&app, "bea@example.com");
+    // A key usable only from 127.0.0.1, for an hour, at 50 requests a second.
+    let new = NewKey {
+        allowed_ips: vec!["127.0.0.1".into()],
+        expires_in: Some(3600),
+        rate_limit: Some(50),
+        ..new_key(&bea, &[])
+    };
+    let (_, fenced) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
+    let fenced = fenced.expose().to_string();
+    let create = |body: Value| send(call(&app, reqwest::Method::POST, "/v1/api-keys", &fenced).json(&body));
+    let before = key_count(&app);
+    for body in [
+        json!({ "name": "anywhere", "restrictions": { "ips": ["0.0.0.0/0"] } }),
+        json!({ "name": "forever", "expires_in": 315360000 }),
+        json!({ "name": "faster", "rate_limit": 1000 }),
+    ] {
+        expect(create(body), StatusCode::FORBIDDEN, "insufficient_scope");
+    }
+    assert_eq!(key_count(&app), before);
+    // Left open, each bound is the maker's.
+    let made = create(json!({ "name": "child" }));
+    assert_eq!(made.0, StatusCode::CREATED, "{}", made.1);
+    let child = &made.1["data"];
+    assert_eq!(child["restrictions"]["ips"], json!(["127.0.0.1/32"]));
+    assert_eq!(child["rate_limit"], 50);
+    assert!(child["expires_at"].is_string());
+    // Nor may it renew itself past its own end.
+    let (own_id, _) = (made.1["data"]["id"].as_str().unwrap().to_string(), ());
+    let got = send(
+        call(&app, reqwest::Method::POST, &format!("/v1/api-keys/{own_id}/rotate"), &fenced)
+            .json(&json!({ "expires_in": 315360000 })),
+    );
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    // An unrestricted key of the same owner cannot be copied by it either.
+    let (open_id, _) = operator_key(&app, &bea, &[]);
+    let got = send(call(&app, reqwest::Method::POST, &format!("/v1/api-keys/{open_id}/rotate"), &fenced));
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+}
+
+fn attack_a_rotation_never_revives_a_revoked_key(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (id, _) = operator_key(&app, &admin, &[]);
+    let mut conn = app.conn();
+    let old = tessera::store::api_keys::find(&mut conn, &id).unwrap().unwrap();
+    // The revocation lands between the rotation's read and its write.
+    let now = app.clock.now().naive_utc();
+    assert!(tessera::store::api_keys::revoke(&mut conn, &id, now).unwrap());
+    let successor = tessera::store::api_keys::ApiKeyRow {
+        id: "key_successor".into(),
+        fingerprint: "f".repeat(64),
+        rotated_from: Some(id.clone()),
+        ..old.clone()
+    };
+    assert!(!tessera::store::api_keys::rotate(&mut conn, &old, &successor, now, now).unwrap());
+    assert!(tessera::store::api_keys::find(&mut conn, "key_successor").unwrap().is_none(), "no successor");
+}
+
+fn attack_a_disabled_clients_bound_keys_stop(backend: Backend) {
+    let app = TestApp::start(backend);
+    let (_, _, bea_key) = member(&app, "bea@example.com");
+    let registered = send(call(&app, reqwest::Method::POST, "/v1/clients", &bea_key).json(&json!({ "name": "Bound" })));
+    let client = registered.1["data"]["client_id"].as_str().unwrap().to_string();
+    let secret = registered.1["data"]["client_secret"].as_str().unwrap().to_string();
+    let bound = send(
+        call(&app, reqwest::Method::POST, "/v1/api-keys", &bea_key).json(&json!({ "name": "b", "client_id": client })),
+    );
+    let raw = bound.1["data"]["key"].as_str().unwrap().to_string();
+    let use_it = |path: &str, method: reqwest::Method| {
+        send(
+            app.client
+                .request(method, app.url(path))
+                .header("x-api-key", &raw)
+                .header("x-client-id", &client)
+                .header("x-client-secret", &secret),
+        )
+    };
+    assert_eq!(use_it("/v1/api-keys", reqwest::Method::GET).0, 200);
+    assert_eq!(send(call(&app, reqwest::Method::DELETE, &format!("/v1/clients/{client}"), &bea_key)).0, 200);
+    expect(use_it("/v1/api-keys", reqwest::Method::GET), StatusCode::UNAUTHORIZED, "invalid_api_key");
+    expect(use_it("/v1/api/me/api-key/rotate", reqwest::Method::POST), StatusCode::UNAUTHORIZED, "invalid_api_key");
+}
+
+fn attack_resource_server_scopes_do_not_map_onto_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    app.create_resource("https://payments.example", TokenAlg::Rs256, "payments:read payments:write");
+    // The payments app asks for its scopes but names no audience: the token
+    // is for /v1, and payments:write must not be write there.
+    let token = user_token(&app, &app.admin(), "payments:read payments:write", &["payments:read", "payments:write"]);
+    let got = send(call(&app, reqwest::Method::POST, "/v1/api-keys", &token).json(&json!({ "name": "x" })));
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    expect(send(call(&app, reqwest::Method::GET, "/v1/users", &token)), StatusCode::FORBIDDEN, "insufficient_scope");
+    // A namespace no resource server defines still maps, as documented.
+    let token = user_token(&app, &app.admin(), "api:read", &["api:read"]);
+    assert_eq!(send(call(&app, reqwest::Method::GET, "/v1/users", &token)).0, 200);
+}
+
+fn attack_verify_fails_closed(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (_, root) = operator_key(&app, &admin, &[]);
+    let new = NewKey { allowed_endpoints: vec!["GET /v1/users".into()], ..new_key(&admin, &["read"]) };
+    let (_, fenced) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
+    let verify = |body: Value| send(call(&app, reqwest::Method::POST, "/v1/keys/verify", &root).json(&body));
+    let raw = fenced.expose();
+    expect(verify(json!({ "key": raw, "method": "DELETE" })), StatusCode::BAD_REQUEST, "validation_error");
+    expect(verify(json!({ "key": raw, "path": "/v1/users" })), StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(verify(json!({ "key": raw, "method": "GET", "path": "/v1/users" })).1["code"], "VALID");
+    // A key bound to a client verifies only with that client's id.
+    let client = send(call(&app, reqwest::Method::POST, "/v1/clients", &root).json(&json!({ "name": "C" })));
+    let client = client.1["data"]["client_id"].as_str().unwrap().to_string();
+    let bound = send(
+        call(&app, reqwest::Method::POST, "/v1/api-keys", &root).json(&json!({ "name": "b", "client_id": client })),
+    );
+    let bound = bound.1["data"]["key"].as_str().unwrap().to_string();
+    assert_eq!(verify(json!({ "key": bound })).1["code"], "FORBIDDEN");
+    assert_eq!(verify(json!({ "key": bound, "client_id": "cl_other" })).1["code"], "FORBIDDEN");
+    assert_eq!(verify(json!({ "key": bound, "client_id": client })).1["code"], "VALID");
+}
+
+fn attack_the_sandbox_is_no_oracle_for_live_keys(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = user_id(&app, "admin@localhost");
+    let (id, live) = {
+        let new = NewKey { mode: Mode::Live, ..new_key(&admin, &[]) };
+        let (k, raw) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
+        (k.id, raw.expose().to_string())
+    };
+    apikeys::revoke(&mut app.conn(), &app.clock, &id, Actor::Cli).unwrap();
+    // Revoked or not, known or not: the sandbox says only "wrong environment".
+    expect(send(call(&app, reqwest::Method::GET, "/v1/users", &live)), StatusCode::UNAUTHORIZED, "wrong_environment");
+}
+
+fn attack_restriction_refusals_count_against_the_ip(backend: Backend) {
+    let app = TestApp::builder(backend).with_config(|c| c.ip_rate_limit = 2).start();
+    let admin = user_id(&app, "admin@localhost");
+    let new = NewKey { allowed_ips: vec!["192.0.2.1".into()], ..new_key(&admin, &[]) };
+    let (_, fenced) = apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, Actor::Cli).unwrap();
+    let statuses: Vec<u16> =
+        (0..3).map(|_| send(call(&app, reqwest::Method::GET, "/v1/users", fenced.expose())).0.as_u16()).collect();
+    assert_eq!(statuses, [403, 403, 429]);
+}
+
+fn attack_a_disabled_owners_sdk_tokens_stop(backend: Backend) {
+    let app = TestApp::start(backend);
+    let (_, bea, bea_key) = member(&app, "bea@example.com");
+    let created = send(call(&app, reqwest::Method::POST, "/v1/sdk-tokens", &bea_key));
+    let raw = created.1["data"]["token"].as_str().unwrap().to_string();
+    let open = || app.client.post(app.url("/v1/api/sdk/session")).header("x-sdk-token", &raw).send().unwrap().status();
+    assert_eq!(open(), StatusCode::CREATED);
+    let (_, admin_key) = operator_key(&app, &user_id(&app, "admin@localhost"), &[]);
+    assert_eq!(send(call(&app, reqwest::Method::DELETE, &format!("/v1/users/{bea}"), &admin_key)).0, 200);
+    assert_eq!(open(), StatusCode::UNAUTHORIZED);
+}
+
 both_backends!(
     hole_2_permission_lists_are_parsed_exactly,
     hole_3_rotation_needs_the_rotated_keys_permissions_and_a_live_key,
@@ -400,4 +610,13 @@ both_backends!(
     hole_10_token_and_client_jwt_callers_are_rate_limited,
     hole_10_sdk_tokens_are_listed_revoked_and_rate_limited,
     hole_10_client_names_and_loopback_uris_are_checked,
+    attack_narrow_credentials_cannot_reach_a_wider_clients_secret,
+    attack_a_key_makes_no_key_freer_than_itself,
+    attack_a_rotation_never_revives_a_revoked_key,
+    attack_a_disabled_clients_bound_keys_stop,
+    attack_resource_server_scopes_do_not_map_onto_v1,
+    attack_verify_fails_closed,
+    attack_the_sandbox_is_no_oracle_for_live_keys,
+    attack_restriction_refusals_count_against_the_ip,
+    attack_a_disabled_owners_sdk_tokens_stop,
 );
