@@ -10,6 +10,7 @@ mod client_auth;
 mod client_credentials;
 mod http_skeleton;
 mod introspection;
+mod promises;
 mod rate_limits;
 mod readiness;
 mod signing_keys;
