@@ -891,7 +891,8 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
         _ => vec![],
     };
-    if !allowed.is_empty() && !allowed.contains(&kind) && !(kind == "integer" && allowed.contains(&"number")) {
+    let fits = allowed.contains(&kind) || (kind == "integer" && allowed.contains(&"number"));
+    if !allowed.is_empty() && !fits {
         return Err(format!("{at} is {kind}, documented as {allowed:?}: {value}"));
     }
     if let Some(options) = schema["enum"].as_array()
