@@ -121,6 +121,47 @@ fn failed_authentications_are_limited_per_ip(backend: Backend) {
     }
 }
 
+/// `POST /v1/keys/verify` tells a microservice the limit the server
+/// enforces on the key: the cap, not the larger number the key asked for,
+/// and the default for a key without a limit of its own.
+fn the_verdict_reports_the_enforced_limit(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.api_rate_limit = 10;
+            c.api_rate_limit_max = 20;
+        })
+        .start();
+    let root = app.root_key();
+    let (_, greedy, _) = app.create_key(&root, json!({ "name": "Greedy", "rate_limit": 1_000_000 }));
+    let (_, plain, _) = app.create_key(&root, json!({ "name": "Plain" }));
+    for (key, limit) in [(greedy, 20), (plain, 10)] {
+        let res =
+            app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "key": key })).send().unwrap();
+        let verdict: Value = res.json().unwrap();
+        assert_eq!(verdict["code"], "VALID", "{verdict}");
+        assert_eq!(verdict["ratelimit"]["limit"], limit, "{verdict}");
+    }
+}
+
+mod verdict {
+    //! Run with `--ignored` once the verdict reports the enforced limit.
+    use crate::support::Backend;
+
+    #[test]
+    #[ignore = "needs src/http/v1_keys.rs::verify to report state.limits.per_key_limit(key.rate_limit) as ratelimit.limit (today: the key's own, uncapped value, or null)"]
+    fn sqlite() {
+        super::the_verdict_reports_the_enforced_limit(Backend::Sqlite)
+    }
+
+    #[test]
+    #[ignore = "needs src/http/v1_keys.rs::verify to report state.limits.per_key_limit(key.rate_limit) as ratelimit.limit (today: the key's own, uncapped value, or null)"]
+    fn postgres() {
+        if let Some(backend) = Backend::postgres() {
+            super::the_verdict_reports_the_enforced_limit(backend)
+        }
+    }
+}
+
 both_backends!(
     the_default_limit_answers_429_then_recovers,
     a_keys_own_limit_answers_429_then_recovers,
