@@ -40,11 +40,21 @@ impl Clock for SystemClock {
 #[derive(Debug, Default, Clone)]
 pub struct ManualClock {
     offset_micros: Arc<AtomicI64>,
+    /// Set by `frozen`: the clock reads this instead of the wall clock.
+    frozen_at: Option<DateTime<Utc>>,
 }
 
 impl ManualClock {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A clock that stands at the time of its making and moves only with
+    /// `advance`: for rules measured in fractions of a second (rate
+    /// limits), where the wall time a slow test spends would change the
+    /// outcome.
+    pub fn frozen() -> Self {
+        Self { frozen_at: Some(truncate(Utc::now())), ..Self::default() }
     }
 
     pub fn advance(&self, by: Duration) {
@@ -56,7 +66,7 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         let offset = Duration::microseconds(self.offset_micros.load(Ordering::SeqCst));
-        truncate(Utc::now() + offset)
+        truncate(self.frozen_at.unwrap_or_else(Utc::now) + offset)
     }
 }
 
@@ -72,5 +82,15 @@ mod tests {
         let after = clock.now();
         assert!(after - before >= Duration::hours(2));
         assert!(after - before < Duration::hours(2) + Duration::seconds(5));
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_told() {
+        let clock = ManualClock::frozen();
+        let before = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(clock.now(), before, "wall time does not move it");
+        clock.advance(Duration::milliseconds(1500));
+        assert_eq!(clock.now() - before, Duration::milliseconds(1500));
     }
 }

@@ -44,6 +44,7 @@ settings! {
     REFRESH_TOKEN_IDLE_TTL = "refresh_token_idle_ttl", "TESSERA_REFRESH_TOKEN_IDLE_TTL";
     REFRESH_TOKEN_TTL = "refresh_token_ttl", "TESSERA_REFRESH_TOKEN_TTL";
     API_RATE_LIMIT = "api_rate_limit", "TESSERA_API_RATE_LIMIT";
+    API_RATE_LIMIT_MAX = "api_rate_limit_max", "TESSERA_API_RATE_LIMIT_MAX";
     IP_RATE_LIMIT = "ip_rate_limit", "TESSERA_IP_RATE_LIMIT";
     TRUSTED_PROXIES = "trusted_proxies", "TESSERA_TRUSTED_PROXIES";
 }
@@ -185,6 +186,9 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// Requests per second per API key without a limit of its own.
     pub api_rate_limit: u32,
+    /// The most requests per second any API key gets: a key's own
+    /// `rate_limit` above it (or a default above it) is capped to it.
+    pub api_rate_limit_max: u32,
     /// Failed `/v1` authentications per second per IP.
     pub ip_rate_limit: u32,
     /// Peers whose `X-Forwarded-For` is believed (IPs or CIDRs); empty:
@@ -229,6 +233,7 @@ impl Default for Config {
             refresh_token_idle_ttl: Duration::from_secs(14 * 24 * 3600),
             refresh_token_ttl: Duration::from_secs(90 * 24 * 3600),
             api_rate_limit: 100,
+            api_rate_limit_max: 1000,
             ip_rate_limit: 20,
             trusted_proxies: Vec::new(),
         }
@@ -373,6 +378,9 @@ impl Config {
         }
         if let Some(v) = get(&API_RATE_LIMIT) {
             config.api_rate_limit = parse_number(&API_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
+        if let Some(v) = get(&API_RATE_LIMIT_MAX) {
+            config.api_rate_limit_max = parse_number(&API_RATE_LIMIT_MAX, v, 1, 1_000_000)?;
         }
         if let Some(v) = get(&TRUSTED_PROXIES) {
             config.trusted_proxies = v

@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::AppState;
-use crate::http::ratelimit::RateLimits;
+use crate::http::ratelimit::{LimitSettings, RateLimits};
 use crate::http::routes::build_app;
 use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
@@ -83,7 +83,14 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
         refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
     });
-    let limits = RateLimits::new(config.api_rate_limit, config.ip_rate_limit);
+    let limits = RateLimits::new(
+        LimitSettings {
+            default_per_key: config.api_rate_limit,
+            max_per_key: config.api_rate_limit_max,
+            failures_per_ip: config.ip_rate_limit,
+        },
+        clock.clone(),
+    );
     let key_usage = Arc::new(UsageRecorder::default());
     let state =
         web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth, limits, key_usage });

@@ -13,7 +13,9 @@ use tessera::clock::Clock;
 use tessera::oauth::clients::{self, AuthMethod, NewClient};
 
 use crate::both_backends;
-use crate::support::oauth::{ClientKey, JWT_BEARER, TestClient, hs256_assertion, key_assertion, unsigned_jwt};
+use crate::support::oauth::{
+    ClientKey, JWT_BEARER, TestClient, hs256_assertion, key_assertion, unsigned_jwt, verify_access_token,
+};
 use crate::support::{Backend, TestApp};
 
 const CC: (&str, &str) = ("grant_type", "client_credentials");
@@ -31,11 +33,16 @@ fn post(app: &TestApp, form: &[(&str, String)], basic: Option<(&str, &str)>) -> 
     app.post_form("/oauth/token", &form, basic)
 }
 
-fn assert_ok(res: reqwest::blocking::Response) -> Value {
+/// A 200 whose access token a resource server accepts (JWKS over HTTP)
+/// as issued to `client_id`.
+fn assert_ok(app: &TestApp, client_id: &str, res: reqwest::blocking::Response) -> Value {
     let status = res.status();
     let body: Value = res.json().unwrap();
     assert_eq!(status, 200, "{body}");
-    assert!(body["access_token"].is_string());
+    let token = body["access_token"].as_str().expect("an access token");
+    let claims = verify_access_token(app, token, &app.default_audience(), None).claims;
+    assert_eq!((claims["client_id"].as_str(), claims["sub"].as_str()), (Some(client_id), Some(client_id)), "{claims}");
+    assert_eq!(claims["scope"], body["scope"]);
     body
 }
 
@@ -83,18 +90,20 @@ fn every_method_succeeds(backend: Backend) {
             .exchange_client_credentials()
             .request(&http)
             .unwrap_or_else(|e| panic!("{method:?}: {e:?}"));
-        assert!(!token.access_token().secret().is_empty());
+        let claims = verify_access_token(&app, token.access_token().secret(), &app.default_audience(), None).claims;
+        assert_eq!(claims["client_id"], client.id.as_str(), "{method:?}");
+        assert_eq!(claims["scope"], "read");
     }
 
     let jwt_client = app.cc_client(AuthMethod::ClientSecretJwt, "read", &[]);
     let assertion = hs256_assertion(jwt_client.secret(), &app.assertion_claims(&jwt_client.id));
-    assert_ok(post(&app, &with_assertion(&assertion), None));
+    assert_ok(&app, &jwt_client.id, post(&app, &with_assertion(&assertion), None));
     // The issuer is an accepted audience too, and client_id may be sent.
     let mut claims = app.assertion_claims(&jwt_client.id);
     claims["aud"] = json!([app.issuer()]);
     let mut form = with_assertion(&hs256_assertion(jwt_client.secret(), &claims));
     form.push(("client_id", jwt_client.id.clone()));
-    assert_ok(post(&app, &form, None));
+    assert_ok(&app, &jwt_client.id, post(&app, &form, None));
 
     for alg in [Algorithm::RS256, Algorithm::ES256] {
         let key = ClientKey::generate(alg, "k1");
@@ -106,7 +115,7 @@ fn every_method_succeeds(backend: Backend) {
         });
         assert!(client.secret.is_none(), "private_key_jwt clients get no secret");
         let assertion = key_assertion(&key, &app.assertion_claims(&client.id));
-        assert_ok(post(&app, &with_assertion(&assertion), None));
+        assert_ok(&app, &client.id, post(&app, &with_assertion(&assertion), None));
     }
 }
 
@@ -169,7 +178,7 @@ fn basic_credentials_are_form_urlencoded(backend: Backend) {
     assert!(id.contains("%5F"), "the underscore of cl_ is escaped: {id}");
     // Every character of the secret escaped, too.
     let secret: String = client.secret().bytes().map(|b| format!("%{b:02X}")).collect();
-    assert_ok(app.post_form("/oauth/token", &[CC], Some((&id, &secret))));
+    assert_ok(&app, &client.id, app.post_form("/oauth/token", &[CC], Some((&id, &secret))));
     // `+` means a space: a secret with a `+` where a space is meant fails as wrong,
     // and an escape that is not UTF-8 is malformed.
     let res = app.post_form("/oauth/token", &[CC], Some((&client.id, &format!("{}+", client.secret()))));
@@ -215,7 +224,7 @@ fn assertion_failures(backend: Backend) {
         expect_refused(unsigned_jwt(&base), "well-formed");
         // Replay: the same assertion twice.
         let once = sign(&app.assertion_claims(&client.id));
-        assert_ok(post(&app, &with_assertion(&once), None));
+        assert_ok(&app, &client.id, post(&app, &with_assertion(&once), None));
         expect_refused(once, "replay");
         // client_id that differs from the assertion's issuer.
         let mut form = with_assertion(&sign(&app.assertion_claims(&client.id)));

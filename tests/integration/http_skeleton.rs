@@ -98,10 +98,70 @@ fn oversized_body_is_413_and_changes_nothing(backend: Backend) {
         let id = request_id(res.headers());
         assert_v1_error(&res.json().unwrap(), "payload_too_large", "body_too_large", &id);
     }
-    // At the limit the body is accepted (and the route decides).
-    let res = app.client.post(app.url("/v1/nothing")).body(vec![b'a'; app.config.body_limit]).send().unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(tessera::store::users::list(&mut app.conn()).unwrap(), users_before);
+}
+
+/// `{…}` padded with JSON whitespace to exactly `len` bytes.
+fn padded_json(value: &Value, len: usize) -> Vec<u8> {
+    let mut body = value.to_string().into_bytes();
+    assert!(body.len() <= len);
+    body.resize(len, b' ');
+    body
+}
+
+/// Endpoints that read their body take one of exactly the limit and
+/// refuse one byte more; the refused request changes nothing.
+fn a_body_at_the_limit_is_read_and_one_byte_more_is_413(backend: Backend) {
+    let app = TestApp::start(backend);
+    let limit = app.config.body_limit;
+    let root = app.root_key();
+    let keys = |app: &TestApp| tessera::store::api_keys::list(&mut app.conn(), None).unwrap().len();
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&root)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    // A JSON endpoint: exactly the limit is parsed and acted on.
+    let at_limit = padded_json(&serde_json::json!({ "name": "At the limit" }), limit);
+    assert_eq!(at_limit.len(), limit);
+    let before = keys(&app);
+    let res = post(at_limit);
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.json::<Value>().unwrap()["data"]["name"], "At the limit");
+    assert_eq!(keys(&app), before + 1);
+    // One byte more is refused before it is parsed.
+    let res = post(padded_json(&serde_json::json!({ "name": "Over the limit" }), limit + 1));
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let id = request_id(res.headers());
+    let body: Value = res.json().unwrap();
+    assert_v1_error(&body, "payload_too_large", "body_too_large", &id);
+    assert!(body["message"].as_str().unwrap().contains(&limit.to_string()), "{body}");
+    assert_eq!(keys(&app), before + 1, "the refused body made no key");
+
+    // A form endpoint: the same boundary.
+    let client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let form = |len: usize| {
+        let head = "grant_type=client_credentials&padding=";
+        format!("{head}{}", "a".repeat(len - head.len()))
+    };
+    let token = |body: String| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client.id, Some(client.secret()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let res = token(form(limit));
+    assert_eq!(res.status(), StatusCode::OK);
+    let access = res.json::<Value>().unwrap()["access_token"].as_str().unwrap().to_string();
+    crate::support::oauth::verify_access_token(&app, &access, &app.default_audience(), None);
+    assert_eq!(token(form(limit + 1)).status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 fn unknown_routes_and_methods_use_the_v1_shape(backend: Backend) {
@@ -142,6 +202,7 @@ both_backends!(
     request_ids_are_made_kept_or_replaced,
     security_headers_on_every_response,
     oversized_body_is_413_and_changes_nothing,
+    a_body_at_the_limit_is_read_and_one_byte_more_is_413,
     unknown_routes_and_methods_use_the_v1_shape,
     pages_escape_what_they_show,
 );

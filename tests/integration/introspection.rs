@@ -78,12 +78,18 @@ fn introspection_shows_own_tokens_only(backend: Backend) {
     // Malformed, unknown, tampered: inactive.
     let mut tampered = token.clone();
     tampered.replace_range(tampered.len() - 4.., "AAAA");
-    for junk in ["", "x", "a.b.c", &"A".repeat(4000), &tampered] {
-        if junk.is_empty() {
-            continue;
-        }
+    for junk in ["x", "a.b.c", &"A".repeat(4000), &tampered] {
         assert_eq!(app.introspect(junk, creds(&client)), json!({ "active": false }), "{junk:.40}");
     }
+    // An empty token is no token (RFC 6749 §3.2: an empty value counts as
+    // absent): a malformed request, not an inactive token.
+    let res = app.post_form("/oauth/introspect", &[("token", "")], Some(creds(&client)));
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("token"), "{body}");
+    assert!(body.get("active").is_none(), "{body}");
     // Missing token parameter; no or wrong credentials.
     let res = app.post_form("/oauth/introspect", &[("token_type_hint", "access_token")], Some(creds(&client)));
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);

@@ -11,6 +11,8 @@ mod client_auth;
 mod client_credentials;
 mod http_skeleton;
 mod introspection;
+mod promises;
+mod rate_limits;
 mod readiness;
 mod signing_keys;
 mod store;

@@ -1,11 +1,12 @@
-//! `/readyz` follows the database: 503 while it is unreachable, 200 once it
-//! is back. The server's connections go through a proxy the test cuts.
+//! `/readyz` and the API follow the database: 503 while it is unreachable,
+//! 200 once it is back. The server's connections go through a proxy the
+//! test cuts (PostgreSQL only: SQLite is a file, with nothing to cut).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tessera::config::DatabaseUrl;
 
 use crate::support::proxy::TcpProxy;
@@ -25,9 +26,10 @@ fn server_of(url: &str) -> (String, SocketAddr) {
     (host_port.to_string(), addr)
 }
 
-#[test]
-fn readyz_follows_the_database_through_a_cut_and_back() {
-    let Some(backend) = Backend::postgres() else { return };
+/// A server on PostgreSQL whose every database connection goes through a
+/// proxy the test can cut; `None` without PostgreSQL.
+fn app_behind_a_proxy() -> Option<(TcpProxy, TestApp)> {
+    let backend = Backend::postgres()?;
     let Backend::Postgres(server_url) = &backend else { unreachable!() };
     let (host_port, target) = server_of(server_url);
     let proxy = TcpProxy::start(target);
@@ -40,10 +42,11 @@ fn readyz_follows_the_database_through_a_cut_and_back() {
             c.database_connect_timeout = Duration::from_secs(1);
         })
         .start();
-    assert_eq!(app.get("/readyz").status(), StatusCode::OK);
+    Some((proxy, app))
+}
 
-    proxy.cut();
-    let res = app.get("/readyz");
+/// 503 `database_unavailable` in the `/v1` shape, with `Retry-After`.
+fn assert_unavailable(res: reqwest::blocking::Response) {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
@@ -52,6 +55,15 @@ fn readyz_follows_the_database_through_a_cut_and_back() {
     assert_eq!(body["error"], "service_unavailable");
     assert_eq!(body["code"], "database_unavailable");
     assert_eq!(body["request_id"], id.as_str());
+}
+
+#[test]
+fn readyz_follows_the_database_through_a_cut_and_back() {
+    let Some((proxy, app)) = app_behind_a_proxy() else { return };
+    assert_eq!(app.get("/readyz").status(), StatusCode::OK);
+
+    proxy.cut();
+    assert_unavailable(app.get("/readyz"));
     // Liveness does not depend on the database.
     assert_eq!(app.get("/healthz").status(), StatusCode::OK);
 
@@ -65,4 +77,50 @@ fn readyz_follows_the_database_through_a_cut_and_back() {
         }
     }
     assert_eq!(status, StatusCode::OK, "ready again once the database is back");
+}
+
+/// While the database is cut, an API call answers 503 — never 401 (a good
+/// key must not read as a bad one) nor a half-done write — and works again
+/// once the database is back. The OAuth endpoints fail the same way, in
+/// their own error shape.
+#[test]
+fn v1_and_token_requests_answer_503_during_a_cut() {
+    let Some((proxy, app)) = app_behind_a_proxy() else { return };
+    let root = app.root_key();
+    let client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let list = || app.client.get(app.url("/v1/api-keys")).bearer_auth(&root).send().unwrap();
+    let create = || {
+        app.client
+            .post(app.url("/v1/api-keys"))
+            .bearer_auth(&root)
+            .json(&json!({ "name": "During the cut" }))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(list().status(), StatusCode::OK);
+    let keys_before = list().json::<Value>().unwrap()["data"].as_array().unwrap().len();
+
+    proxy.cut();
+    assert_unavailable(list());
+    assert_unavailable(create());
+    // A key the server cannot look up is not declared invalid.
+    let unknown = app.client.get(app.url("/v1/api-keys")).header("x-api-key", &root).send().unwrap();
+    assert_unavailable(unknown);
+    let res =
+        app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some((&client.id, client.secret())));
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().unwrap()["error"], "temporarily_unavailable");
+
+    proxy.restore();
+    let mut res = list();
+    for _ in 0..20 {
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        res = list();
+    }
+    assert_eq!(res.status(), StatusCode::OK, "the API works again once the database is back");
+    let keys_after = res.json::<Value>().unwrap()["data"].as_array().unwrap().len();
+    assert_eq!(keys_after, keys_before, "the create refused during the cut left nothing behind");
 }

@@ -394,25 +394,28 @@ fn microservices_verify_keys(backend: Backend) {
 }
 
 fn rate_limits_and_last_used(backend: Backend) {
-    let app = TestApp::builder(backend).with_config(|c| c.ip_rate_limit = 3).start();
+    // Frozen: the budgets below are per second, and a slow machine's wall
+    // time must not refill them between two requests.
+    let app = TestApp::builder(backend).with_frozen_clock().with_config(|c| c.ip_rate_limit = 3).start();
     let admin = user_id(&app, "admin@localhost");
     let mut slow = new_key(&admin, Mode::Test);
     slow.rate_limit = Some(1);
     let (slow_id, slow) = make_key(&app, slow);
     let get = |key: &str| app.client.get(app.url("/v1/api-keys")).bearer_auth(key).send().unwrap();
     assert_eq!(get(&slow).status(), 200);
-    // Well within the second that one request per second allows.
+    // Within the second that one request per second allows.
     let res = get(&slow);
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["retry-after"], "1");
     assert_eq!(res.headers()["ratelimit-limit"], "1");
     assert_eq!(res.headers()["ratelimit-remaining"], "0");
+    assert_eq!(res.headers()["ratelimit-reset"], "1");
     assert_eq!(res.json::<Value>().unwrap()["code"], "rate_limit_exceeded");
 
-    // Failed authentications from one IP: 401 until the IP's budget is spent.
+    // Failed authentications from one IP: 401 until the IP's budget is
+    // spent, then 429 for the fourth and every one after.
     let codes: Vec<u16> = (0..5).map(|_| get("sk_test_wrong").status().as_u16()).collect();
-    assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
-    assert_eq!(codes[4], 429, "{codes:?}");
+    assert_eq!(codes, [401, 401, 401, 429, 429]);
 
     // last_used is written in the background, not by the request.
     let mut seen = None;
@@ -452,10 +455,23 @@ fn admins_read_the_audit_log(backend: Backend) {
     assert_eq!(body["data"][0]["details"]["code"], "invalid_api_key", "{body}");
     assert!(!body.to_string().contains("sk_test_guess"));
     assert!(!body.to_string().contains(&root) && !body.to_string().contains(&fenced), "no secret in the log");
+    // By target: exactly what happened to that key, newest first.
     let (_, body) = send(app.client.get(app.url(&format!("/v1/audit-events?target={fenced_id}"))).bearer_auth(&root));
-    assert!(body["data"].as_array().unwrap().iter().all(|e| e["target"] == fenced_id.as_str()));
+    let events = body["data"].as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("api_key.forbidden_ip", fenced_id.as_str(), "system"), ("api_key.created", fenced_id.as_str(), "cli")],
+        "{body}"
+    );
+    // By action: the one refusal, with the address it came from.
     let (_, body) = send(app.client.get(app.url("/v1/audit-events?action=api_key.forbidden_ip")).bearer_auth(&root));
-    assert_eq!(body["data"][0]["ip"], "127.0.0.1");
+    let events = body["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!((events[0]["target"].as_str(), events[0]["ip"].as_str()), (Some(fenced_id.as_str()), Some("127.0.0.1")));
     assert_error(
         send(app.client.get(app.url("/v1/audit-events?limit=0")).bearer_auth(&root)),
         StatusCode::BAD_REQUEST,
@@ -711,6 +727,7 @@ fn authmatech_rotation_routes(backend: Backend) {
     let (status, body) = rotate_own(&raw, Some(client.secret()));
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let new_raw = body["data"]["key"].as_str().unwrap().to_string();
+    let new_id = body["data"]["id"].as_str().unwrap().to_string();
     assert_eq!(body["data"]["client_id"], client.id.as_str());
     // The old key ended at once (no grace asked for); the new one works.
     let get = |key: &str| {
@@ -727,8 +744,20 @@ fn authmatech_rotation_routes(backend: Backend) {
             .json(&json!({ "client_id": client.id, "expire_old_in": 60 })),
     );
     assert_eq!(res.0, StatusCode::CREATED, "{}", res.1);
-    assert!(res.1["data"]["rotated_from"].as_str().is_some());
+    let successor = &res.1["data"];
+    assert_eq!(successor["rotated_from"], new_id.as_str(), "the client's newest live key was rotated");
+    assert_eq!(successor["client_id"], client.id.as_str());
+    // The old key ends exactly the grace period after the rotation, which
+    // is when its successor was made.
+    let (_, old) = send(app.client.get(app.url(&format!("/v1/api-keys/{new_id}"))).bearer_auth(&root));
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(at(&old["data"]["expires_at"]) - at(&successor["created_at"]), Duration::seconds(60), "{old}");
     assert_eq!(get(&new_raw), StatusCode::OK, "within its grace period");
+    let successor_raw = successor["key"].as_str().unwrap().to_string();
+    assert_eq!(get(&successor_raw), StatusCode::OK);
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(get(&new_raw), StatusCode::UNAUTHORIZED, "the grace period is over");
+    assert_eq!(get(&successor_raw), StatusCode::OK);
     let res = send(
         app.client
             .post(app.url("/v1/api/clients/rotate-key"))
@@ -803,19 +832,175 @@ fn sdk_tokens_open_sessions_only(backend: Backend) {
     );
 }
 
-/// The `required` properties of a component schema.
-fn required(doc: &Value, name: &str) -> Vec<String> {
+/// A component schema of the document, by `$ref` or name.
+fn component<'a>(doc: &'a Value, reference: &str) -> &'a Value {
+    let name = reference.trim_start_matches("#/components/schemas/");
     let schema = &doc["components"]["schemas"][name];
     assert!(schema.is_object(), "schema {name} is in the document");
-    schema["required"]
-        .as_array()
-        .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
+    schema
 }
 
-fn assert_conforms(doc: &Value, name: &str, value: &Value) {
-    for field in required(doc, name) {
-        assert!(value.get(&field).is_some(), "{name}.{field} missing in {value}");
+/// Whether a property may be left out of an answer: its type admits
+/// `null`, or it is unconstrained (`{}`, any JSON value).
+fn nullable(schema: &Value) -> bool {
+    let by_type = match &schema["type"] {
+        Value::String(t) => t == "null",
+        Value::Array(types) => types.iter().any(|t| t == "null"),
+        _ => false,
+    };
+    let by_one_of = schema["oneOf"].as_array().is_some_and(|options| options.iter().any(|o| o["type"] == "null"));
+    by_type || by_one_of || schema.as_object().is_some_and(|o| o.is_empty() || o.keys().all(|k| k == "description"))
+}
+
+/// Every `$ref` a schema reaches (through properties, items, oneOf).
+fn references(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(o) => {
+            if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+                out.push(r.to_string());
+            }
+            o.values().for_each(|v| references(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether `value` is what `schema` describes: types, enums, required
+/// properties and nested schemas, as far as the `/v1` document uses JSON
+/// Schema. The error names where the value departs from the document.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return conforms(doc, component(doc, r), value, at);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let errors: Vec<String> = options.iter().filter_map(|o| conforms(doc, o, value, at).err()).collect();
+        return if errors.len() < options.len() { Ok(()) } else { Err(errors.join("; ")) };
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let fits = allowed.contains(&kind) || (kind == "integer" && allowed.contains(&"number"));
+    if !allowed.is_empty() && !fits {
+        return Err(format!("{at} is {kind}, documented as {allowed:?}: {value}"));
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Err(format!("{at} = {value} is not one of {options:?}"));
+    }
+    match value {
+        Value::Object(o) => {
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap_or_default();
+                if !o.contains_key(field) {
+                    return Err(format!("{at}.{field} is required by the document but missing: {value}"));
+                }
+            }
+            let properties = schema["properties"].as_object();
+            for (name, v) in o {
+                match properties.and_then(|p| p.get(name)) {
+                    Some(s) => conforms(doc, s, v, &format!("{at}.{name}"))?,
+                    None if schema["additionalProperties"] == false => {
+                        return Err(format!("{at}.{name} is not in the document"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Value::Array(items) if schema.get("items").is_some() => {
+            for (i, item) in items.iter().enumerate() {
+                conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The document's word on one real answer: its status is documented for
+/// the operation, and its body is what that response's schema describes.
+fn documented(doc: &Value, method: &str, template: &str, status: StatusCode, body: &Value) -> Result<(), String> {
+    let operation = &doc["paths"][template][method.to_lowercase()];
+    let response = &operation["responses"][status.as_str()];
+    if response.is_null() {
+        return Err(format!("{method} {template} answered {status}, which the document does not list: {body}"));
+    }
+    let schema = &response["content"]["application/json"]["schema"];
+    conforms(doc, schema, body, &format!("{method} {template} {status}: $"))
+}
+
+/// Every schema an answer of the document can use lists its required
+/// fields: at least one, each a property, and every property that cannot
+/// be null among them.
+fn answer_schemas_list_their_required_fields(doc: &Value) {
+    let mut pending = Vec::new();
+    for operations in doc["paths"].as_object().unwrap().values() {
+        for operation in operations.as_object().unwrap().values() {
+            references(&operation["responses"], &mut pending);
+        }
+    }
+    assert!(!pending.is_empty(), "the answers refer to component schemas");
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(reference) = pending.pop() {
+        if seen.contains(&reference) {
+            continue;
+        }
+        seen.push(reference.clone());
+        let schema = component(doc, &reference);
+        references(schema, &mut pending);
+        let Some(properties) = schema["properties"].as_object() else { continue };
+        let required: Vec<&str> =
+            schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        assert!(!required.is_empty(), "{reference} lists no required fields: {schema}");
+        for field in &required {
+            assert!(properties.contains_key(*field), "{reference} requires {field}, which it does not describe");
+        }
+        for (name, property) in properties {
+            assert!(
+                nullable(property) || required.contains(&name.as_str()),
+                "{reference}.{name} cannot be null, so it must be required: {schema}"
+            );
+        }
+    }
+    for expected in ["ApiKey", "ApiKeyWithSecret", "Restrictions", "EndpointRule", "ErrorBody", "Verdict", "Envelope"] {
+        assert!(seen.iter().any(|s| s.ends_with(&format!("/{expected}"))), "{expected} was checked: {seen:?}");
+    }
+    // Request schemas: what they require, they describe.
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        for field in schema["required"].as_array().into_iter().flatten() {
+            let field = field.as_str().unwrap();
+            assert!(schema["properties"].get(field).is_some(), "{name} requires {field}, which it does not describe");
+        }
+    }
+}
+
+/// Calls `/v1` and returns the status and JSON body.
+struct V1<'a> {
+    app: &'a TestApp,
+}
+
+impl V1<'_> {
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.app.client.request(method.parse().unwrap(), self.app.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        send(req)
     }
 }
 
@@ -825,7 +1010,7 @@ fn openapi_matches_the_real_api(backend: Backend) {
     let doc: Value = app.get("/openapi.json").json().unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
-    for (path, method) in [
+    let routes = [
         ("/v1/api-keys", "get"),
         ("/v1/api-keys", "post"),
         ("/v1/api-keys/{id}", "get"),
@@ -849,34 +1034,368 @@ fn openapi_matches_the_real_api(backend: Backend) {
         ("/v1/sdk-tokens", "post"),
         ("/v1/api/sdk/session", "post"),
         ("/v1/api/sdk/session/{id}", "get"),
-    ] {
+    ];
+    for (path, method) in routes {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
-        // And it exists: without a credential it is refused, not missing.
-        let url = app.url(&path.replace("{id}", "x"));
-        let res = app.client.request(method.to_uppercase().parse().unwrap(), url).send().unwrap();
-        assert!(res.status() == 401 || res.status() == 403, "{method} {path}: {}", res.status());
+        // And it exists: without a credential it is refused, not missing,
+        // with the documented error body.
+        let (status, body) = V1 { app: &app }.call(&method.to_uppercase(), &path.replace("{id}", "x"), None, None);
+        assert!(status == 401 || status == 403, "{method} {path}: {status}");
+        documented(&doc, method, path, status, &body).unwrap();
     }
-    // Real answers carry what the document requires.
-    let admin = user_id(&app, "admin@localhost");
-    let (_, root) = make_key(&app, new_key(&admin, Mode::Test));
-    let (_, created) =
-        send(app.client.post(app.url("/v1/api-keys")).bearer_auth(&root).json(&json!({ "name": "doc" })));
-    assert_conforms(&doc, "KeyCreated", &created);
-    assert_conforms(&doc, "ApiKeyWithSecret", &created["data"]);
-    let (_, listed) = send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&root));
-    assert_conforms(&doc, "KeyList", &listed);
-    assert_conforms(&doc, "ApiKey", &listed["data"][0]);
-    let (_, verdict) =
-        send(app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "key": root })));
-    assert_conforms(&doc, "Verdict", &verdict);
-    let (_, error) = send(app.client.get(app.url("/v1/api-keys")).bearer_auth("sk_test_nope"));
-    assert_conforms(&doc, "ErrorBody", &error);
-    let (_, message) = send(
-        app.client
-            .delete(app.url(&format!("/v1/api-keys/{}", created["data"]["id"].as_str().unwrap())))
-            .bearer_auth(&root),
+    let documented_operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented_operations, routes.len(), "every documented operation is in the list above");
+    answer_schemas_list_their_required_fields(&doc);
+
+    // Real answers, good and bad, carry what the document says for their
+    // status, down to nested objects.
+    let v1 = V1 { app: &app };
+    let root = app.root_key();
+    let bea = app.person("bea@example.com");
+    let bea_id = app.user_id(&bea.email);
+    let (_, bea_key, _) = app.create_key(&root, json!({ "name": "Bea's", "owner_id": bea_id }));
+    let check = |method: &str, template: &str, (status, body): (StatusCode, Value)| -> Value {
+        documented(&doc, method, template, status, &body).unwrap_or_else(|e| panic!("{e}"));
+        body
+    };
+
+    let created = check(
+        "POST",
+        "/v1/api-keys",
+        v1.call(
+            "POST",
+            "/v1/api-keys",
+            Some(&root),
+            Some(json!({ "name": "doc", "restrictions": { "endpoints": ["GET /v1/api-keys/*"], "ips": ["10.0.0.0/8"] } })),
+        ),
     );
-    assert_conforms(&doc, "Message", &message);
+    let id = created["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["data"]["restrictions"]["endpoints"][0]["method"], "GET", "nested schemas were checked");
+    check("POST", "/v1/api-keys", v1.call("POST", "/v1/api-keys", Some(&root), Some(json!({ "name": "" }))));
+    let forbidden = v1.call("POST", "/v1/api-keys", Some(&bea_key), Some(json!({ "name": "x", "owner_id": "usr_x" })));
+    assert_eq!(check("POST", "/v1/api-keys", forbidden)["code"], "forbidden");
+    let listed = check("GET", "/v1/api-keys", v1.call("GET", "/v1/api-keys", Some(&root), None));
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "the root key and the one above");
+    check("GET", "/v1/api-keys", v1.call("GET", "/v1/api-keys?owner_id=usr_x", Some(&bea_key), None));
+    check("GET", "/v1/api-keys/{id}", v1.call("GET", &format!("/v1/api-keys/{id}"), Some(&root), None));
+    check("GET", "/v1/api-keys/{id}", v1.call("GET", "/v1/api-keys/key_none", Some(&root), None));
+    let rotated = check(
+        "POST",
+        "/v1/api-keys/{id}/rotate",
+        v1.call("POST", &format!("/v1/api-keys/{id}/rotate"), Some(&root), None),
+    );
+    let successor = rotated["data"]["id"].as_str().unwrap().to_string();
+    check("POST", "/v1/api-keys/{id}/rotate", v1.call("POST", "/v1/api-keys/key_none/rotate", Some(&root), None));
+    let path = format!("/v1/api-keys/{successor}");
+    let message = check("DELETE", "/v1/api-keys/{id}", v1.call("DELETE", &path, Some(&root), None));
+    assert_eq!(message["success"], true);
+    let again = check("DELETE", "/v1/api-keys/{id}", v1.call("DELETE", &path, Some(&root), None));
+    assert_eq!(again["code"], "already_revoked");
+    check("DELETE", "/v1/api-keys/{id}", v1.call("DELETE", "/v1/api-keys/key_none", Some(&root), None));
+
+    let valid =
+        check("POST", "/v1/keys/verify", v1.call("POST", "/v1/keys/verify", Some(&root), Some(json!({ "key": root }))));
+    assert_eq!(valid["valid"], true);
+    let invalid =
+        check("POST", "/v1/keys/verify", v1.call("POST", "/v1/keys/verify", Some(&root), Some(json!({ "key": "x" }))));
+    assert_eq!(invalid["valid"], false);
+    check("POST", "/v1/keys/verify", v1.call("POST", "/v1/keys/verify", Some(&root), Some(json!({ "ip": "1.2.3.4" }))));
+
+    // A client of the admin's, a key bound to it, and the Authmatech routes.
+    let (status, client) =
+        v1.call("POST", "/v1/clients", Some(&root), Some(json!({ "name": "Documented", "scope": "read" })));
+    check("POST", "/v1/clients", (status, client.clone()));
+    let client_id = client["data"]["client_id"].as_str().unwrap().to_string();
+    let secret = client["data"]["client_secret"].as_str().unwrap().to_string();
+    let (_, bound, _) = app.create_key(&root, json!({ "name": "Bound", "client_id": client_id }));
+    let rotate_own = |key: &str, secret: &str| {
+        send(
+            app.client
+                .post(app.url("/v1/api/me/api-key/rotate"))
+                .header("x-api-key", key)
+                .header("x-client-id", &client_id)
+                .header("x-client-secret", secret),
+        )
+    };
+    check("POST", "/v1/api/me/api-key/rotate", rotate_own(&bound, "wrong"));
+    check("POST", "/v1/api/me/api-key/rotate", rotate_own(&bound, &secret));
+    check("POST", "/v1/api/me/api-key/rotate", v1.call("POST", "/v1/api/me/api-key/rotate", Some(&root), None));
+    let body = Some(json!({ "client_id": client_id }));
+    check(
+        "POST",
+        "/v1/api/clients/rotate-key",
+        v1.call("POST", "/v1/api/clients/rotate-key", Some(&root), body.clone()),
+    );
+    check("POST", "/v1/api/clients/rotate-key", v1.call("POST", "/v1/api/clients/rotate-key", Some(&bea_key), body));
+    let none = Some(json!({ "client_id": "cl_none" }));
+    check("POST", "/v1/api/clients/rotate-key", v1.call("POST", "/v1/api/clients/rotate-key", Some(&root), none));
+
+    // Clients, users, audit and SDK answers whose `data` is one object.
+    let client_path = format!("/v1/clients/{client_id}");
+    check("GET", "/v1/clients/{id}", v1.call("GET", &client_path, Some(&root), None));
+    check("GET", "/v1/clients/{id}", v1.call("GET", &client_path, Some(&bea_key), None));
+    check("PATCH", "/v1/clients/{id}", v1.call("PATCH", &client_path, Some(&root), Some(json!({ "name": "Renamed" }))));
+    let bad = Some(json!({ "redirect_uris": ["javascript:alert(1)"] }));
+    check("PATCH", "/v1/clients/{id}", v1.call("PATCH", &client_path, Some(&root), bad));
+    let rotate_secret = format!("{client_path}/rotate-secret");
+    check("POST", "/v1/clients/{id}/rotate-secret", v1.call("POST", &rotate_secret, Some(&root), None));
+    check(
+        "POST",
+        "/v1/clients/{id}/rotate-secret",
+        v1.call("POST", "/v1/clients/cl_none/rotate-secret", Some(&root), None),
+    );
+    check("POST", "/v1/clients", v1.call("POST", "/v1/clients", Some(&root), Some(json!({ "name": "" }))));
+    check("DELETE", "/v1/clients/{id}", v1.call("DELETE", &client_path, Some(&root), None));
+    check("DELETE", "/v1/clients/{id}", v1.call("DELETE", "/v1/clients/cl_none", Some(&root), None));
+    let user = json!({ "email": "dee@example.com", "name": "Dee", "password": "long enough pw" });
+    let (status, dee) = v1.call("POST", "/v1/users", Some(&root), Some(user.clone()));
+    check("POST", "/v1/users", (status, dee.clone()));
+    let dee_path = format!("/v1/users/{}", dee["data"]["id"].as_str().unwrap());
+    check("POST", "/v1/users", v1.call("POST", "/v1/users", Some(&root), Some(user.clone())));
+    check("POST", "/v1/users", v1.call("POST", "/v1/users", Some(&bea_key), Some(user)));
+    check("GET", "/v1/users/{id}", v1.call("GET", &dee_path, Some(&root), None));
+    check("GET", "/v1/users/{id}", v1.call("GET", &dee_path, Some(&bea_key), None));
+    check("PATCH", "/v1/users/{id}", v1.call("PATCH", &dee_path, Some(&root), Some(json!({ "name": "Dee D." }))));
+    check("DELETE", "/v1/users/{id}", v1.call("DELETE", &dee_path, Some(&root), None));
+    check("DELETE", "/v1/users/{id}", v1.call("DELETE", "/v1/users/usr_none", Some(&root), None));
+    check("GET", "/v1/audit-events", v1.call("GET", "/v1/audit-events?limit=0", Some(&root), None));
+    check("GET", "/v1/audit-events", v1.call("GET", "/v1/audit-events", Some(&bea_key), None));
+    let (status, sdk) = v1.call("POST", "/v1/sdk-tokens", Some(&bea_key), None);
+    check("POST", "/v1/sdk-tokens", (status, sdk.clone()));
+    let token = sdk["data"]["token"].as_str().unwrap().to_string();
+    let open = |t: &str| send(app.client.post(app.url("/v1/api/sdk/session")).header("x-sdk-token", t));
+    let session = check("POST", "/v1/api/sdk/session", open(&token));
+    check("POST", "/v1/api/sdk/session", open("sdk_test_nope"));
+    let session_path = format!("/v1/api/sdk/session/{}", session["data"]["session_id"].as_str().unwrap());
+    check("GET", "/v1/api/sdk/session/{id}", v1.call("GET", &session_path, Some(&bea_key), None));
+    check("GET", "/v1/api/sdk/session/{id}", v1.call("GET", &session_path, Some(&root), None));
+    check("GET", "/v1/api/sdk/session/{id}", v1.call("GET", "/v1/api/sdk/session/sess_none", Some(&root), None));
+}
+
+/// Answers the document gets wrong today; `openapi_matches_the_real_api`
+/// covers everything else.
+fn openapi_documents_every_answer(backend: Backend) {
+    let app = TestApp::start(backend);
+    let doc: Value = app.get("/openapi.json").json().unwrap();
+    let v1 = V1 { app: &app };
+    let root = app.root_key();
+    let admin = app.user_id("admin@localhost");
+    let (_, client) = v1.call("POST", "/v1/clients", Some(&root), Some(json!({ "name": "Doc", "scope": "read" })));
+    let client_path = format!("/v1/clients/{}", client["data"]["client_id"].as_str().unwrap());
+    let (key_id, _, _) = app.create_key(&root, json!({ "name": "doc" }));
+    let mut gaps = Vec::new();
+    let mut expect = |method: &str, template: &str, answer: (StatusCode, Value)| {
+        if let Err(e) = documented(&doc, method, template, answer.0, &answer.1) {
+            gaps.push(e);
+        }
+    };
+    // Lists: `data` is an array, documented as an object (Envelope).
+    expect("GET", "/v1/users", v1.call("GET", "/v1/users", Some(&root), None));
+    expect("GET", "/v1/clients", v1.call("GET", "/v1/clients", Some(&root), None));
+    expect("GET", "/v1/audit-events", v1.call("GET", "/v1/audit-events", Some(&root), None));
+    // Statuses the handlers answer that their operations do not list.
+    expect("DELETE", "/v1/users/{id}", v1.call("DELETE", &format!("/v1/users/{admin}"), Some(&root), None));
+    let unnamed = Some(json!({ "name": "" }));
+    expect("PATCH", "/v1/users/{id}", v1.call("PATCH", &format!("/v1/users/{admin}"), Some(&root), unnamed));
+    let too_long = Some(json!({ "expire_old_in": 31 * 24 * 3600 }));
+    let rotate = format!("/v1/api-keys/{key_id}/rotate");
+    expect("POST", "/v1/api-keys/{id}/rotate", v1.call("POST", &rotate, Some(&root), too_long.clone()));
+    let rotate_secret = format!("{client_path}/rotate-secret");
+    expect("POST", "/v1/clients/{id}/rotate-secret", v1.call("POST", &rotate_secret, Some(&root), too_long));
+    assert!(gaps.is_empty(), "the OpenAPI document disagrees with the API:\n{}", gaps.join("\n"));
+}
+
+mod openapi_gaps {
+    //! Run with `--ignored` once the `/v1` annotations are fixed.
+    use crate::support::Backend;
+
+    #[test]
+    #[ignore = "needs the /v1 annotations fixed (src/http/openapi.rs Envelope.data, src/http/v1_users.rs, v1_keys.rs, v1_clients.rs): list `data` is an array but documented as an object; 409/400 answers undocumented"]
+    fn sqlite() {
+        super::openapi_documents_every_answer(Backend::Sqlite)
+    }
+
+    #[test]
+    #[ignore = "needs the /v1 annotations fixed (src/http/openapi.rs Envelope.data, src/http/v1_users.rs, v1_keys.rs, v1_clients.rs): list `data` is an array but documented as an object; 409/400 answers undocumented"]
+    fn postgres() {
+        if let Some(backend) = Backend::postgres() {
+            super::openapi_documents_every_answer(backend)
+        }
+    }
+}
+
+/// What a rotation must carry over to the successor.
+fn settings_of(key: &Value) -> Value {
+    let fields =
+        ["name", "type", "mode", "owner_id", "client_id", "permissions", "restrictions", "rate_limit", "expires_at"];
+    Value::Object(fields.iter().map(|f| (f.to_string(), key[*f].clone())).collect())
+}
+
+/// Every rotation route hands the successor the old key's restrictions
+/// (IPs, referrers, endpoints), rate limit, client binding, permissions
+/// and expiry, and the server enforces them on it, not only shows them.
+fn a_rotated_key_keeps_its_restrictions(backend: Backend) {
+    // Frozen: the key's budget of 2 per second is part of what is checked.
+    let app = TestApp::builder(backend)
+        .with_frozen_clock()
+        .with_config(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
+        .start();
+    let root = app.root_key();
+    let (status, body) = send(
+        app.client
+            .post(app.url("/v1/clients"))
+            .bearer_auth(&root)
+            .json(&json!({ "name": "Bound app", "scope": "read" })),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client_id = body["data"]["client_id"].as_str().unwrap().to_string();
+    let client_secret = body["data"]["client_secret"].as_str().unwrap().to_string();
+    let (first_id, first_raw, created) = app.create_key(
+        &root,
+        json!({
+            "name": "Fenced",
+            "type": "restricted",
+            "permissions": ["read", "write"],
+            "client_id": client_id,
+            "rate_limit": 2,
+            "expires_in": 86_400,
+            "restrictions": {
+                "ips": ["10.0.0.0/8", "2001:db8::/32"],
+                "referrers": ["https://app.example.com", "*.example.org"],
+                "endpoints": ["GET /v1/api-keys/*", "DELETE /v1/api-keys/*", "POST /v1/api/me/api-key/rotate"],
+            },
+        }),
+    );
+    let original = settings_of(&created["data"]);
+    assert_eq!(original["restrictions"]["ips"], json!(["10.0.0.0/8", "2001:db8::/32"]), "{created}");
+
+    // A call as the key's legitimate user makes it, with every header right
+    // unless the test changes one.
+    struct Call<'a> {
+        method: reqwest::Method,
+        path: String,
+        client: Option<&'a str>,
+        ip: &'a str,
+        referrer: &'a str,
+    }
+    let call = |raw: &str, c: Call| {
+        let mut req = app
+            .client
+            .request(c.method, app.url(&c.path))
+            .header("x-api-key", raw)
+            .header("x-forwarded-for", c.ip)
+            .header("referer", c.referrer);
+        if let Some(client) = c.client {
+            req = req.header("x-client-id", client);
+        }
+        send(req)
+    };
+    let good = |id: &str| Call {
+        method: reqwest::Method::GET,
+        path: format!("/v1/api-keys/{id}"),
+        client: Some(&client_id),
+        ip: "10.1.2.3",
+        referrer: "https://shop.example.org/cart",
+    };
+    // Checks the restrictions on `raw`, spending exactly its budget of 2.
+    let enforced = |raw: &str, id: &str| {
+        let (status, body) = call(raw, good(id));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["id"], id);
+        let refusals = [
+            (Call { ip: "203.0.113.5", ..good(id) }, StatusCode::FORBIDDEN, "forbidden"),
+            (Call { referrer: "https://evil.example.net/", ..good(id) }, StatusCode::FORBIDDEN, "forbidden"),
+            (Call { path: "/v1/users".into(), ..good(id) }, StatusCode::FORBIDDEN, "insufficient_scope"),
+            (Call { client: None, ..good(id) }, StatusCode::UNAUTHORIZED, "client_id_mismatch"),
+            (Call { client: Some("cl_another"), ..good(id) }, StatusCode::UNAUTHORIZED, "client_id_mismatch"),
+        ];
+        for (c, status, code) in refusals {
+            assert_error(call(raw, c), status, code);
+        }
+        // An allowed endpoint whose method needs a permission the key lacks
+        // (delete); this one counts against the budget.
+        let body = assert_error(
+            call(raw, Call { method: reqwest::Method::DELETE, ..good(id) }),
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+        );
+        assert!(body["message"].as_str().unwrap().contains("delete"), "{body}");
+        // Two counted requests: the budget of 2 per second is spent.
+        let res = app
+            .client
+            .get(app.url(&format!("/v1/api-keys/{id}")))
+            .header("x-api-key", raw)
+            .header("x-client-id", &client_id)
+            .header("x-forwarded-for", "10.1.2.3")
+            .header("referer", "https://app.example.com/")
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()["ratelimit-limit"], "2");
+        // The next checks start with a full budget.
+        app.clock.advance(Duration::seconds(1));
+    };
+    enforced(&first_raw, &first_id);
+
+    // 1. `POST /v1/api-keys/{id}/rotate`, by an admin.
+    let (status, body) =
+        send(app.client.post(app.url(&format!("/v1/api-keys/{first_id}/rotate"))).bearer_auth(&root).json(&json!({})));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (second_id, second_raw) =
+        (body["data"]["id"].as_str().unwrap().to_string(), body["data"]["key"].as_str().unwrap().to_string());
+    assert_eq!(body["data"]["rotated_from"], first_id.as_str());
+    assert_eq!(settings_of(&body["data"]), original, "the successor as shown once");
+    enforced(&second_raw, &second_id);
+
+    // 2. The key rotates itself (Authmatech), proving its client.
+    let res = app
+        .client
+        .post(app.url("/v1/api/me/api-key/rotate"))
+        .header("x-api-key", &second_raw)
+        .header("x-client-id", &client_id)
+        .header("x-client-secret", &client_secret)
+        .header("x-forwarded-for", "10.1.2.3")
+        .header("referer", "https://app.example.com/")
+        .send()
+        .unwrap();
+    let (status, body) = (res.status(), res.json::<Value>().unwrap());
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (third_id, third_raw) =
+        (body["data"]["id"].as_str().unwrap().to_string(), body["data"]["key"].as_str().unwrap().to_string());
+    assert_eq!(body["data"]["rotated_from"], second_id.as_str());
+    assert_eq!(settings_of(&body["data"]), original);
+    app.clock.advance(Duration::seconds(1));
+    enforced(&third_raw, &third_id);
+
+    // 3. An admin rotates the client's newest key.
+    let res = send(
+        app.client
+            .post(app.url("/v1/api/clients/rotate-key"))
+            .bearer_auth(&root)
+            .json(&json!({ "client_id": client_id })),
+    );
+    assert_eq!(res.0, StatusCode::CREATED, "{}", res.1);
+    let (fourth_id, fourth_raw) =
+        (res.1["data"]["id"].as_str().unwrap().to_string(), res.1["data"]["key"].as_str().unwrap().to_string());
+    assert_eq!(res.1["data"]["rotated_from"], third_id.as_str());
+    assert_eq!(settings_of(&res.1["data"]), original);
+    enforced(&fourth_raw, &fourth_id);
+
+    // What is stored agrees with what was shown (a rotated-out key's expiry
+    // is the moment it was rotated); each predecessor ended.
+    let (_, listed) = send(app.client.get(app.url("/v1/api-keys")).bearer_auth(&root));
+    let stored = |id: &str| listed["data"].as_array().unwrap().iter().find(|k| k["id"] == id).unwrap().clone();
+    assert_eq!(settings_of(&stored(&fourth_id)), original);
+    for id in [&second_id, &third_id] {
+        let (mut was, mut is) = (original.clone(), settings_of(&stored(id)));
+        was["expires_at"] = Value::Null;
+        is["expires_at"] = Value::Null;
+        assert_eq!(is, was, "{id}");
+    }
+    for raw in [&first_raw, &second_raw, &third_raw] {
+        let (status, _) = call(raw, good(&fourth_id));
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a rotated-out key no longer works");
+    }
 }
 
 fn trusted_proxies_decide_the_client_ip(backend: Backend) {
@@ -901,6 +1420,7 @@ fn trusted_proxies_decide_the_client_ip(backend: Backend) {
 }
 
 both_backends!(
+    a_rotated_key_keeps_its_restrictions,
     trusted_proxies_decide_the_client_ip,
     openapi_matches_the_real_api,
     sdk_tokens_open_sessions_only,

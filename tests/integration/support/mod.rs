@@ -152,6 +152,7 @@ type ConfigChange = Box<dyn FnOnce(&mut Config)>;
 pub struct TestAppBuilder {
     backend: Backend,
     changes: Vec<ConfigChange>,
+    frozen_clock: bool,
 }
 
 impl TestAppBuilder {
@@ -161,13 +162,21 @@ impl TestAppBuilder {
         self
     }
 
+    /// Time stands still unless the test advances `app.clock`: for limits
+    /// measured in fractions of a second, which wall time spent by a slow
+    /// machine would otherwise refill.
+    pub fn with_frozen_clock(mut self) -> Self {
+        self.frozen_clock = true;
+        self
+    }
+
     pub fn start(self) -> TestApp {
         let database = TestDatabase::new(&self.backend);
         let mut config = test_config(&database);
         for change in self.changes {
             change(&mut config);
         }
-        let clock = ManualClock::new();
+        let clock = if self.frozen_clock { ManualClock::frozen() } else { ManualClock::new() };
         let prepared = tessera::server::prepare(config.clone(), Arc::new(clock.clone()))
             .unwrap_or_else(|e| panic!("server did not start: {e}"));
         let addr = prepared.addr;
@@ -235,7 +244,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn builder(backend: Backend) -> TestAppBuilder {
-        TestAppBuilder { backend, changes: Vec::new() }
+        TestAppBuilder { backend, changes: Vec::new(), frozen_clock: false }
     }
 
     pub fn start(backend: Backend) -> Self {
@@ -256,6 +265,45 @@ impl TestApp {
 
     pub fn data_dir(&self) -> PathBuf {
         self.database.dir.path().to_path_buf()
+    }
+
+    /// The id of the user with `email`.
+    pub fn user_id(&self, email: &str) -> String {
+        tessera::store::users::find_by_email(&mut self.conn(), email).expect("lookup").expect("a user").id
+    }
+
+    /// A new API key of the first admin, with every permission, made
+    /// through the service: the one credential a test needs before it can
+    /// make everything else over HTTP.
+    pub fn root_key(&self) -> String {
+        let new = tessera::apikeys::NewKey {
+            owner_id: self.user_id("admin@localhost"),
+            client_id: None,
+            name: "Root".into(),
+            key_type: tessera::apikeys::KeyType::Secret,
+            mode: tessera::apikeys::Mode::of(self.config.environment),
+            permissions: vec![],
+            allowed_ips: vec![],
+            allowed_referrers: vec![],
+            allowed_endpoints: vec![],
+            expires_in: None,
+            rate_limit: None,
+        };
+        let (_, raw) =
+            tessera::apikeys::create(&mut self.conn(), &self.clock, &self.master_key, new, tessera::audit::Actor::Cli)
+                .expect("create the root key");
+        raw.expose().to_string()
+    }
+
+    /// `POST /v1/api-keys` with `body`, authenticated by `creator`;
+    /// panics unless 201. Returns the key's id, the raw key and the answer.
+    pub fn create_key(&self, creator: &str, body: serde_json::Value) -> (String, String, serde_json::Value) {
+        let res = self.client.post(self.url("/v1/api-keys")).bearer_auth(creator).json(&body).send().expect("POST");
+        let status = res.status();
+        let answer: serde_json::Value = res.json().expect("a JSON answer");
+        assert_eq!(status, 201, "{answer}");
+        let data = &answer["data"];
+        (data["id"].as_str().expect("id").into(), data["key"].as_str().expect("key").into(), answer.clone())
     }
 }
 
