@@ -710,7 +710,8 @@ pub struct Verdict {
     /// The key's effective permissions (cut to what its owner may do now).
     pub permissions: Option<Permissions>,
     pub ratelimit: Option<serde_json::Value>,
-    /// For the HTTP layer's rate limiter: the key and its own limit.
+    /// For the HTTP layer's rate limiter: the key and its own limit (a
+    /// `VALID` verdict counts against it).
     #[serde(skip)]
     pub limit: Option<(String, Option<i64>)>,
 }
@@ -789,6 +790,6 @@ pub fn verify(
         mode: Some(key.mode),
         permissions: Some(effective),
         ratelimit: Some(serde_json::json!({ "limit": key.rate_limit })),
-        limit: (code == "VALID").then(|| (key.id.clone(), key.rate_limit)),
+        limit: Some((key.id.clone(), key.rate_limit)),
     })
 }

@@ -7,12 +7,13 @@ use utoipa::{Modify, OpenApi};
 
 use super::{v1_audit, v1_clients, v1_keys, v1_sdk, v1_users};
 
-/// A `/v1` answer whose `data` is described in prose.
+/// A `/v1` answer whose `data` (an object, or a list for the list routes)
+/// is described in prose.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct Envelope {
     success: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     data: serde_json::Value,
 }
 

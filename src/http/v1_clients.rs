@@ -124,7 +124,7 @@ pub struct RotateSecret {
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`: the new secret, once.
-#[utoipa::path(post, path = "/v1/clients/{id}/rotate-secret", tag = "clients", params(("id" = String, Path)), request_body(content = RotateSecret, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The new secret, shown this once", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/clients/{id}/rotate-secret", tag = "clients", params(("id" = String, Path)), request_body(content = RotateSecret, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The new secret, shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,

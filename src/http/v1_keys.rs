@@ -192,7 +192,7 @@ impl RotateKey {
 }
 
 /// `POST /v1/api-keys/{id}/rotate`: the new key, once.
-#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", params(("id" = String, Path)), request_body(content = RotateKey, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The successor, shown this once", body = KeyCreated), (status = 404, description = "Unknown", body = ErrorBody), (status = 409, description = "Revoked or expired", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", params(("id" = String, Path)), request_body(content = RotateKey, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The successor, shown this once", body = KeyCreated), (status = 400, description = "Bad input", body = ErrorBody), (status = 404, description = "Unknown", body = ErrorBody), (status = 409, description = "Revoked or expired", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn rotate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -250,11 +250,15 @@ pub async fn verify(state: web::Data<AppState>, reader: Reader, body: JsonBody) 
         .db
         .run(move |conn| apikeys::verify(conn, clock.as_ref(), &master, environment, &principal, &request))
         .await?;
-    // A verification counts as a use of the key against its limit.
-    let verdict = match &verdict.limit {
-        Some((id, limit)) if state.limits.check_key(id, *limit).is_err() => verdict.rate_limited(),
+    // A verification counts as a use of the key against its limit, and
+    // reports the limit the server enforces (the default, or its own capped).
+    let mut verdict = match &verdict.limit {
+        Some((id, limit)) if verdict.valid && state.limits.check_key(id, *limit).is_err() => verdict.rate_limited(),
         _ => verdict,
     };
+    if let Some((_, limit)) = &verdict.limit {
+        verdict.ratelimit = Some(json!({ "limit": state.limits.per_key_limit(*limit) }));
+    }
     Ok(HttpResponse::Ok().json(verdict))
 }
 

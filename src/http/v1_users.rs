@@ -60,7 +60,7 @@ pub struct UpdateUser {
 }
 
 /// `PATCH /v1/users/{id}`: the display name.
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 400, description = "Bad name", body = crate::error::ErrorBody), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -75,7 +75,7 @@ pub async fn update(
 
 /// `DELETE /v1/users/{id}` (admin): disables the user (records are kept
 /// for the audit trail).
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 409, description = "Oneself", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,

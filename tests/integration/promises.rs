@@ -24,7 +24,7 @@ use crate::support::{Backend, TestApp};
 
 /// Every action the code writes to the audit log, each caused over HTTP
 /// or the CLI by `every_audit_action_is_recorded` below.
-const ACTIONS: [&str; 24] = [
+const ACTIONS: [&str; 26] = [
     "api.auth_failed",
     "api_key.created",
     "api_key.forbidden_endpoint",
@@ -44,6 +44,8 @@ const ACTIONS: [&str; 24] = [
     "logout",
     "resource_server.created",
     "resource_server.secret_rotated",
+    "sdk_token.created",
+    "sdk_token.revoked",
     "token.revoked",
     "user.created",
     "user.disabled",
@@ -71,7 +73,9 @@ fn actions_in_source(dir: &Path, found: &mut BTreeSet<String>) {
             continue;
         }
         let source = std::fs::read_to_string(&path).unwrap();
-        for literal in literals(&source) {
+        // Unit tests (at the end of a file, by the house's habit) emit nothing.
+        let source = source.split("#[cfg(test)]").next().unwrap_or("");
+        for literal in literals(source) {
             let Some((area, verb)) = literal.split_once('.') else { continue };
             let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
             let file = ["html", "toml", "css", "js", "json", "rs", "db", "md", "txt", "sql", "pem"].contains(&verb);
@@ -159,6 +163,12 @@ fn every_audit_action_is_recorded(backend: Backend) {
     }
     let res = app.client.get(app.url("/v1/api-keys")).bearer_auth("sk_test_guess").send().unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // SDK tokens: made and revoked.
+    let sdk = call(Method::POST, "/v1/sdk-tokens", None);
+    let sdk_id = sdk["data"]["id"].as_str().unwrap().to_string();
+    secrets.push(sdk["data"]["token"].as_str().unwrap().to_string());
+    call(Method::DELETE, &format!("/v1/sdk-tokens/{sdk_id}"), None);
 
     // Users: made, renamed, given a new password (CLI), disabled.
     let password = "a long enough password";
@@ -287,6 +297,8 @@ fn every_audit_action_is_recorded(backend: Backend) {
     one("client.disabled", Some(&client), &admin);
     let event = one("grant.revoked", Some(&web.id), system);
     assert_eq!(event["details"]["reason"], "authorization code replayed");
+    one("sdk_token.created", Some(&sdk_id), &admin);
+    one("sdk_token.revoked", Some(&sdk_id), &admin);
     one("resource_server.created", Some(&rs), "cli");
     one("resource_server.secret_rotated", Some(&rs), "cli");
 

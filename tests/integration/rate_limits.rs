@@ -143,28 +143,10 @@ fn the_verdict_reports_the_enforced_limit(backend: Backend) {
     }
 }
 
-mod verdict {
-    //! Run with `--ignored` once the verdict reports the enforced limit.
-    use crate::support::Backend;
-
-    #[test]
-    #[ignore = "needs src/http/v1_keys.rs::verify to report state.limits.per_key_limit(key.rate_limit) as ratelimit.limit (today: the key's own, uncapped value, or null)"]
-    fn sqlite() {
-        super::the_verdict_reports_the_enforced_limit(Backend::Sqlite)
-    }
-
-    #[test]
-    #[ignore = "needs src/http/v1_keys.rs::verify to report state.limits.per_key_limit(key.rate_limit) as ratelimit.limit (today: the key's own, uncapped value, or null)"]
-    fn postgres() {
-        if let Some(backend) = Backend::postgres() {
-            super::the_verdict_reports_the_enforced_limit(backend)
-        }
-    }
-}
-
 both_backends!(
     the_default_limit_answers_429_then_recovers,
     a_keys_own_limit_answers_429_then_recovers,
     a_keys_limit_above_the_cap_gets_the_cap,
     failed_authentications_are_limited_per_ip,
+    the_verdict_reports_the_enforced_limit,
 );

@@ -1031,7 +1031,9 @@ fn openapi_matches_the_real_api(backend: Backend) {
         ("/v1/clients/{id}", "delete"),
         ("/v1/clients/{id}/rotate-secret", "post"),
         ("/v1/audit-events", "get"),
+        ("/v1/sdk-tokens", "get"),
         ("/v1/sdk-tokens", "post"),
+        ("/v1/sdk-tokens/{id}", "delete"),
         ("/v1/api/sdk/session", "post"),
         ("/v1/api/sdk/session/{id}", "get"),
     ];
@@ -1203,25 +1205,6 @@ fn openapi_documents_every_answer(backend: Backend) {
     let rotate_secret = format!("{client_path}/rotate-secret");
     expect("POST", "/v1/clients/{id}/rotate-secret", v1.call("POST", &rotate_secret, Some(&root), too_long));
     assert!(gaps.is_empty(), "the OpenAPI document disagrees with the API:\n{}", gaps.join("\n"));
-}
-
-mod openapi_gaps {
-    //! Run with `--ignored` once the `/v1` annotations are fixed.
-    use crate::support::Backend;
-
-    #[test]
-    #[ignore = "needs the /v1 annotations fixed (src/http/openapi.rs Envelope.data, src/http/v1_users.rs, v1_keys.rs, v1_clients.rs): list `data` is an array but documented as an object; 409/400 answers undocumented"]
-    fn sqlite() {
-        super::openapi_documents_every_answer(Backend::Sqlite)
-    }
-
-    #[test]
-    #[ignore = "needs the /v1 annotations fixed (src/http/openapi.rs Envelope.data, src/http/v1_users.rs, v1_keys.rs, v1_clients.rs): list `data` is an array but documented as an object; 409/400 answers undocumented"]
-    fn postgres() {
-        if let Some(backend) = Backend::postgres() {
-            super::openapi_documents_every_answer(backend)
-        }
-    }
 }
 
 /// What a rotation must carry over to the successor.
@@ -1423,6 +1406,7 @@ both_backends!(
     a_rotated_key_keeps_its_restrictions,
     trusted_proxies_decide_the_client_ip,
     openapi_matches_the_real_api,
+    openapi_documents_every_answer,
     sdk_tokens_open_sessions_only,
     authmatech_rotation_routes,
     client_signed_jwts,
