@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod oauth;
+pub mod purge;
 pub mod server;
 pub mod sessions;
 pub mod store;
