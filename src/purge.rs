@@ -26,8 +26,8 @@ pub struct PurgePolicy {
     /// A session unused this long has ended (`TESSERA_SESSION_IDLE_TTL`).
     pub session_idle: Duration,
     /// The longest an access token lives (`TESSERA_ACCESS_TOKEN_TTL`):
-    /// a family's records are kept this long past its end, since a token
-    /// minted just before the end outlives it.
+    /// refresh tokens and families are kept this long past their end,
+    /// since an access token minted just before the end outlives it.
     pub access_token_ttl: Duration,
     /// How long audit events are kept (`TESSERA_AUDIT_RETENTION_DAYS`).
     pub audit_retention: Duration,
@@ -99,9 +99,11 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
     let failures_before = (now - span(crate::sessions::THROTTLE_WINDOW)).naive_utc();
     // An access token lives at most its lifetime (plus the verification
     // leeway) past the moment it was minted, and none is minted from a
-    // family after the family's end.
+    // family after the family's end or with an expired refresh token: so
+    // a refresh token or family dead for that long has nothing left alive
+    // that revoking it could still reach.
     let token_life = span(policy.access_token_ttl) + chrono::Duration::seconds(crate::oauth::assertion::LEEWAY_SECS);
-    let families_ended_before = (now - token_life).naive_utc();
+    let dead_before = (now - token_life).naive_utc();
     let audit_before = (now - span(policy.audit_retention)).naive_utc();
     let limit = policy.batch_size.max(1);
     use store::purge as rows;
@@ -112,9 +114,9 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
         sdk_sessions: drain(limit, |n| rows::sdk_sessions(conn, at, n))?,
         login_failures: drain(limit, |n| rows::login_failures(conn, failures_before, n))?,
         revoked_tokens: drain(limit, |n| rows::revoked_tokens(conn, at, n))?,
-        refresh_tokens: drain(limit, |n| rows::refresh_tokens(conn, at, n))?,
-        grant_access_tokens: drain(limit, |n| rows::grant_access_tokens(conn, families_ended_before, at, n))?,
-        grants: drain(limit, |n| rows::grants(conn, families_ended_before, n))?,
+        refresh_tokens: drain(limit, |n| rows::refresh_tokens(conn, dead_before, n))?,
+        grant_access_tokens: drain(limit, |n| rows::grant_access_tokens(conn, dead_before, at, n))?,
+        grants: drain(limit, |n| rows::grants(conn, dead_before, n))?,
         audit_events: drain(limit, |n| rows::audit_events(conn, audit_before, n))?,
     };
     tracing::info!(

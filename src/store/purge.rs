@@ -104,18 +104,21 @@ pub fn revoked_tokens(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Resu
     Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::jti.eq_any(batch))).execute(conn)?)
 }
 
-/// Dead refresh tokens: unused ones past their own expiry, and every
-/// token of a family past its absolute lifetime. A retired (used) token
-/// of a family still alive is kept, because presenting it again is how
-/// reuse is detected and the family revoked.
-pub fn refresh_tokens(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<usize, StoreError> {
-    let ended_families = grants::table.filter(grants::expires_at.le(now)).select(grants::id);
+/// Dead refresh tokens: unused ones that expired at or before
+/// `dead_before`, and every token of a family that ended at or before it.
+/// A retired (used) token of a family still alive is kept, because
+/// presenting it again is how reuse is detected and the family revoked.
+/// The caller puts `dead_before` one access-token lifetime in the past, so
+/// that revoking a refresh token (RFC 7009) still reaches the access
+/// tokens minted with it for as long as they live.
+pub fn refresh_tokens(conn: &mut DbConn, dead_before: NaiveDateTime, limit: i64) -> Result<usize, StoreError> {
+    let ended_families = grants::table.filter(grants::expires_at.le(dead_before)).select(grants::id);
     let rows = diesel::alias!(refresh_tokens as batch);
     let batch = rows
         .filter(
             rows.field(refresh_tokens::used_at)
                 .is_null()
-                .and(rows.field(refresh_tokens::expires_at).le(now))
+                .and(rows.field(refresh_tokens::expires_at).le(dead_before))
                 .or(rows.field(refresh_tokens::grant_id).eq_any(ended_families)),
         )
         .select(rows.field(refresh_tokens::id))
