@@ -1,14 +1,26 @@
-//! The purge: deletes the rows that can no longer change any answer —
-//! expired codes, sessions, revocations, assertion jti values and SDK
-//! sessions, sign-in failures outside the throttle window, dead refresh
-//! tokens and their families — and audit events past their retention, so
-//! that no table grows without bound.
+//! The purge: deletes the rows that can no longer change any answer, and
+//! audit events past their retention, so that no table grows without
+//! bound. What is dead, table by table ("now" is the injected clock's):
+//!
+//! - authorization codes past their expiry, used or not;
+//! - browser sessions past their absolute expiry or idle too long;
+//! - client-assertion jti values, revocations (`revoked_tokens`) and SDK
+//!   sessions past their expiry (the stored expiry of a jti already holds
+//!   the verification leeway);
+//! - sign-in failures older than the throttle window (15 minutes);
+//! - refresh tokens never used and expired, and every token of a family
+//!   past its absolute lifetime — a retired token of a living family is
+//!   kept, since presenting it again is how reuse is detected — each one
+//!   access-token lifetime late, so that revoking a refresh token still
+//!   reaches the access tokens minted with it;
+//! - a family's access-token records and the family itself once it has
+//!   ended that long ago and none of its access tokens is unexpired;
+//! - audit events older than `TESSERA_AUDIT_RETENTION_DAYS`.
 //!
 //! It deletes in batches (`store::purge`), each a short statement, so it
-//! never holds a long lock, and reads "now" from the injected clock. The
-//! server runs it every `TESSERA_PURGE_INTERVAL` (`every`); `tessera
-//! purge` runs it once. Instances running it at the same time only find
-//! less to delete.
+//! never holds a long lock. The server runs it every
+//! `TESSERA_PURGE_INTERVAL` (`every`); `tessera purge` runs it once.
+//! Instances running it at the same time only find less to delete.
 
 use std::time::Duration;
 
