@@ -31,7 +31,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     if !caller.is_admin() {
         return Ok(HttpResponse::Ok().json(json!({ "success": true, "data": [caller.user] })));
     }
-    let users = state.db.run(|conn| accounts::list_users(conn)).await?;
+    let users = state.db.run(accounts::list_users).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": users })))
 }
 
