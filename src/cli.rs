@@ -62,6 +62,12 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Delete now what can no longer matter (expired codes and sessions,
+    /// dead refresh tokens, old audit events, …); prints the counts.
+    Purge {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +280,7 @@ pub fn main() -> ExitCode {
         Command::Client { command } => client(&config, command),
         Command::Resource { command } => resource(&config, command),
         Command::Key { command } => key(&config, command),
+        Command::Purge { json } => purge(&config, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -325,6 +332,24 @@ fn serve(config: Config) -> CliResult {
 fn migrate(config: &Config) -> CliResult {
     server::open_storage(config)?;
     println!("Database {} is up to date", config.database_url);
+    Ok(())
+}
+
+/// One purge, for operators who turned the background one off
+/// (`TESSERA_PURGE_INTERVAL=0`) and run it from cron instead.
+fn purge(config: &Config, json: bool) -> CliResult {
+    let (db, _) = server::open_storage(config)?;
+    let policy = crate::purge::PurgePolicy::from_config(config);
+    let report = crate::purge::purge(&mut *db.conn()?, &SystemClock, &policy)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let value = serde_json::to_value(report)?;
+        for (table, deleted) in value.as_object().into_iter().flatten() {
+            println!("{table}\t{deleted}");
+        }
+        println!("Deleted {} rows", report.total());
+    }
     Ok(())
 }
 

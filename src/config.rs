@@ -35,6 +35,8 @@ settings! {
     WORKERS = "workers", "TESSERA_WORKERS";
     BODY_LIMIT = "body_limit", "TESSERA_BODY_LIMIT";
     SHUTDOWN_TIMEOUT = "shutdown_timeout", "TESSERA_SHUTDOWN_TIMEOUT";
+    PURGE_INTERVAL = "purge_interval", "TESSERA_PURGE_INTERVAL";
+    AUDIT_RETENTION_DAYS = "audit_retention_days", "TESSERA_AUDIT_RETENTION_DAYS";
     ACCESS_TOKEN_TTL = "access_token_ttl", "TESSERA_ACCESS_TOKEN_TTL";
     SIGNING_KEY_PREPUBLISH = "signing_key_prepublish", "TESSERA_SIGNING_KEY_PREPUBLISH";
     DEFAULT_AUDIENCE = "default_audience", "TESSERA_DEFAULT_AUDIENCE";
@@ -165,6 +167,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
+    /// How often the background purge deletes rows that can no longer
+    /// matter (expired codes, sessions, …); zero turns it off.
+    pub purge_interval: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
     /// Lifetime of access tokens; also how long a retired signing key
     /// stays in the JWKS.
     pub access_token_ttl: Duration,
@@ -224,6 +231,8 @@ impl Default for Config {
             workers: None,
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            purge_interval: Duration::from_secs(3600),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
             access_token_ttl: Duration::from_secs(15 * 60),
             signing_key_prepublish: Duration::from_secs(60 * 60),
             default_audience: None,
@@ -346,6 +355,13 @@ impl Config {
         }
         if let Some(v) = get(&SHUTDOWN_TIMEOUT) {
             config.shutdown_timeout = Duration::from_secs(parse_number(&SHUTDOWN_TIMEOUT, v, 0, 3600)?);
+        }
+        if let Some(v) = get(&PURGE_INTERVAL) {
+            config.purge_interval = Duration::from_secs(parse_number(&PURGE_INTERVAL, v, 0, 7 * 24 * 3600)?);
+        }
+        if let Some(v) = get(&AUDIT_RETENTION_DAYS) {
+            let days: u64 = parse_number(&AUDIT_RETENTION_DAYS, v, 1, 36_500)?;
+            config.audit_retention = Duration::from_secs(days * 24 * 3600);
         }
         if let Some(v) = get(&ACCESS_TOKEN_TTL) {
             config.access_token_ttl = Duration::from_secs(parse_number(&ACCESS_TOKEN_TTL, v, 10, 24 * 3600)?);
@@ -477,6 +493,21 @@ mod tests {
         assert_eq!(c.environment, Environment::Sandbox);
         assert_eq!(c.issuer_for("127.0.0.1:8080".parse().unwrap()), "http://127.0.0.1:8080");
         assert_eq!(c.master_key_path(), PathBuf::from("./tessera.db.master-key"));
+    }
+
+    #[test]
+    fn purge_settings_parse_and_zero_turns_the_purge_off() {
+        let c = Config::load(None, &HashMap::new()).unwrap();
+        assert_eq!(c.purge_interval, Duration::from_secs(3600));
+        assert_eq!(c.audit_retention, Duration::from_secs(90 * 24 * 3600));
+        let c = Config::load(None, &env(&[("TESSERA_PURGE_INTERVAL", "0"), ("TESSERA_AUDIT_RETENTION_DAYS", "7")]))
+            .unwrap();
+        assert!(c.purge_interval.is_zero());
+        assert_eq!(c.audit_retention, Duration::from_secs(7 * 24 * 3600));
+        for (name, value) in [("TESSERA_PURGE_INTERVAL", "-1"), ("TESSERA_AUDIT_RETENTION_DAYS", "0")] {
+            let err = Config::load(None, &env(&[(name, value)])).unwrap_err();
+            assert_eq!(err.setting, name, "{err}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod people;
 pub mod permissions;
 pub mod principal;
+pub mod purge;
 pub mod sdk;
 pub mod server;
 pub mod sessions;

@@ -130,6 +130,16 @@ impl Prepared {
                 }
             }
         });
+        // Deletes what can no longer matter, so no table grows without bound.
+        if !config.purge_interval.is_zero() {
+            let policy = crate::purge::PurgePolicy::from_config(&config);
+            actix_web::rt::spawn(crate::purge::every(
+                state.db.clone(),
+                state.clock.clone(),
+                policy,
+                config.purge_interval,
+            ));
+        }
         let mut server =
             HttpServer::new(move || build_app(state.clone())).shutdown_timeout(config.shutdown_timeout.as_secs());
         if !handle_signals {

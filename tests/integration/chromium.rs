@@ -2,10 +2,11 @@
 //! chromedriver (WebDriver) with fantoccini: type the password, click
 //! Approve, land on the redirect URI with a code, exchange it with the
 //! `oauth2` crate. Skipped, saying so, where chromium or chromedriver is
-//! missing (`.ci/run` installs both).
+//! missing — except under CI (`CI` set), where that fails the test
+//! (`.ci/run` installs both and sets `CI`).
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 
 use crate::both_backends;
 use crate::support::browser::{authorization_url, code, oauth2_http, param};
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, in_ci};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -25,17 +26,28 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 struct Driver {
     child: Child,
     url: String,
+    /// The browser chromedriver is to start.
+    chromium: PathBuf,
 }
 
 impl Driver {
     fn start() -> Option<Self> {
-        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        Self::start_with(Path::new(CHROMIUM), Path::new(CHROMEDRIVER), in_ci())
+    }
+
+    /// `start` with the paths and the CI flag passed in, so the skip rule
+    /// can be tested: missing programs skip the test loudly, or fail it
+    /// under CI, where a skip would let the suite pass untested.
+    fn start_with(chromium: &Path, chromedriver: &Path, ci: bool) -> Option<Self> {
+        if !chromium.exists() || !chromedriver.exists() {
+            let (chromium, chromedriver) = (chromium.display(), chromedriver.display());
+            assert!(!ci, "{chromium} or {chromedriver} is missing: under CI (CI is set) the Chromium test must run");
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: the Chromium test ({CHROMIUM} or {CHROMEDRIVER} is missing)");
+            let _ = writeln!(std::io::stderr(), "SKIPPED: the Chromium test ({chromium} or {chromedriver} is missing)");
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -46,7 +58,7 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Self { child, url: format!("http://127.0.0.1:{port}") })
+        Some(Self { child, url: format!("http://127.0.0.1:{port}"), chromium: chromium.to_path_buf() })
     }
 }
 
@@ -81,7 +93,7 @@ fn chromium_signs_in_approves_and_lands_with_a_code(backend: Backend) {
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
-                "binary": CHROMIUM,
+                "binary": driver.chromium,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -126,3 +138,63 @@ fn chromium_signs_in_approves_and_lands_with_a_code(backend: Backend) {
 }
 
 both_backends!(chromium_signs_in_approves_and_lands_with_a_code);
+
+/// The panic message of a caught panic.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Under CI a missing browser or database fails the test instead of
+/// skipping it, so CI cannot go green without running them. (The skip
+/// itself is not exercised here: its `SKIPPED:` line, written past the
+/// capture, would trip `.ci/run`'s second guard; the next test runs it in
+/// a child process.)
+#[test]
+fn under_ci_a_missing_browser_or_database_fails_instead_of_skipping() {
+    let nowhere = Path::new("/nonexistent/chromium");
+    let failed = std::panic::catch_unwind(|| Driver::start_with(nowhere, Path::new(CHROMEDRIVER), true).is_some())
+        .expect_err("under CI a missing browser must fail the test");
+    assert!(panic_text(failed).contains("/nonexistent/chromium or /usr/bin/chromedriver is missing: under CI"));
+
+    for url in [None, Some(String::new())] {
+        let failed = std::panic::catch_unwind(|| Backend::postgres_from(url, true).is_some())
+            .expect_err("under CI a missing database must fail the test");
+        assert!(panic_text(failed).contains("TESSERA_TEST_POSTGRES_URL is not set: under CI"));
+    }
+    let url = "postgres://postgres@127.0.0.1:5432/postgres".to_string();
+    assert!(matches!(Backend::postgres_from(Some(url), true), Some(Backend::Postgres(_))));
+}
+
+/// The same through `both_backends!`, end to end: this test binary run on
+/// one PostgreSQL test without `TESSERA_TEST_POSTGRES_URL` skips it and
+/// passes, but fails it under CI.
+#[test]
+fn under_ci_a_postgres_test_without_a_database_fails_the_run() {
+    let run = |ci: Option<&str>| {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "store::postgres::the_first_admin_is_made_once", "--test-threads=1"])
+            .env_remove(crate::support::POSTGRES_ENV)
+            .env_remove("CI");
+        if let Some(ci) = ci {
+            cmd.env("CI", ci);
+        }
+        let out = cmd.output().expect("run the test binary");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (passed, output) = run(None);
+    assert!(passed, "{output}");
+    assert!(output.contains("SKIPPED: the PostgreSQL half") && output.contains("1 passed"), "{output}");
+    let (passed, output) = run(Some("true"));
+    assert!(!passed, "{output}");
+    assert!(
+        output.contains("TESSERA_TEST_POSTGRES_URL is not set: under CI") && output.contains("1 failed"),
+        "{output}"
+    );
+}

@@ -12,6 +12,7 @@ mod client_credentials;
 mod http_skeleton;
 mod introspection;
 mod promises;
+mod purge;
 mod rate_limits;
 mod readiness;
 mod signing_keys;

@@ -34,11 +34,22 @@ pub enum Backend {
 
 impl Backend {
     /// The PostgreSQL backend, or `None` (and one line on stderr, once per
-    /// run) when `TESSERA_TEST_POSTGRES_URL` is not set.
+    /// run) when `TESSERA_TEST_POSTGRES_URL` is not set. Under CI (see
+    /// `in_ci`) a missing URL fails the test instead: a skip there would
+    /// let the suite pass without ever touching PostgreSQL.
     pub fn postgres() -> Option<Self> {
+        Self::postgres_from(std::env::var(POSTGRES_ENV).ok(), in_ci())
+    }
+
+    /// `postgres()` with the environment passed in, so the rule can be
+    /// tested without changing the process environment.
+    pub fn postgres_from(url: Option<String>, ci: bool) -> Option<Self> {
         static SKIP_NOTICE: Once = Once::new();
-        match std::env::var(POSTGRES_ENV) {
-            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+        match url {
+            Some(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ if ci => panic!(
+                "{POSTGRES_ENV} is not set: under CI (CI is set) the PostgreSQL half of the suite must run, not be skipped"
+            ),
             _ => {
                 SKIP_NOTICE.call_once(|| {
                     use std::io::Write;
@@ -52,6 +63,13 @@ impl Backend {
             }
         }
     }
+}
+
+/// Whether the suite runs under CI: `CI` set to anything non-empty (as
+/// GitHub Actions, GitLab CI and `.ci/run` set it). There a missing
+/// database or browser fails the test that needs it instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 /// Runs each named test function once per backend:
