@@ -22,7 +22,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::accounts::AccountError;
-use crate::jwt::keys::KeyError;
+use crate::jwt::keys::SigningKeyError;
 use crate::store::StoreError;
 
 tokio::task_local! {
@@ -212,10 +212,10 @@ impl From<AccountError> for ApiError {
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
+impl From<SigningKeyError> for ApiError {
+    fn from(e: SigningKeyError) -> Self {
         match e {
-            KeyError::Store(s) => s.into(),
+            SigningKeyError::Store(s) => s.into(),
             other => Self::internal(&other),
         }
     }

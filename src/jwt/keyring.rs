@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::keys::{self, KeyError, RotationPolicy, Signer, SigningAlg};
+use super::keys::{self, RotationPolicy, Signer, SigningAlg, SigningKeyError};
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::store::DbConn;
@@ -52,7 +52,12 @@ impl KeyRing {
     }
 
     /// The key that signs `alg` tokens now.
-    pub fn signer(&self, conn: &mut DbConn, clock: &dyn Clock, alg: SigningAlg) -> Result<Arc<Signer>, KeyError> {
+    pub fn signer(
+        &self,
+        conn: &mut DbConn,
+        clock: &dyn Clock,
+        alg: SigningAlg,
+    ) -> Result<Arc<Signer>, SigningKeyError> {
         let now = clock.now();
         if let Some((signer, checked)) = self.signers.read().unwrap_or_else(|e| e.into_inner()).get(&alg)
             && now - *checked < SIGNER_RECHECK
@@ -67,14 +72,14 @@ impl KeyRing {
 
     /// The public key named `kid` among the server's signing keys, with
     /// its algorithm; `None` for an unknown kid.
-    pub fn verifier(&self, conn: &mut DbConn, kid: &str) -> Result<Option<Arc<Verifier>>, KeyError> {
+    pub fn verifier(&self, conn: &mut DbConn, kid: &str) -> Result<Option<Arc<Verifier>>, SigningKeyError> {
         if let Some(v) = self.verifiers.read().unwrap_or_else(|e| e.into_inner()).get(kid) {
             return Ok(Some(v.clone()));
         }
         let Some(row) = signing_keys::find(conn, kid)? else {
             return Ok(None);
         };
-        let corrupt = |reason: String| KeyError::Corrupt { kid: kid.to_string(), reason };
+        let corrupt = |reason: String| SigningKeyError::Corrupt { kid: kid.to_string(), reason };
         let alg = SigningAlg::parse(&row.algorithm).ok_or_else(|| corrupt("unknown algorithm".into()))?;
         let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| corrupt(e.to_string()))?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| corrupt(e.to_string()))?;

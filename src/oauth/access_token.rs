@@ -97,9 +97,9 @@ pub struct Minted {
     pub claims: AccessClaims,
 }
 
-fn key_error(e: crate::jwt::keys::KeyError) -> OAuthError {
+fn key_error(e: crate::jwt::keys::SigningKeyError) -> OAuthError {
     match e {
-        crate::jwt::keys::KeyError::Store(s) => s.into(),
+        crate::jwt::keys::SigningKeyError::Store(s) => s.into(),
         other => OAuthError::server_error(&other),
     }
 }
