@@ -161,8 +161,10 @@ impl Signing {
 }
 
 /// The claims of a token this server signed, whatever its expiry or
-/// revocation; `None` when it is not one (malformed, unknown kid, bad
-/// signature, wrong `typ` or `iss`). The algorithm comes from the key.
+/// revocation; `None` when it is not one (malformed, unknown or unpublished
+/// kid, bad signature, wrong `typ` or `iss`, an HS256 resource server's
+/// token for another audience, a lifetime longer than the configured one).
+/// The algorithm comes from the key.
 pub fn verify_signature(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -178,7 +180,8 @@ pub fn verify_signature(
     let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
         return Ok(None);
     };
-    let (alg, key) = if kid.starts_with("rs_") {
+    // For an HS256 resource server, the audience its secret may vouch for.
+    let (alg, key, only_for) = if kid.starts_with("rs_") {
         let Some(row) = crate::store::resources::find(conn, kid)? else {
             return Ok(None);
         };
@@ -188,14 +191,16 @@ pub fn verify_signature(
         let Some(secret) = resources::hmac_key(server.keys.master(), &row) else {
             return Ok(None);
         };
-        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)))
+        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)), Some(row.identifier))
     } else {
         match server.keys.verifier(conn, kid).map_err(key_error)? {
-            Some(v) => (v.alg, Verify::Shared(v)),
+            Some(v) => (v.alg, Verify::Shared(v), None),
             None => return Ok(None),
         }
     };
     let validation = crate::jwt::signature_only(alg);
+    // `iat` and `exp` are required, typed fields: a token without them
+    // fails to deserialize here.
     let claims = match jsonwebtoken::decode::<AccessClaims>(token, key.key(), &validation) {
         Ok(data) => data.claims,
         Err(_) => return Ok(None),
@@ -203,7 +208,24 @@ pub fn verify_signature(
     if claims.iss != server.issuer {
         return Ok(None);
     }
+    // The resource server holds its secret too, so whatever that secret
+    // signs is only as good as a token the resource server wrote itself:
+    // valid for that resource server, never for `/v1` or another audience.
+    if only_for.is_some_and(|identifier| claims.aud != identifier) {
+        return Ok(None);
+    }
+    if !lifetime_within(server, &claims) {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+/// Whether a token claims to live no longer than the server issues them
+/// for (plus the clock-skew leeway): whatever its `exp` says, a token
+/// signed by a leaked or misused key cannot outlive that.
+fn lifetime_within(server: &AuthServer, claims: &AccessClaims) -> bool {
+    let max = i64::try_from(server.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    claims.exp.saturating_sub(claims.iat) <= max.saturating_add(super::assertion::LEEWAY_SECS)
 }
 
 enum Verify {
@@ -227,7 +249,7 @@ pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Opt
         return Ok(None);
     };
     let now = server.clock.now().timestamp();
-    if claims.exp <= now || claims.iat > now + super::assertion::LEEWAY_SECS {
+    if claims.exp <= now || claims.iat > now.saturating_add(super::assertion::LEEWAY_SECS) {
         return Ok(None);
     }
     if tokens::is_revoked(conn, &claims.jti)? {

@@ -10,6 +10,7 @@ mod client_auth;
 mod client_credentials;
 mod http_skeleton;
 mod introspection;
+mod oauth_holes;
 mod readiness;
 mod signing_keys;
 mod store;

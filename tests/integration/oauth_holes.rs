@@ -1,0 +1,216 @@
+//! Regression tests for the OAuth, session and signing-key holes of issue
+//! #10. Each test is named after its hole and failed on the code before the
+//! fix; each also checks the legitimate case next to the refused one, so a
+//! refusal cannot pass by refusing everything.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex};
+
+use chrono::Duration;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tessera::clock::Clock;
+use tessera::jwt::keys::{self, SigningAlg};
+use tessera::oauth::authorize::s256;
+use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
+use tessera::oauth::resources::TokenAlg;
+
+use crate::both_backends;
+use crate::support::browser::{Person, REDIRECT_URI, hidden_fields, param};
+use crate::support::oauth::{JWT_BEARER, TestClient, TestResource, hs256_assertion};
+use crate::support::{Backend, TestApp, http_client};
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk_a_long_enough_verifier";
+
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+fn user_id(app: &TestApp, email: &str) -> String {
+    tessera::store::users::find_by_email(&mut app.conn(), email).unwrap().unwrap().id
+}
+
+fn creds(client: &TestClient) -> (&str, &str) {
+    (&client.id, client.secret())
+}
+
+/// An authorization URL for `client_id` with PKCE (`VERIFIER`) and `extra`.
+fn authorize_url(app: &TestApp, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    let challenge = s256(VERIFIER);
+    for (k, v) in [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", scope),
+        ("state", "s1"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        q.append_pair(k, v);
+    }
+    format!("{}?{}", app.url("/oauth/authorize"), q.finish())
+}
+
+fn redeem(app: &TestApp, client: &TestClient, code: &str) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT_URI),
+    ];
+    let res = app.post_form("/oauth/token", &form, Some(creds(client)));
+    (res.status(), res.json().unwrap())
+}
+
+fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (StatusCode, Value) {
+    let res = app.post_form(
+        "/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        Some(creds(client)),
+    );
+    (res.status(), res.json().unwrap())
+}
+
+/// `person` approves `scope` for `client` and the code is redeemed: the
+/// token response.
+fn code_flow(app: &TestApp, person: &Person, client: &TestClient, scope: &str) -> Value {
+    let code = person.approve(app, &authorize_url(app, &client.id, scope, &[]));
+    let (status, body) = redeem(app, client, &code);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A genuine access token of the first admin with the `admin` scope, for
+/// the server's own API.
+fn admin_token(app: &TestApp) -> String {
+    let client = app.web_client("read admin");
+    code_flow(app, &app.admin(), &client, "admin")["access_token"].as_str().unwrap().to_string()
+}
+
+fn get_users(app: &TestApp, token: &str) -> StatusCode {
+    app.client.get(app.url("/v1/users")).bearer_auth(token).send().unwrap().status()
+}
+
+/// Access-token claims valid now, as the server would write them.
+fn access_claims(app: &TestApp, sub: &str, aud: &str, client_id: &str, scope: &str) -> Value {
+    let now = app.clock.now().timestamp();
+    json!({
+        "iss": app.issuer(), "sub": sub, "aud": aud, "client_id": client_id, "scope": scope,
+        "iat": now, "exp": now + 300, "jti": tessera::crypto::random_base62(20),
+    })
+}
+
+/// A JWT with an access token's header (`typ: at+jwt`, `kid`).
+fn sign_at(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_string());
+    header.typ = Some("at+jwt".into());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// What a resource server can sign with the secret it holds.
+fn forge(rs: &TestResource, claims: &Value) -> String {
+    sign_at(Algorithm::HS256, &rs.id, &EncodingKey::from_secret(rs.secret.as_bytes()), claims)
+}
+
+/// `Location` of a response, bytes as sent (a tab is not valid in
+/// `HeaderValue::to_str`).
+fn location_bytes(res: &reqwest::blocking::Response) -> Option<String> {
+    res.headers().get("location").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// `n` distinct three-character parameter names, `&`-joined, no values.
+fn junk_params(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|i| {
+            let name: String = [i / (36 * 36), (i / 36) % 36, i % 36].iter().map(|d| ALPHABET[*d] as char).collect();
+            format!("&z{name}")
+        })
+        .collect()
+}
+
+fn post_raw(app: &TestApp, path: &str, body: String, basic: (&str, &str)) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .post(app.url(path))
+        .basic_auth(basic.0, Some(basic.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    (res.status(), res.json().unwrap_or(Value::Null))
+}
+
+/// Signs in through a trusted proxy that says the person is at `ip`.
+fn sign_in_from(app: &TestApp, email: &str, password: &str, ip: &str) -> StatusCode {
+    let http = http_client();
+    let page = http.get(app.url("/login")).send().unwrap().text().unwrap();
+    let mut fields = hidden_fields(&page);
+    fields.push(("email".into(), email.into()));
+    fields.push(("password".into(), password.into()));
+    http.post(app.url("/login")).header("x-forwarded-for", ip).form(&fields).send().unwrap().status()
+}
+
+/// Hole 1: a resource server's HS256 secret verifies only tokens for that
+/// resource server.
+fn hs256_resource_secret_cannot_forge_v1_admin_token(backend: Backend) {
+    let app = TestApp::start(backend);
+    let hr = app.create_resource("https://hr.example.com", TokenAlg::Hs256, "hr:read");
+    let orders = app.create_resource("https://orders.example.com", TokenAlg::Hs256, "orders:read");
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read hr:read", &[&hr.identifier]);
+    let admin_id = user_id(&app, "admin@localhost");
+    assert_eq!(get_users(&app, &admin_token(&app)), StatusCode::OK, "a genuine admin token reads /v1/users");
+
+    // hr signs an admin token for the server's own API: refused there and
+    // at introspection, by the client it names.
+    let v1_admin = forge(&hr, &access_claims(&app, &admin_id, &app.default_audience(), &client.id, "admin"));
+    assert_eq!(get_users(&app, &v1_admin), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.introspect(&v1_admin, creds(&client)), inactive());
+    // hr signs a token for another resource server: that one does not
+    // take it.
+    let for_orders = forge(&hr, &access_claims(&app, &client.id, &orders.identifier, &client.id, "orders:read"));
+    assert_eq!(app.introspect(&for_orders, (&orders.id, &orders.secret)), inactive());
+    // A token for hr itself is what hr's secret is for.
+    let own = forge(&hr, &access_claims(&app, &client.id, &hr.identifier, &client.id, "hr:read"));
+    assert_eq!(app.introspect(&own, (&hr.id, &hr.secret))["active"], true);
+}
+
+/// Hole 1: no access token lives longer than the configured lifetime,
+/// whichever key signed it, and `iat` is required.
+fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
+    let app = TestApp::start(backend);
+    let hr = app.create_resource("https://hr.example.com", TokenAlg::Hs256, "hr:read");
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read hr:read", &[&hr.identifier]);
+    let ttl = app.config.access_token_ttl.as_secs() as i64;
+    let ten_years = 10 * 365 * 86_400;
+    let hr_sees = |claims: &Value| app.introspect(&forge(&hr, claims), (&hr.id, &hr.secret))["active"] == true;
+
+    let mut claims = access_claims(&app, &client.id, &hr.identifier, &client.id, "hr:read");
+    let iat = claims["iat"].as_i64().unwrap();
+    claims["exp"] = json!(iat + ttl);
+    assert!(hr_sees(&claims), "a token of the configured lifetime is fine");
+    claims["exp"] = json!(iat + ten_years);
+    assert!(!hr_sees(&claims), "ten years from a resource server's secret");
+    claims["exp"] = json!(iat + ttl + 3600);
+    assert!(!hr_sees(&claims), "an hour longer than the lifetime");
+    let mut no_iat = access_claims(&app, &client.id, &hr.identifier, &client.id, "hr:read");
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert!(!hr_sees(&no_iat), "iat is required");
+
+    // The same bound holds for the server's own keys (any kid).
+    let policy = app.config.rotation_policy();
+    let signer = keys::active_signer(&mut app.conn(), &app.clock, &app.master_key, &policy, SigningAlg::Rs256).unwrap();
+    let mut claims = access_claims(&app, &client.id, &app.default_audience(), &client.id, "read");
+    let server_signed = |claims: &Value| sign_at(Algorithm::RS256, &signer.kid, &signer.key, claims);
+    assert_eq!(app.introspect(&server_signed(&claims), creds(&client))["active"], true);
+    claims["exp"] = json!(iat + ten_years);
+    assert_eq!(app.introspect(&server_signed(&claims), creds(&client)), inactive());
+}
+
+both_backends!(hs256_resource_secret_cannot_forge_v1_admin_token, access_token_outliving_the_configured_ttl_is_refused,);
