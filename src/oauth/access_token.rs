@@ -193,7 +193,7 @@ pub fn verify_signature(
         };
         (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)), Some(row.identifier))
     } else {
-        match server.keys.verifier(conn, kid).map_err(key_error)? {
+        match server.keys.verifier(conn, server.clock.as_ref(), kid).map_err(key_error)? {
             Some(v) => (v.alg, Verify::Shared(v), None),
             None => return Ok(None),
         }

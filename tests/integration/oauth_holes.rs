@@ -213,4 +213,37 @@ fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
     assert_eq!(app.introspect(&server_signed(&claims), creds(&client)), inactive());
 }
 
-both_backends!(hs256_resource_secret_cannot_forge_v1_admin_token, access_token_outliving_the_configured_ttl_is_refused,);
+/// Hole 10: a retired signing key verifies nothing once it has left the
+/// JWKS.
+fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
+    let policy = app.config.rotation_policy();
+    let old = keys::active_signer(&mut app.conn(), &app.clock, &app.master_key, &policy, SigningAlg::Rs256).unwrap();
+    // A token signed now by the old key, valid for its whole lifetime.
+    let signed_by_old = || {
+        sign_at(
+            Algorithm::RS256,
+            &old.kid,
+            &old.key,
+            &access_claims(&app, &client.id, &app.default_audience(), &client.id, "read"),
+        )
+    };
+    assert_eq!(app.introspect(&signed_by_old(), creds(&client))["active"], true);
+
+    keys::rotate(&mut app.conn(), &app.clock, &app.master_key, &policy, SigningAlg::Rs256, true).unwrap();
+    assert_eq!(app.introspect(&signed_by_old(), creds(&client))["active"], true, "retired, still published");
+
+    app.clock.advance(Duration::from_std(policy.token_lifetime).unwrap() + Duration::seconds(1));
+    assert!(app.jwks().find(&old.kid).is_none(), "unpublished");
+    assert_eq!(app.introspect(&signed_by_old(), creds(&client)), inactive());
+    // The new key signs and verifies.
+    let token = app.cc_token(&client, &[])["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.introspect(&token, creds(&client))["active"], true);
+}
+
+both_backends!(
+    hs256_resource_secret_cannot_forge_v1_admin_token,
+    access_token_outliving_the_configured_ttl_is_refused,
+    retired_signing_key_stops_verifying_once_unpublished,
+);
