@@ -13,7 +13,7 @@ use super::AppState;
 use super::pages::{error_page, render};
 use crate::crypto::{constant_time_eq, random_base62};
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, ErrorRedirect, Prompt};
-use crate::oauth::{AuthServer, Params};
+use crate::oauth::{AuthServer, Params, TooManyParams};
 use crate::sessions::{self, Session, SessionPolicy, SignIn};
 use crate::store::{DbConn, StoreError, users};
 
@@ -351,8 +351,16 @@ async fn authorize_with(state: web::Data<AppState>, req: HttpRequest, params: Pa
 
 /// `GET /oauth/authorize`.
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let params = Params::parse_lenient(req.query_string().as_bytes());
-    authorize_with(state, req, params).await
+    match Params::parse_lenient(req.query_string().as_bytes()) {
+        Ok(params) => authorize_with(state, req, params).await,
+        Err(e) => too_many_params(e),
+    }
+}
+
+/// Too many parameters: a page, since nothing in the request is trusted
+/// yet to redirect to.
+fn too_many_params(e: TooManyParams) -> HttpResponse {
+    error_page(StatusCode::BAD_REQUEST, "This request cannot continue", &format!("Refused: {e}."))
 }
 
 /// `POST /oauth/authorize`: the same parameters in a form body.
@@ -360,7 +368,10 @@ pub async fn authorize_post(state: web::Data<AppState>, req: HttpRequest, body: 
     if !super::is_form(&req) {
         return error_page(StatusCode::BAD_REQUEST, "Bad request", "The request must be a form.");
     }
-    authorize_with(state, req, Params::parse_lenient(&body)).await
+    match Params::parse_lenient(&body) {
+        Ok(params) => authorize_with(state, req, params).await,
+        Err(e) => too_many_params(e),
+    }
 }
 
 /// `POST /oauth/consent`: Approve or Deny, with a CSRF token bound to the
@@ -370,7 +381,9 @@ pub async fn consent(state: web::Data<AppState>, req: HttpRequest, body: Bytes) 
     if !super::is_form(&req) {
         return refused("The request must be a form.");
     }
-    let params = Params::parse_lenient(&body);
+    let Ok(params) = Params::parse_lenient(&body) else {
+        return refused("The consent form has too many fields. Start again from the application.");
+    };
     let session = match current_session(&state, &req).await {
         Ok(Some(s)) => s,
         Ok(None) => return refused("Your session has ended. Start again from the application."),

@@ -130,7 +130,7 @@ fn junk_params(n: usize) -> String {
     (0..n)
         .map(|i| {
             let name: String = [i / (36 * 36), (i / 36) % 36, i % 36].iter().map(|d| ALPHABET[*d] as char).collect();
-            format!("&z{name}")
+            format!("&{name}")
         })
         .collect()
 }
@@ -213,6 +213,44 @@ fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
     assert_eq!(app.introspect(&server_signed(&claims), creds(&client)), inactive());
 }
 
+/// Hole 9: a form of 13,000 names is refused before any work on it; the
+/// cap is 64 parameters.
+fn quadratic_parameter_parsing_is_capped(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
+    let token = app.cc_token(&client, &[])["access_token"].as_str().unwrap().to_string();
+    let huge = junk_params(13_000);
+    assert!(huge.len() < app.config.body_limit, "the form is within the body limit");
+
+    let refused = |(status, body): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+    };
+    refused(post_raw(&app, "/oauth/token", format!("grant_type=client_credentials{huge}"), creds(&client)));
+    refused(post_raw(&app, "/oauth/introspect", format!("token={token}{huge}"), creds(&client)));
+    refused(post_raw(&app, "/oauth/revoke", format!("token={token}{huge}"), creds(&client)));
+    assert_eq!(app.introspect(&token, creds(&client))["active"], true, "the refused revocation did nothing");
+
+    // 64 parameters are fine, 65 are not.
+    let (status, body) =
+        post_raw(&app, "/oauth/token", format!("grant_type=client_credentials{}", junk_params(63)), creds(&client));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refused(post_raw(
+        &app,
+        "/oauth/token",
+        format!("grant_type=client_credentials{}", junk_params(64)),
+        creds(&client),
+    ));
+
+    // The authorization endpoint answers with a page, never a redirect.
+    let web = app.web_client("read");
+    let url = format!("{}{}", authorize_url(&app, &web.id, "read", &[]), junk_params(100));
+    let res = app.client.get(url).header("accept", "text/html").send().unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+    assert!(res.text().unwrap().contains("too many parameters"));
+}
+
 /// Hole 10: a retired signing key verifies nothing once it has left the
 /// JWKS.
 fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
@@ -245,5 +283,6 @@ fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
 both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
+    quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
 );
