@@ -13,6 +13,7 @@ use super::AppState;
 use super::pages::{error_page, render};
 use crate::crypto::{constant_time_eq, random_base62};
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, ErrorRedirect, Prompt};
+use crate::oauth::next::LocalPath;
 use crate::oauth::{AuthServer, Params, TooManyParams};
 use crate::sessions::{self, Session, SessionPolicy, SignIn};
 use crate::store::{DbConn, StoreError, users};
@@ -20,7 +21,6 @@ use crate::store::{DbConn, StoreError, users};
 pub const SESSION_COOKIE: &str = "tessera_session";
 /// Double-submit cookie against login CSRF (there is no session yet).
 pub const LOGIN_CSRF_COOKIE: &str = "tessera_login";
-const MAX_NEXT_LEN: usize = 4096;
 
 fn policy(state: &AppState) -> SessionPolicy {
     SessionPolicy {
@@ -60,17 +60,6 @@ fn server_error_page(e: StoreError) -> HttpResponse {
     error_page(e.status, "Something went wrong", &e.description)
 }
 
-/// Only a path on this server: never `//host` or `/\host`, which
-/// browsers treat as another origin.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && n.len() <= MAX_NEXT_LEN => {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
-}
-
 /// The live session of the request, if any.
 async fn current_session(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
     let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else {
@@ -105,10 +94,10 @@ pub struct NextQuery {
 
 /// `GET /login`.
 pub async fn login_page(state: web::Data<AppState>, req: HttpRequest, query: web::Query<NextQuery>) -> HttpResponse {
-    let next = safe_next(query.next.as_deref());
+    let next = LocalPath::parse_or_root(query.next.as_deref());
     match current_session(&state, &req).await {
-        Ok(Some(_)) if next != "/" => redirect(&next),
-        Ok(_) => login_form(&state, StatusCode::OK, &next, "", None),
+        Ok(Some(_)) if !next.is_root() => redirect(next.as_str()),
+        Ok(_) => login_form(&state, StatusCode::OK, next.as_str(), "", None),
         Err(e) => server_error_page(e),
     }
 }
@@ -127,19 +116,20 @@ pub struct LoginForm {
 /// `POST /login`: a new session on success (the old one, if any, ends).
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
+    let next = LocalPath::parse_or_root(form.next.as_deref());
+    let next = next.as_str();
     let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf_token.as_bytes()) {
         return login_form(
             &state,
             StatusCode::BAD_REQUEST,
-            &next,
+            next,
             &form.email,
             Some("The sign-in form expired or came from another site. Please try again."),
         );
     }
     if form.email.len() > 254 || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES {
-        return login_form(&state, StatusCode::UNAUTHORIZED, &next, "", Some("Wrong email or password."));
+        return login_form(&state, StatusCode::UNAUTHORIZED, next, "", Some("Wrong email or password."));
     }
     let old = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
     let (clock, policy, ip) = (state.clock.clone(), policy(&state), peer_ip(&req));
@@ -157,14 +147,14 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form
         .await;
     match outcome {
         Ok(SignIn::Success { session, .. }) => {
-            let mut res = redirect(&next);
+            let mut res = redirect(next);
             let _ =
                 res.add_cookie(&cookie(&state, SESSION_COOKIE, session.expose().to_string(), state.config.session_ttl));
             let _ = res.add_removal_cookie(&expired_cookie(&state, LOGIN_CSRF_COOKIE));
             res
         }
         Ok(SignIn::Invalid) => {
-            login_form(&state, StatusCode::UNAUTHORIZED, &next, &form.email, Some("Wrong email or password."))
+            login_form(&state, StatusCode::UNAUTHORIZED, next, &form.email, Some("Wrong email or password."))
         }
         Ok(SignIn::Throttled { retry_after }) => {
             let minutes = retry_after.div_ceil(60);
@@ -172,7 +162,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form
                 "Too many failed sign-ins. For your safety, signing in is paused: try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             );
-            let mut res = login_form(&state, StatusCode::TOO_MANY_REQUESTS, &next, &form.email, Some(&message));
+            let mut res = login_form(&state, StatusCode::TOO_MANY_REQUESTS, next, &form.email, Some(&message));
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             res
         }

@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod clients;
 pub mod endpoints;
 pub mod error;
+pub mod next;
 pub mod params;
 pub mod resources;
 pub mod scope;

@@ -213,6 +213,67 @@ fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
     assert_eq!(app.introspect(&server_signed(&claims), creds(&client)), inactive());
 }
 
+/// Hole 5: `next` after sign-in is only ever a local path.
+fn open_redirect_after_sign_in_is_refused(backend: Backend) {
+    let app = TestApp::start(backend);
+    let person = app.admin();
+    // Signs in with this exact `next` (sent as a form value, so the server
+    // reads it after one decoding, as from the login page).
+    let sign_in_to = |next: &str| -> Option<String> {
+        let page = person.get(&app.url("/login"));
+        let mut fields = hidden_fields(&page.text().unwrap());
+        fields.retain(|(n, _)| n != "next");
+        fields.push(("next".into(), next.into()));
+        fields.push(("email".into(), person.email.clone()));
+        fields.push(("password".into(), person.password.clone()));
+        let res = person.post(&app.url("/login"), &fields);
+        assert_eq!(res.status(), StatusCode::FOUND, "sign-in with next={next:?}");
+        location_bytes(&res)
+    };
+    let evil = [
+        "/%09/evil.example",
+        "/\t/evil.example",
+        "/\t\\evil",
+        "/\\\\evil",
+        "/\\evil",
+        "//evil",
+        "/%2F/evil",
+        "/%2f%2fevil",
+        "/%5Cevil",
+        "/%5cevil",
+        "/%0a/evil",
+        "/%0d%0aSet-Cookie:x=y",
+        "/%252F%252Fevil",
+        "https://evil",
+        "\\/evil",
+        "evil",
+        "",
+    ];
+    for next in evil {
+        assert_eq!(sign_in_to(next).as_deref(), Some("/"), "next={next:?}");
+    }
+    let local = "/oauth/authorize?response_type=code&client_id=cl_x&state=a%3Cb%26c";
+    assert_eq!(sign_in_to(local).as_deref(), Some(local), "a local path survives");
+    assert_eq!(sign_in_to("/").as_deref(), Some("/"));
+
+    // From the query string of /login (decoded once by the transport): a
+    // signed-in person is sent on only to a local path, and the form
+    // carries only a local path.
+    for raw in ["/%09/evil.example", "//evil", "/%5Cevil", "/%252F/evil", "%2F%2Fevil", "https:%2F%2Fevil"] {
+        let res = person.get(&app.url(&format!("/login?next={raw}")));
+        match location_bytes(&res) {
+            Some(to) => assert_eq!(to, "/", "next={raw}"),
+            None => {
+                assert_eq!(res.status(), StatusCode::OK, "next={raw}");
+                let fields = hidden_fields(&res.text().unwrap());
+                assert!(fields.iter().any(|(n, v)| n == "next" && v == "/"), "next={raw}: {fields:?}");
+            }
+        }
+    }
+    let res = person.get(&app.url("/login?next=%2Foauth%2Fauthorize%3Fclient_id%3Dcl_x"));
+    assert_eq!(location_bytes(&res).as_deref(), Some("/oauth/authorize?client_id=cl_x"));
+}
+
 /// Hole 9: a form of 13,000 names is refused before any work on it; the
 /// cap is 64 parameters.
 fn quadratic_parameter_parsing_is_capped(backend: Backend) {
@@ -283,6 +344,7 @@ fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
 both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
+    open_redirect_after_sign_in_is_refused,
     quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
 );
