@@ -3,20 +3,26 @@
 //!
 //! Header: `typ: at+jwt`, `kid` (a signing key's kid, or for HS256 the
 //! resource server's id). Claims: `iss`, `sub`, `aud`, `client_id`,
-//! `scope`, `iat`, `exp`, `jti`.
+//! `scope`, `iat`, `exp`, `jti`, and for a person's token the private
+//! claim `gid`, its grant.
+//!
+//! A token is active only while everything it stands on still holds: its
+//! signature, lifetime and revocation, its grant (so revoking a family
+//! covers tokens minted while the revocation ran), its client and its
+//! person (disabled means inactive).
 
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use super::clients::Client;
+use super::clients::{self, Client, ClientError};
 use super::resources::{self, TokenAlg};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::random_base62;
 use crate::store::resources::ResourceServerRow;
-use crate::store::{DbConn, StoreError, tokens};
+use crate::store::{DbConn, StoreError, grants, tokens, users};
 
 pub const TYP: &str = "at+jwt";
 
@@ -32,6 +38,10 @@ pub struct AccessClaims {
     pub exp: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub jti: String,
+    /// The grant (token family) a person's token was minted in; its state
+    /// is read at every verification. Never shown at introspection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 /// Where a token is going: a registered resource server, or the server's
@@ -104,7 +114,8 @@ fn key_error(e: crate::jwt::keys::SigningKeyError) -> OAuthError {
     }
 }
 
-/// Signs an access token for `audience` with `scope`.
+/// Signs an access token for `audience` with `scope`, in `grant` when it
+/// acts for a person.
 pub fn mint(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -112,6 +123,7 @@ pub fn mint(
     subject: &str,
     audience: &Audience,
     scope: &Scopes,
+    grant: Option<&str>,
 ) -> Result<Minted, OAuthError> {
     let now = server.clock.now().timestamp();
     let ttl = server.access_token_ttl.as_secs();
@@ -124,6 +136,7 @@ pub fn mint(
         iat: now,
         exp: now + ttl as i64,
         jti: random_base62(32),
+        gid: grant.map(str::to_string),
     };
     let (mut header, key) = match (audience.alg.asymmetric(), &audience.row) {
         (Some(alg), _) => {
@@ -243,7 +256,8 @@ impl Verify {
 }
 
 /// The claims of a token that is valid now: signed by this server, not
-/// expired, not revoked. Storage errors propagate (fail closed).
+/// expired, not revoked, its grant not revoked, its client and person
+/// enabled. Storage errors propagate (fail closed).
 pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let Some(claims) = verify_signature(conn, server, token)? else {
         return Ok(None);
@@ -255,7 +269,44 @@ pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Opt
     if tokens::is_revoked(conn, &claims.jti)? {
         return Ok(None);
     }
+    if !parties_live(conn, &claims)? {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+/// Whether the grant, client and person a token names are still good. The
+/// grant is read here rather than trusting a list of its tokens made at
+/// revocation time: a token minted while the family was being revoked is
+/// covered too.
+fn parties_live(conn: &mut DbConn, claims: &AccessClaims) -> Result<bool, OAuthError> {
+    let person = match &claims.gid {
+        Some(gid) => match grants::find_grant(conn, gid)? {
+            Some(g) if g.revoked_at.is_none() && g.client_id == claims.client_id && g.user_id == claims.sub => {
+                Some(g.user_id)
+            }
+            _ => return Ok(false),
+        },
+        // Client credentials: the client is the subject.
+        None if claims.sub == claims.client_id => None,
+        // A person's token from before grants were named in tokens.
+        None => Some(claims.sub.clone()),
+    };
+    if let Some(user_id) = person
+        && !user_enabled(conn, &user_id)?
+    {
+        return Ok(false);
+    }
+    match clients::find(conn, &claims.client_id) {
+        Ok(found) => Ok(found.is_some_and(|c| !c.disabled)),
+        Err(ClientError::Store(e)) => Err(e.into()),
+        Err(other) => Err(OAuthError::server_error(&other)),
+    }
+}
+
+/// Whether `user_id` is a user who may still act (exists, not disabled).
+pub fn user_enabled(conn: &mut DbConn, user_id: &str) -> Result<bool, StoreError> {
+    Ok(users::find_by_id(conn, user_id)?.is_some_and(|u| !u.disabled))
 }
 
 /// Revokes a token by jti until it would have expired.

@@ -78,7 +78,7 @@ fn client_credentials(
         request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
     let audience = access_token::resolve_audience(conn, server, client, audience_param)?;
     let scope = access_token::choose_scope(&access_token::allowed_scopes(client, &audience), requested_scope)?;
-    let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope)?;
+    let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope, None)?;
     Ok(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
@@ -115,6 +115,7 @@ fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result
         iat: row.created_at.and_utc().timestamp(),
         exp: row.expires_at.and_utc().timestamp(),
         jti: row.id,
+        gid: None,
     }))
 }
 
@@ -146,6 +147,8 @@ pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> 
     });
     Ok(match found {
         Some((mut claims, kind)) => {
+            // The grant id is the server's own bookkeeping.
+            claims.gid = None;
             if kind == "refresh_token" {
                 // A refresh token's id is its fingerprint: not for callers.
                 claims.jti = String::new();

@@ -47,7 +47,8 @@ fn tokens_for(
     refresh: Option<&RefreshPolicy>,
 ) -> Result<TokenResponse, OAuthError> {
     let audience: Audience = access_token::resolve_audience(conn, server, client, Some(&grant.audience))?;
-    let minted = access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope)?;
+    let minted =
+        access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope, Some(&grant.id))?;
     let exp = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
     grants::add_grant_token(conn, &minted.claims.jti, &grant.id, exp)?;
     let refresh_token = match refresh {

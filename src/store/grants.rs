@@ -125,8 +125,11 @@ pub fn add_grant_token(
     Ok(())
 }
 
-/// Revokes a grant: marks it, and puts every access token minted in it
-/// that may still be alive into `revoked_tokens`. One transaction.
+/// Revokes a grant: marks it, and puts every access token recorded in it
+/// that may still be alive into `revoked_tokens`. One transaction. The mark
+/// is what counts: a token names its grant (`gid`) and is checked against
+/// it, which also covers a token recorded after this ran; the list covers
+/// tokens minted before tokens named their grant.
 pub fn revoke_grant(conn: &mut DbConn, grant: &GrantRow, now: NaiveDateTime) -> Result<(), StoreError> {
     conn.transaction(|conn| {
         diesel::update(grants::table.find(&grant.id).filter(grants::revoked_at.is_null()))

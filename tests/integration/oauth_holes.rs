@@ -274,6 +274,64 @@ fn open_redirect_after_sign_in_is_refused(backend: Backend) {
     assert_eq!(location_bytes(&res).as_deref(), Some("/oauth/authorize?client_id=cl_x"));
 }
 
+/// Hole 7: introspection also reads a token inactive once its client is
+/// disabled.
+fn tokens_of_a_disabled_client_read_inactive(backend: Backend) {
+    let app = TestApp::start(backend);
+    let orders = app.create_resource("https://orders.example.com", TokenAlg::Es256, "orders:read");
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "orders:read", &[&orders.identifier]);
+    let token =
+        app.cc_token(&client, &[("resource", &orders.identifier)])["access_token"].as_str().unwrap().to_string();
+    assert_eq!(app.introspect(&token, (&orders.id, &orders.secret))["active"], true);
+    tessera::oauth::clients::disable(&mut app.conn(), &app.clock, &client.id, tessera::audit::Actor::Cli).unwrap();
+    assert_eq!(app.introspect(&token, (&orders.id, &orders.secret)), inactive());
+}
+
+/// Hole 8: two refreshes with one token that really start together.
+/// Exactly one wins; the other is a reuse and revokes the family, and the
+/// revocation covers what the winner minted during the race.
+fn family_revocation_covers_tokens_minted_during_the_race(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.web_client("read");
+    let person = app.admin();
+    // Several rounds, so that some of them overlap inside the server.
+    for round in 0..6 {
+        let token =
+            code_flow(&app, &person, &client, "read offline_access")["refresh_token"].as_str().unwrap().to_string();
+        let barrier = Barrier::new(2);
+        let results: Vec<(StatusCode, Value)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (barrier, token, client, app) = (&barrier, &token, &client, &app);
+                    s.spawn(move || {
+                        let http = http_client();
+                        // Open the connection first, so both requests
+                        // leave at the barrier with nothing left to set up.
+                        assert_eq!(http.get(app.url("/healthz")).send().unwrap().status(), 200);
+                        let req = http
+                            .post(app.token_endpoint())
+                            .basic_auth(&client.id, Some(client.secret()))
+                            .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())]);
+                        barrier.wait();
+                        let res = req.send().unwrap();
+                        (res.status(), res.json::<Value>().unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let loser = results.iter().find(|(s, _)| *s != 200).unwrap();
+        assert_eq!(loser.1["error"], "invalid_grant", "round {round}");
+        let won = winners[0];
+        let (status, body) = refresh(&app, &client, won["refresh_token"].as_str().unwrap());
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "round {round}");
+        let access = won["access_token"].as_str().unwrap();
+        assert_eq!(app.introspect(access, creds(&client)), inactive(), "round {round}: the winner's access token");
+    }
+}
+
 /// Hole 9: a form of 13,000 names is refused before any work on it; the
 /// cap is 64 parameters.
 fn quadratic_parameter_parsing_is_capped(backend: Backend) {
@@ -345,6 +403,8 @@ both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
     open_redirect_after_sign_in_is_refused,
+    tokens_of_a_disabled_client_read_inactive,
+    family_revocation_covers_tokens_minted_during_the_race,
     quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
 );
