@@ -98,12 +98,15 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
 }
 
-/// Claims of a live refresh token, in the shape of an access token's.
+/// Claims of a live refresh token (of a person still enabled), in the
+/// shape of an access token's.
 fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let Some((row, grant)) = user_grants::find_refresh(conn, token)? else {
         return Ok(None);
     };
-    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc()) {
+    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc())
+        || !access_token::user_enabled(conn, &grant.user_id)?
+    {
         return Ok(None);
     }
     Ok(Some(AccessClaims {

@@ -159,6 +159,15 @@ pub fn revoke_grant(conn: &mut DbConn, grant: &GrantRow, now: NaiveDateTime) -> 
     Ok(())
 }
 
+/// Revokes every grant of `user_id` that is not revoked yet; how many.
+/// Their tokens read inactive from then on (they are checked against
+/// their grant), and their refresh tokens stop working.
+pub fn revoke_for_user(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::update(grants::table.filter(grants::user_id.eq(user_id)).filter(grants::revoked_at.is_null()))
+        .set(grants::revoked_at.eq(now))
+        .execute(conn)?)
+}
+
 pub fn insert_refresh(conn: &mut DbConn, row: &RefreshRow) -> Result<(), StoreError> {
     diesel::insert_into(refresh_tokens::table).values(row).execute(conn)?;
     Ok(())

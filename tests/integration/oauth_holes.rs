@@ -274,6 +274,71 @@ fn open_redirect_after_sign_in_is_refused(backend: Backend) {
     assert_eq!(location_bytes(&res).as_deref(), Some("/oauth/authorize?client_id=cl_x"));
 }
 
+/// Hole 7: disabling a user (the `/v1` path, `DELETE /v1/users/{id}`)
+/// ends their sessions and every token of theirs reads inactive.
+fn disabling_a_user_revokes_their_sessions_and_tokens(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.web_client("read");
+    let bea = app.person("bea@example.com");
+    let bea_id = user_id(&app, &bea.email);
+    let tokens = code_flow(&app, &bea, &client, "read offline_access");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+    // A code issued before the account is disabled, redeemed after.
+    let pending = bea.approve(&app, &authorize_url(&app, &client.id, "read", &[]));
+    assert_eq!(app.introspect(&access, creds(&client))["active"], true);
+    assert!(bea.get(&app.url("/")).text().unwrap().contains("Signed in as"));
+    let sessions_of = |user: &str| -> i64 {
+        use diesel::prelude::*;
+        use tessera::store::schema::sessions;
+        sessions::table.filter(sessions::user_id.eq(user)).count().get_result(&mut *app.conn()).unwrap()
+    };
+    assert_eq!(sessions_of(&bea_id), 1);
+
+    let admin = admin_token(&app);
+    let res = app.client.delete(app.url(&format!("/v1/users/{bea_id}"))).bearer_auth(&admin).send().unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    assert_eq!(sessions_of(&bea_id), 0, "the sessions are ended, not just refused");
+    assert!(!bea.get(&app.url("/")).text().unwrap().contains("Signed in as"));
+    assert_eq!(app.introspect(&access, creds(&client)), inactive());
+    let (status, body) = refresh(&app, &client, &refresh_token);
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (status, body) = redeem(&app, &client, &pending);
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    // The admin's own tokens are untouched.
+    assert_eq!(get_users(&app, &admin), StatusCode::OK);
+}
+
+/// Hole 7, the CLI path (`tessera user disable`): every grant family of
+/// the user is revoked; their access and refresh tokens read inactive and
+/// the refresh token stops working.
+fn disabling_a_user_from_the_cli_revokes_their_grants(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.web_client("read");
+    let bea = app.person("bea@example.com");
+    let tokens = code_flow(&app, &bea, &client, "read offline_access");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(app.introspect(refresh_token, creds(&client))["active"], true);
+
+    let email = tessera::accounts::Email::parse(&bea.email).unwrap();
+    tessera::accounts::disable_user(&mut app.conn(), &app.clock, &email, tessera::audit::Actor::Cli).unwrap();
+
+    assert_eq!(app.introspect(access, creds(&client)), inactive());
+    assert_eq!(app.introspect(refresh_token, creds(&client)), inactive());
+    assert_eq!(refresh(&app, &client, refresh_token).1["error"], "invalid_grant");
+    use diesel::prelude::*;
+    use tessera::store::schema::grants;
+    let live: i64 = grants::table
+        .filter(grants::client_id.eq(&client.id))
+        .filter(grants::revoked_at.is_null())
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(live, 0, "every grant family of the user is revoked");
+}
+
 /// Hole 7: introspection also reads a token inactive once its client is
 /// disabled.
 fn tokens_of_a_disabled_client_read_inactive(backend: Backend) {
@@ -403,6 +468,8 @@ both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
     open_redirect_after_sign_in_is_refused,
+    disabling_a_user_revokes_their_sessions_and_tokens,
+    disabling_a_user_from_the_cli_revokes_their_grants,
     tokens_of_a_disabled_client_read_inactive,
     family_revocation_covers_tokens_minted_during_the_race,
     quadratic_parameter_parsing_is_capped,
