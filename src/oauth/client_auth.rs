@@ -154,14 +154,13 @@ fn refuse(
     OAuthError::invalid_client(format!("Client authentication failed: {reason}"))
 }
 
-/// Authenticates the client of `request`. `endpoint` is the URL being
-/// called, an accepted `aud` of assertions besides the issuer and the
-/// token endpoint. `allow_resource` admits resource servers (introspection).
+/// Authenticates the client of `request`. `allow_resource` admits
+/// resource servers (introspection). An assertion's `aud` is the issuer or
+/// the token endpoint at every endpoint (see `assertion::verify`).
 pub fn authenticate(
     conn: &mut DbConn,
     server: &AuthServer,
     request: &Request,
-    endpoint: &str,
     allow_resource: bool,
 ) -> Result<Caller, OAuthError> {
     let credentials = extract(request)?;
@@ -226,7 +225,7 @@ pub fn authenticate(
             } else {
                 Vec::new()
             };
-            let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH), endpoint.to_string()];
+            let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH)];
             match assertion::verify(conn, clock, &client, assertion, &audiences, &secrets) {
                 Ok(()) => {}
                 Err(Ok(reason)) => return fail(conn, &reason),

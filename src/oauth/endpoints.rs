@@ -53,7 +53,7 @@ pub fn token(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Resul
     let grant = request.params.require("grant_type")?;
     let grant = GrantType::parse(grant)
         .ok_or_else(|| OAuthError::unsupported_grant_type("the grant_type is not one this server supports"))?;
-    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(TOKEN_PATH), false)?)?;
+    let client = client_only(client_auth::authenticate(conn, server, request, false)?)?;
     if !client.allows_grant(grant) || (grant == GrantType::ClientCredentials && client.is_public()) {
         return Err(OAuthError::unauthorized_client(format!("this client may not use the {} grant", grant.as_str())));
     }
@@ -131,7 +131,7 @@ fn refresh_first(request: &Request) -> bool {
 /// server the access tokens minted for it; anything else reads inactive.
 /// The hint only orders the search.
 pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<Introspection, OAuthError> {
-    let caller = client_auth::authenticate(conn, server, request, &server.url(INTROSPECT_PATH), true)?;
+    let caller = client_auth::authenticate(conn, server, request, true)?;
     let token = request.params.require("token")?;
     let mut found = None;
     for refresh in if refresh_first(request) { [true, false] } else { [false, true] } {
@@ -168,7 +168,7 @@ pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> 
 /// so the endpoint tells nothing about tokens it did not issue to the
 /// caller.
 pub fn revoke(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<(), OAuthError> {
-    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(REVOKE_PATH), false)?)?;
+    let client = client_only(client_auth::authenticate(conn, server, request, false)?)?;
     let token = request.params.require("token")?;
     if let Some(claims) = access_token::verify_signature(conn, server, token)? {
         if claims.client_id == client.client_id {

@@ -464,6 +464,34 @@ fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
     assert_eq!(app.introspect(&token, creds(&client))["active"], true);
 }
 
+/// Hole 10: a client assertion's `aud` is one string, the issuer or the
+/// token endpoint (RFC 7523bis, the 2025 audience-injection class).
+fn client_assertion_aud_is_a_single_issuer_or_token_endpoint(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.cc_client(AuthMethod::ClientSecretJwt, "read", &[]);
+    let call = |path: &str, aud: Value| -> StatusCode {
+        let mut claims = app.assertion_claims(&client.id);
+        claims["aud"] = aud;
+        let assertion = hs256_assertion(client.secret(), &claims);
+        let mut form = vec![("client_assertion_type", JWT_BEARER), ("client_assertion", assertion.as_str())];
+        form.push(if path == "/oauth/token" { ("grant_type", "client_credentials") } else { ("token", "x") });
+        app.post_form(path, &form, None).status()
+    };
+    let (issuer, token_endpoint) = (app.issuer(), app.token_endpoint());
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        assert_eq!(call(path, json!(issuer)), StatusCode::OK, "{path}: the issuer");
+        assert_eq!(call(path, json!(token_endpoint)), StatusCode::OK, "{path}: the token endpoint");
+        for aud in
+            [json!([issuer]), json!([token_endpoint]), json!([issuer, "https://elsewhere.example.com"]), json!([])]
+        {
+            assert_eq!(call(path, aud.clone()), StatusCode::UNAUTHORIZED, "{path}: {aud}");
+        }
+    }
+    // The endpoint called is not an audience of its own.
+    assert_eq!(call("/oauth/introspect", json!(app.url("/oauth/introspect"))), StatusCode::UNAUTHORIZED);
+    assert_eq!(call("/oauth/revoke", json!(app.url("/oauth/revoke"))), StatusCode::UNAUTHORIZED);
+}
+
 both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
@@ -474,4 +502,5 @@ both_backends!(
     family_revocation_covers_tokens_minted_during_the_race,
     quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
+    client_assertion_aud_is_a_single_issuer_or_token_endpoint,
 );
