@@ -1,6 +1,8 @@
 //! The token (RFC 6749 §4.4), introspection (RFC 7662) and revocation
 //! (RFC 7009) endpoints, and the metadata that advertises them (RFC 8414).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::access_token::{self, AccessClaims};
@@ -11,7 +13,41 @@ use super::scope::Scopes;
 use super::user_grants;
 use super::{AUTHORIZE_PATH, AuthServer, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request, TOKEN_PATH};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::store::{DbConn, tokens};
+use crate::store::{Db, DbConn, tokens};
+
+/// Runs an endpoint with one connection on the blocking pool.
+async fn on_pool<T: Send + 'static>(
+    db: &Db,
+    server: Arc<AuthServer>,
+    request: Request,
+    endpoint: fn(&mut DbConn, &AuthServer, &Request) -> Result<T, OAuthError>,
+) -> Result<T, OAuthError> {
+    db.run(move |conn| endpoint(conn, &server, &request)).await
+}
+
+/// `POST /oauth/token`, as the HTTP layer calls it.
+pub async fn serve_token(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<TokenResponse, OAuthError> {
+    on_pool(db, server, request, token).await
+}
+
+/// `POST /oauth/introspect`, as the HTTP layer calls it.
+pub async fn serve_introspection(
+    db: &Db,
+    server: Arc<AuthServer>,
+    request: Request,
+) -> Result<Introspection, OAuthError> {
+    on_pool(db, server, request, introspect).await
+}
+
+/// `POST /oauth/revoke`, as the HTTP layer calls it.
+pub async fn serve_revocation(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<(), OAuthError> {
+    on_pool(db, server, request, revoke).await
+}
+
+/// The RFC 8414 document, as the HTTP layer calls it.
+pub async fn serve_metadata(db: &Db, server: Arc<AuthServer>) -> Result<serde_json::Value, OAuthError> {
+    db.run(move |conn| metadata(conn, &server)).await
+}
 
 /// A successful token response.
 #[derive(Debug, Serialize)]
