@@ -220,3 +220,13 @@ impl From<SigningKeyError> for ApiError {
         }
     }
 }
+
+/// A storage failure behind a browser page (sign-in, sessions): rendered
+/// like the OAuth endpoints' (503 when the database is unreachable).
+impl From<crate::sessions::SessionError> for crate::oauth::OAuthError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        match e {
+            crate::sessions::SessionError::Store(s) => s.into(),
+        }
+    }
+}

@@ -492,6 +492,56 @@ fn client_assertion_aud_is_a_single_issuer_or_token_endpoint(backend: Backend) {
     assert_eq!(call("/oauth/revoke", json!(app.url("/oauth/revoke"))), StatusCode::UNAUTHORIZED);
 }
 
+/// Hole 10: argon2 runs without a pooled connection, so sign-ins cannot
+/// starve other requests of the pool.
+fn sign_ins_do_not_starve_the_database_pool(backend: Backend) {
+    const SIGN_INS: usize = 10;
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.database_pool_size = 2;
+            c.database_connect_timeout = std::time::Duration::from_millis(500);
+        })
+        .start();
+    let admin = admin_token(&app);
+    let person = app.admin();
+    let done = AtomicBool::new(false);
+    let probes: Mutex<Vec<(String, StatusCode)>> = Mutex::new(Vec::new());
+    let barrier = Barrier::new(SIGN_INS + 1);
+    let sign_ins: Vec<StatusCode> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..SIGN_INS)
+            .map(|_| {
+                let (app, person, barrier) = (&app, &person, &barrier);
+                s.spawn(move || {
+                    let browser = Person::new(&person.email, &person.password);
+                    let mut fields = hidden_fields(&browser.get(&app.url("/login")).text().unwrap());
+                    fields.push(("email".into(), person.email.clone()));
+                    fields.push(("password".into(), person.password.clone()));
+                    barrier.wait();
+                    browser.post(&app.url("/login"), &fields).status()
+                })
+            })
+            .collect();
+        let (app, done, probes, barrier, admin) = (&app, &done, &probes, &barrier, &admin);
+        s.spawn(move || {
+            let http = http_client();
+            barrier.wait();
+            while !done.load(Ordering::SeqCst) {
+                for path in ["/readyz", "/v1/users"] {
+                    let status = http.get(app.url(path)).bearer_auth(admin).send().unwrap().status();
+                    probes.lock().unwrap().push((path.to_string(), status));
+                }
+            }
+        });
+        let statuses = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        done.store(true, Ordering::SeqCst);
+        statuses
+    });
+    assert!(sign_ins.iter().all(|s| *s == StatusCode::FOUND), "{sign_ins:?}");
+    let probes = probes.into_inner().unwrap();
+    assert!(!probes.is_empty(), "the probes ran during the sign-ins");
+    assert!(probes.iter().all(|(_, s)| *s == StatusCode::OK), "{probes:?}");
+}
+
 both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
@@ -503,4 +553,5 @@ both_backends!(
     quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
     client_assertion_aud_is_a_single_issuer_or_token_endpoint,
+    sign_ins_do_not_starve_the_database_pool,
 );
