@@ -5,14 +5,15 @@
 //! - Failed sign-ins are rows in `login_failures`, per account and per IP,
 //!   so the throttle holds across instances: after `max_failures` for an
 //!   account (four times that for an IP) within `THROTTLE_WINDOW`, sign-in
-//!   answers "try again in N seconds" without checking the password.
+//!   answers "try again in N seconds" without checking the password. An
+//!   IPv6 client counts by its /64.
 //! - argon2 runs on the blocking pool without holding a database
 //!   connection: a burst of sign-ins cannot starve other requests.
 //! - A session id is 256 random bits in a cookie; the database keeps its
 //!   fingerprint. Sessions have an idle and an absolute lifetime. Sign-in
 //!   always makes a new id (no fixation); sign-out deletes the row.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -86,9 +87,20 @@ fn throttled_for(conn: &mut DbConn, subject: &str, limit: u32, now: DateTime<Utc
     Ok(Some((free_at - now).num_seconds().max(1) as u64))
 }
 
-/// The per-IP throttle's subject for a client address.
+/// The per-IP throttle's subject for a client address: the address for
+/// IPv4, and for IPv6 its /64 — one host or subscriber usually holds a
+/// whole /64, and could otherwise move to a fresh address per guess.
 pub fn ip_subject(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("ip:{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// What the sign-in form gave, and the session the browser had before.
@@ -351,4 +363,20 @@ pub fn end(conn: &mut DbConn, clock: &dyn Clock, session: &Session, ip: Option<&
     let mut event = AuditEvent::new(Actor::User(session.user.id.clone()), "logout", Some(&session.user.id));
     event.ip = ip;
     audit::record(conn, clock, event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_ipv4_by_its_address() {
+        let subject = |ip: &str| ip_subject(ip.parse().unwrap());
+        assert_eq!(subject("192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(subject("::ffff:192.0.2.7"), "ip:192.0.2.7", "an IPv4-mapped address is its IPv4 address");
+        assert_eq!(subject("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(subject("2001:db8:1:2:ffff:ffff:ffff:ffff"), "ip:2001:db8:1:2::/64");
+        assert_ne!(subject("2001:db8:1:3::1"), subject("2001:db8:1:2::1"));
+        assert_eq!(subject("::1"), "ip:::/64");
+    }
 }

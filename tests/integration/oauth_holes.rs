@@ -492,6 +492,29 @@ fn client_assertion_aud_is_a_single_issuer_or_token_endpoint(backend: Backend) {
     assert_eq!(call("/oauth/revoke", json!(app.url("/oauth/revoke"))), StatusCode::UNAUTHORIZED);
 }
 
+/// Hole 10: the per-IP sign-in throttle counts an IPv6 /64 as one
+/// address (one host usually holds a whole /64).
+fn sign_in_throttle_groups_ipv6_by_64(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            c.login_max_failures = 2;
+        })
+        .start();
+    let bea = app.person("bea@example.com");
+    // 4 × 2 failures, each from another address of one /64 and for
+    // another account (so no account is throttled).
+    for i in 1..=8 {
+        let status =
+            sign_in_from(&app, &format!("guess{i}@example.com"), "wrong password", &format!("2001:db8:1:2::{i:x}"));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = sign_in_from(&app, &bea.email, &bea.password, "2001:db8:1:2:ffff:ffff:ffff:fffe");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the same /64");
+    assert_eq!(sign_in_from(&app, &bea.email, &bea.password, "2001:db8:1:3::1"), StatusCode::FOUND, "another /64");
+    assert_eq!(sign_in_from(&app, &bea.email, &bea.password, "192.0.2.7"), StatusCode::FOUND, "IPv4 apart");
+}
+
 /// Hole 10: argon2 runs without a pooled connection, so sign-ins cannot
 /// starve other requests of the pool.
 fn sign_ins_do_not_starve_the_database_pool(backend: Backend) {
@@ -553,5 +576,6 @@ both_backends!(
     quadratic_parameter_parsing_is_capped,
     retired_signing_key_stops_verifying_once_unpublished,
     client_assertion_aud_is_a_single_issuer_or_token_endpoint,
+    sign_in_throttle_groups_ipv6_by_64,
     sign_ins_do_not_starve_the_database_pool,
 );
