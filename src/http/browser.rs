@@ -212,6 +212,9 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     owner: &'a str,
     user_email: &'a str,
+    /// The API the application asks to reach (the token's audience).
+    audience: &'a str,
+    default_audience: bool,
     scopes: Vec<ScopeLine>,
     already: String,
     params: &'a [(String, String)],
@@ -226,6 +229,8 @@ fn consent_page(question: &ConsentQuestion) -> HttpResponse {
         client_name: &request.client.name,
         owner: &question.owner,
         user_email: &question.user_email,
+        audience: &request.audience,
+        default_audience: question.default_audience,
         scopes: question
             .needed
             .iter()

@@ -254,22 +254,31 @@ fn redirect_or_page(e: OAuthError, fail: &dyn Fn(&'static str, &str) -> Authoriz
     }
 }
 
-/// The requested scopes the person has not granted this client yet (all
-/// of them with `prompt=consent`).
+/// How an audience is kept in `consents`: the server's own API as the
+/// empty string — rows from before audiences were recorded all meant it,
+/// and it stays the same API if `TESSERA_DEFAULT_AUDIENCE` changes.
+fn consent_audience<'a>(server: &AuthServer, audience: &'a str) -> &'a str {
+    if audience == server.default_audience { "" } else { audience }
+}
+
+/// The requested scopes the person has not granted this client for this
+/// audience yet (all of them with `prompt=consent`).
 pub fn needs_consent(
     conn: &mut DbConn,
-    _server: &AuthServer,
+    server: &AuthServer,
     req: &AuthorizeRequest,
     user_id: &str,
 ) -> Result<Vec<String>, StoreError> {
     if req.prompt == Prompt::Consent {
         return Ok(req.scope.iter().map(str::to_string).collect());
     }
-    let granted = grants::consented_scopes(conn, user_id, &req.client.client_id)?;
+    let audience = consent_audience(server, &req.audience);
+    let granted = grants::consented_scopes(conn, user_id, &req.client.client_id, audience)?;
     Ok(req.scope.iter().filter(|s| !granted.iter().any(|g| g == s)).map(str::to_string).collect())
 }
 
-/// Remembers that the person granted the requested scopes.
+/// Remembers that the person granted the requested scopes for the
+/// request's audience.
 pub fn record_consent(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -277,7 +286,8 @@ pub fn record_consent(
     user_id: &str,
 ) -> Result<(), StoreError> {
     let scopes: Vec<&str> = req.scope.iter().collect();
-    grants::add_consent(conn, user_id, &req.client.client_id, &scopes, server.clock.now().naive_utc())
+    let audience = consent_audience(server, &req.audience);
+    grants::add_consent(conn, user_id, &req.client.client_id, audience, &scopes, server.clock.now().naive_utc())
 }
 
 /// Issues a code for the request and returns the URL to send the person

@@ -49,11 +49,18 @@ pub struct RefreshRow {
     pub used_at: Option<NaiveDateTime>,
 }
 
-/// The scopes `user_id` has granted `client_id`.
-pub fn consented_scopes(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+/// The scopes `user_id` has granted `client_id` for `audience` (the empty
+/// string is the server's own API).
+pub fn consented_scopes(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+) -> Result<Vec<String>, StoreError> {
     Ok(consents::table
         .filter(consents::user_id.eq(user_id))
         .filter(consents::client_id.eq(client_id))
+        .filter(consents::audience.eq(audience))
         .select(consents::scope)
         .load(conn)?)
 }
@@ -62,15 +69,17 @@ pub fn add_consent(
     conn: &mut DbConn,
     user_id: &str,
     client_id: &str,
+    audience: &str,
     scopes: &[&str],
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let have = consented_scopes(conn, user_id, client_id)?;
+    let have = consented_scopes(conn, user_id, client_id, audience)?;
     for scope in scopes.iter().filter(|s| !have.iter().any(|h| h == *s)) {
         let inserted = diesel::insert_into(consents::table)
             .values((
                 consents::user_id.eq(user_id),
                 consents::client_id.eq(client_id),
+                consents::audience.eq(audience),
                 consents::scope.eq(scope),
                 consents::granted_at.eq(now),
             ))

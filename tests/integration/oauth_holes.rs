@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
 
 use chrono::Duration;
+use diesel::migration::MigrationSource;
+use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -15,6 +17,7 @@ use tessera::jwt::keys::{self, SigningAlg};
 use tessera::oauth::authorize::s256;
 use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 use tessera::oauth::resources::TokenAlg;
+use tessera::store::DbConn;
 
 use crate::both_backends;
 use crate::support::browser::{Person, REDIRECT_URI, hidden_fields, param};
@@ -155,6 +158,24 @@ fn sign_in_from(app: &TestApp, email: &str, password: &str, ip: &str) -> StatusC
     fields.push(("email".into(), email.into()));
     fields.push(("password".into(), password.into()));
     http.post(app.url("/login")).header("x-forwarded-for", ip).form(&fields).send().unwrap().status()
+}
+
+/// Reverts the consent-audience migration, runs `insert` against the
+/// table as it was, and applies the migration again.
+fn replay_consent_migration<DB, C>(conn: &mut C, dir: &str, insert: &str)
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB> + diesel::connection::SimpleConnection,
+{
+    let source = FileBasedMigrations::from_path(dir).unwrap();
+    let migration = MigrationSource::<DB>::migrations(&source)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name().to_string().starts_with("2026-11-24-000010"))
+        .expect("the consent-audience migration");
+    conn.revert_migration(&*migration).unwrap();
+    conn.batch_execute(insert).unwrap();
+    conn.run_migration(&*migration).unwrap();
 }
 
 /// Hole 1: a resource server's HS256 secret verifies only tokens for that
@@ -565,6 +586,79 @@ fn sign_ins_do_not_starve_the_database_pool(backend: Backend) {
     assert!(probes.iter().all(|(_, s)| *s == StatusCode::OK), "{probes:?}");
 }
 
+/// Hole 10: consent is remembered per user, client, scope and audience,
+/// and the consent page names the audience.
+fn consent_is_remembered_per_audience(backend: Backend) {
+    let app = TestApp::start(backend);
+    let photos = app.create_resource("https://photos.example.com", TokenAlg::Rs256, "read");
+    let client = app.create_client(NewClient {
+        name: "Photo Printer".into(),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scope: "read".into(),
+        audiences: vec![photos.identifier.clone()],
+        auth_method: Some(AuthMethod::ClientSecretBasic),
+        ..NewClient::default()
+    });
+    let person = app.admin();
+    person.sign_in(&app);
+    let default_url = authorize_url(&app, &client.id, "read", &[]);
+    let photos_url = authorize_url(&app, &client.id, "read", &[("resource", &photos.identifier)]);
+
+    let page = person.get(&default_url);
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().unwrap();
+    assert!(html.contains(&app.default_audience()), "the page names the default audience");
+    let back = person.decide(&app, hidden_fields(&html), "approve");
+    assert!(param(&back, "code").is_some(), "{back}");
+
+    // The same scope for another audience is a new question.
+    let page = person.get(&photos_url);
+    assert_eq!(page.status(), StatusCode::OK, "consent for the default audience does not cover photos");
+    let html = page.text().unwrap();
+    assert!(html.contains(&photos.identifier), "the page names the audience");
+    let back = person.decide(&app, hidden_fields(&html), "approve");
+    let (status, body) = redeem(&app, &client, &param(&back, "code").unwrap());
+    assert_eq!(status, 200, "{body}");
+
+    // Both answers are remembered.
+    for url in [&default_url, &photos_url] {
+        let res = person.get(url);
+        assert_eq!(res.status(), StatusCode::FOUND);
+        assert!(param(&location_bytes(&res).unwrap(), "code").is_some());
+    }
+}
+
+/// The consent migration: a consent given before audiences were recorded
+/// is a consent for the server's own API.
+fn consent_audience_migration_keeps_earlier_consents(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.web_client("read");
+    let admin_id = user_id(&app, "admin@localhost");
+    // Ids are the server's own base62 values: safe to write into SQL.
+    let insert = format!(
+        "INSERT INTO consents (user_id, client_id, scope, granted_at) \
+         VALUES ('{admin_id}', '{}', 'read', '2026-11-23 12:00:00')",
+        client.id
+    );
+    {
+        let mut conn = app.conn();
+        match &mut *conn {
+            DbConn::Sqlite(c) => replay_consent_migration(c, "migrations/sqlite", &insert),
+            DbConn::Postgres(c) => replay_consent_migration(c, "migrations/postgres", &insert),
+        }
+    }
+    let kept = tessera::store::grants::consented_scopes(&mut app.conn(), &admin_id, &client.id, "").unwrap();
+    assert_eq!(kept, ["read"]);
+    let person = app.admin();
+    person.sign_in(&app);
+    let res = person.get(&authorize_url(&app, &client.id, "read", &[]));
+    assert_eq!(res.status(), StatusCode::FOUND, "the earlier consent covers the server's own API");
+    assert!(param(&location_bytes(&res).unwrap(), "code").is_some());
+    let res = person.get(&authorize_url(&app, &client.id, "read", &[("prompt", "consent")]));
+    assert_eq!(res.status(), StatusCode::OK, "the page itself still works");
+}
+
 both_backends!(
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
@@ -578,4 +672,6 @@ both_backends!(
     client_assertion_aud_is_a_single_issuer_or_token_endpoint,
     sign_in_throttle_groups_ipv6_by_64,
     sign_ins_do_not_starve_the_database_pool,
+    consent_is_remembered_per_audience,
+    consent_audience_migration_keeps_earlier_consents,
 );
