@@ -146,20 +146,17 @@ impl Sessions {
     /// write that each hold one briefly: sign-ins cannot starve the pool.
     pub async fn sign_in(&self, attempt: SignInAttempt) -> Result<SignIn, SessionError> {
         let (clock, policy) = (self.clock.clone(), self.policy);
-        let email = attempt.email.trim().to_lowercase();
-        let ip_text = attempt.ip.map(|ip| ip.to_string());
-        let subjects = Subjects { account: format!("email:{email}"), ip: attempt.ip.map(ip_subject) };
+        let who = Who::of(&attempt);
         let found = {
-            let (clock, email, ip_text, subjects) = (clock.clone(), email.clone(), ip_text.clone(), subjects.clone());
-            let previous = attempt.previous;
+            let (clock, who, previous) = (clock.clone(), who.clone(), attempt.previous);
             self.db
                 .run(move |conn| {
                     if let Some(old) = previous
                         && let Some(session) = resolve(conn, clock.as_ref(), &policy, &old)?
                     {
-                        end(conn, clock.as_ref(), &session, ip_text.as_deref())?;
+                        end(conn, clock.as_ref(), &session, who.ip.as_deref())?;
                     }
-                    throttle_or_account(conn, clock.as_ref(), &policy, &subjects, &email, ip_text.as_deref())
+                    throttle_or_account(conn, clock.as_ref(), &policy, &who)
                 })
                 .await?
         };
@@ -174,12 +171,7 @@ impl Sessions {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("the password check did not run: {e}")))?;
-        Ok(self
-            .db
-            .run(move |conn| {
-                record_outcome(conn, clock.as_ref(), &policy, &subjects, &email, row, password_ok, ip_text)
-            })
-            .await?)
+        Ok(self.db.run(move |conn| record_outcome(conn, clock.as_ref(), &policy, &who, row, password_ok)).await?)
     }
 
     /// Ends the session a cookie names, if the sign-out form's token is
@@ -218,11 +210,27 @@ pub enum SignOut {
     Done,
 }
 
-/// The throttle's subjects of one attempt.
+/// Who is signing in, as the throttle and the audit log name them.
 #[derive(Clone)]
-struct Subjects {
-    account: String,
+struct Who {
+    /// Lower-cased, as stored.
+    email: String,
+    /// The client address, for the audit log.
     ip: Option<String>,
+    account_subject: String,
+    ip_subject: Option<String>,
+}
+
+impl Who {
+    fn of(attempt: &SignInAttempt) -> Self {
+        let email = attempt.email.trim().to_lowercase();
+        Self {
+            account_subject: format!("email:{email}"),
+            email,
+            ip: attempt.ip.map(|ip| ip.to_string()),
+            ip_subject: attempt.ip.map(ip_subject),
+        }
+    }
 }
 
 /// The read half of a sign-in: the throttle (without checking the
@@ -231,40 +239,35 @@ fn throttle_or_account(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
-    subjects: &Subjects,
-    email: &str,
-    ip: Option<&str>,
+    who: &Who,
 ) -> Result<Found, StoreError> {
     let now = clock.now();
-    let mut wait = throttled_for(conn, &subjects.account, policy.max_failures, now)?;
-    if let Some(subject) = &subjects.ip {
+    let mut wait = throttled_for(conn, &who.account_subject, policy.max_failures, now)?;
+    if let Some(subject) = &who.ip_subject {
         wait = wait.max(throttled_for(conn, subject, policy.max_failures.saturating_mul(IP_FACTOR), now)?);
     }
     if let Some(retry_after) = wait {
-        let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(email));
-        event.ip = ip;
+        let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&who.email));
+        event.ip = who.ip.as_deref();
         audit::record(conn, clock, event)?;
         return Ok(Found::Throttled(retry_after));
     }
-    Ok(Found::Account(users::find_by_email(conn, email)?))
+    Ok(Found::Account(users::find_by_email(conn, &who.email)?))
 }
 
 /// The write half of a sign-in: a session, or the failure counted.
-#[allow(clippy::too_many_arguments)]
 fn record_outcome(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
-    subjects: &Subjects,
-    email: &str,
+    who: &Who,
     row: Option<UserRow>,
     password_ok: bool,
-    ip: Option<String>,
 ) -> Result<SignIn, StoreError> {
-    let ip = ip.as_deref();
+    let ip = who.ip.as_deref();
     match row {
         Some(row) if password_ok && !row.disabled => {
-            sessions::clear_failures(conn, &subjects.account)?;
+            sessions::clear_failures(conn, &who.account_subject)?;
             let session = start(conn, clock, policy, &row.id)?;
             let mut event = AuditEvent::new(Actor::User(row.id.clone()), "login.succeeded", Some(&row.id));
             event.ip = ip;
@@ -273,8 +276,8 @@ fn record_outcome(
         }
         row => {
             let naive = clock.now().naive_utc();
-            sessions::record_failure(conn, &public_id("lf"), &subjects.account, naive)?;
-            if let Some(subject) = &subjects.ip {
+            sessions::record_failure(conn, &public_id("lf"), &who.account_subject, naive)?;
+            if let Some(subject) = &who.ip_subject {
                 sessions::record_failure(conn, &public_id("lf"), subject, naive)?;
             }
             let reason = match &row {
@@ -282,7 +285,7 @@ fn record_outcome(
                 Some(r) if r.disabled => "disabled account",
                 Some(_) => "wrong password",
             };
-            let target = row.as_ref().map_or(email, |r| r.id.as_str());
+            let target = row.as_ref().map_or(who.email.as_str(), |r| r.id.as_str());
             let mut event = AuditEvent::new(Actor::System, "login.failed", Some(target));
             event.ip = ip;
             event.details = serde_json::json!({ "reason": reason });
