@@ -99,7 +99,7 @@ mod tests {
     fn form_bytes() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             prop_oneof![Just(b'&'), Just(b'='), Just(b'%'), Just(b'+'), Just(b'a'), any::<u8>()],
-            0..2048,
+            0..600,
         )
     }
 
