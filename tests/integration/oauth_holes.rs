@@ -1,7 +1,8 @@
 //! Regression tests for the OAuth, session and signing-key holes of issue
-//! #10. Each test is named after its hole and failed on the code before the
-//! fix; each also checks the legitimate case next to the refused one, so a
-//! refusal cannot pass by refusing everything.
+//! #10. Each is named after its hole and failed on the code before the fix
+//! (the last one checks how the consent migration carries earlier rows
+//! over); each also checks the legitimate case next to the refused one, so
+//! a refusal cannot pass by refusing everything.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
