@@ -7,13 +7,14 @@ use std::fmt;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 use serde::Serialize;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{SECRET_LEN_256_BITS, Secret, public_id, random_base62};
 use crate::store::users::{self, UserRow};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, grants, sessions};
 
 pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_NAME_LEN: usize = 200;
@@ -237,11 +238,10 @@ pub fn set_password(
     Ok(users::find_by_id(conn, &row.id)?.ok_or(AccountError::UnknownUser)?.into())
 }
 
+/// Disables a user by email (`tessera user disable`); see `disable_user_id`.
 pub fn disable_user(conn: &mut DbConn, clock: &dyn Clock, email: &Email, actor: Actor) -> Result<User, AccountError> {
     let row = find_by_email(conn, email)?;
-    users::set_disabled(conn, &row.id, true, clock.now().naive_utc())?;
-    audit::record(conn, clock, AuditEvent::new(actor, "user.disabled", Some(&row.id)))?;
-    Ok(users::find_by_id(conn, &row.id)?.ok_or(AccountError::UnknownUser)?.into())
+    disable_user_id(conn, clock, &row.id, actor)
 }
 
 pub fn find_user(conn: &mut DbConn, id: &str) -> Result<Option<User>, AccountError> {
@@ -262,10 +262,22 @@ pub fn rename_user(
     find_user(conn, id)?.ok_or(AccountError::UnknownUser)
 }
 
-/// Disables a user by id (the API form of `disable_user`).
+/// Disables a user by id (`DELETE /v1/users/{id}`, and the CLI through
+/// `disable_user`): they can no longer sign in, their sessions end and
+/// their grant families are revoked, so their refresh tokens stop working
+/// and their access tokens read inactive. Tokens are also checked against
+/// `disabled` at every use, so nothing minted later slips through either.
+/// One transaction: a user is never left disabled with live sessions.
 pub fn disable_user_id(conn: &mut DbConn, clock: &dyn Clock, id: &str, actor: Actor) -> Result<User, AccountError> {
-    users::set_disabled(conn, id, true, clock.now().naive_utc())?;
-    audit::record(conn, clock, AuditEvent::new(actor, "user.disabled", Some(id)))?;
+    let now = clock.now().naive_utc();
+    conn.transaction(|conn| {
+        users::set_disabled(conn, id, true, now)?;
+        let sessions_ended = sessions::delete_for_user(conn, id)?;
+        let grants_revoked = grants::revoke_for_user(conn, id, now)?;
+        let mut event = AuditEvent::new(actor, "user.disabled", Some(id));
+        event.details = serde_json::json!({ "sessions_ended": sessions_ended, "grants_revoked": grants_revoked });
+        audit::record(conn, clock, event)
+    })?;
     find_user(conn, id)?.ok_or(AccountError::UnknownUser)
 }
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::accounts::AccountError;
 use crate::apikeys::ApiKeyError;
 use crate::audit::AuditReadError;
-use crate::jwt::keys::KeyError;
+use crate::jwt::keys::SigningKeyError;
 use crate::oauth::clients::ClientError;
 use crate::people::PeopleError;
 use crate::principal::AuthError;
@@ -224,10 +224,10 @@ impl From<AccountError> for ApiError {
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
+impl From<SigningKeyError> for ApiError {
+    fn from(e: SigningKeyError) -> Self {
         match e {
-            KeyError::Store(s) => s.into(),
+            SigningKeyError::Store(s) => s.into(),
             other => Self::internal(&other),
         }
     }
@@ -305,6 +305,16 @@ impl From<AuditReadError> for ApiError {
             AuditReadError::BadLimit => Self::bad_request("validation_error", e.to_string()),
             AuditReadError::Denied(d) => d.into(),
             AuditReadError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A storage failure behind a browser page (sign-in, sessions): rendered
+/// like the OAuth endpoints' (503 when the database is unreachable).
+impl From<crate::sessions::SessionError> for crate::oauth::OAuthError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        match e {
+            crate::sessions::SessionError::Store(s) => s.into(),
         }
     }
 }

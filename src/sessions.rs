@@ -5,11 +5,15 @@
 //! - Failed sign-ins are rows in `login_failures`, per account and per IP,
 //!   so the throttle holds across instances: after `max_failures` for an
 //!   account (four times that for an IP) within `THROTTLE_WINDOW`, sign-in
-//!   answers "try again in N seconds" without checking the password.
+//!   answers "try again in N seconds" without checking the password. An
+//!   IPv6 client counts by its /64.
+//! - argon2 runs on the blocking pool without holding a database
+//!   connection: a burst of sign-ins cannot starve other requests.
 //! - A session id is 256 random bits in a cookie; the database keeps its
 //!   fingerprint. Sessions have an idle and an absolute lifetime. Sign-in
 //!   always makes a new id (no fixation); sign-out deletes the row.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,10 +21,19 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::{self, User};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::clock::{Clock, span};
-use crate::crypto::{SECRET_LEN_256_BITS, Secret, fingerprint, public_id, random_base62};
+use crate::clock::{Clock, SharedClock, span};
+use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::sessions::{self, SessionRow};
-use crate::store::{DbConn, StoreError, users};
+use crate::store::users::UserRow;
+use crate::store::{Db, DbConn, StoreError, users};
+
+/// What the session services fail with: storage (the one thing that can
+/// go wrong here, since a wrong password is an answer, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// How far back failed sign-ins count.
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -74,35 +87,187 @@ fn throttled_for(conn: &mut DbConn, subject: &str, limit: u32, now: DateTime<Utc
     Ok(Some((free_at - now).num_seconds().max(1) as u64))
 }
 
-/// Checks email and password and, on success, opens a session.
-pub fn sign_in(
+/// The per-IP throttle's subject for a client address: the address for
+/// IPv4, and for IPv6 its /64 — one host or subscriber usually holds a
+/// whole /64, and could otherwise move to a fresh address per guess.
+pub fn ip_subject(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("ip:{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// What the sign-in form gave, and the session the browser had before.
+pub struct SignInAttempt {
+    pub email: String,
+    pub password: Secret,
+    pub ip: Option<IpAddr>,
+    /// The session cookie sent with the form, if any: it ends, signed in
+    /// or not (a new sign-in never keeps an old id).
+    pub previous: Option<String>,
+}
+
+/// What the first, reading step of a sign-in found.
+enum Found {
+    Throttled(u64),
+    /// The account (if the email is known), to check the password against.
+    Account(Option<UserRow>),
+}
+
+/// The services of sign-in and browser sessions, over the pool.
+#[derive(Clone)]
+pub struct Sessions {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub policy: SessionPolicy,
+    /// For the sign-out form's token, bound to the session.
+    pub master: MasterKey,
+}
+
+impl Sessions {
+    /// The live session a cookie names, if any.
+    pub async fn current(&self, cookie: Option<String>) -> Result<Option<Session>, SessionError> {
+        let Some(cookie) = cookie else {
+            return Ok(None);
+        };
+        let (clock, policy) = (self.clock.clone(), self.policy);
+        Ok(self.db.run(move |conn| resolve(conn, clock.as_ref(), &policy, &cookie)).await?)
+    }
+
+    /// Checks email and password and, on success, opens a session. The
+    /// password check (argon2, tens of milliseconds of CPU) runs on the
+    /// blocking pool without a database connection, between a read and a
+    /// write that each hold one briefly: sign-ins cannot starve the pool.
+    pub async fn sign_in(&self, attempt: SignInAttempt) -> Result<SignIn, SessionError> {
+        let (clock, policy) = (self.clock.clone(), self.policy);
+        let who = Who::of(&attempt);
+        let found = {
+            let (clock, who, previous) = (clock.clone(), who.clone(), attempt.previous);
+            self.db
+                .run(move |conn| {
+                    if let Some(old) = previous
+                        && let Some(session) = resolve(conn, clock.as_ref(), &policy, &old)?
+                    {
+                        end(conn, clock.as_ref(), &session, who.ip.as_deref())?;
+                    }
+                    throttle_or_account(conn, clock.as_ref(), &policy, &who)
+                })
+                .await?
+        };
+        let row = match found {
+            Found::Throttled(retry_after) => return Ok(SignIn::Throttled { retry_after }),
+            Found::Account(row) => row,
+        };
+        let hash = row.as_ref().map(|r| r.password_hash.clone());
+        let password = attempt.password;
+        let password_ok = actix_web::web::block(move || {
+            accounts::verify_password(password.expose(), hash.as_deref().unwrap_or_else(|| dummy_hash()))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("the password check did not run: {e}")))?;
+        Ok(self.db.run(move |conn| record_outcome(conn, clock.as_ref(), &policy, &who, row, password_ok)).await?)
+    }
+
+    /// Ends the session a cookie names, if the sign-out form's token is
+    /// the one made for it.
+    pub async fn sign_out(
+        &self,
+        cookie: Option<String>,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<SignOut, SessionError> {
+        let Some(session) = self.current(cookie).await? else {
+            return Ok(SignOut::NoSession);
+        };
+        if !constant_time_eq(self.logout_token(&session).as_bytes(), token.as_bytes()) {
+            return Ok(SignOut::Refused);
+        }
+        let clock = self.clock.clone();
+        let ip = ip.map(|ip| ip.to_string());
+        self.db.run(move |conn| end(conn, clock.as_ref(), &session, ip.as_deref())).await?;
+        Ok(SignOut::Done)
+    }
+
+    /// The sign-out form's token for a signed-in page.
+    pub fn logout_token(&self, session: &Session) -> String {
+        crate::oauth::authorize::csrf_token(&self.master, &session.id, "logout")
+    }
+}
+
+/// What a sign-out did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOut {
+    /// There was no live session to end.
+    NoSession,
+    /// The form's token was not this session's (another site's form).
+    Refused,
+    Done,
+}
+
+/// Who is signing in, as the throttle and the audit log name them.
+#[derive(Clone)]
+struct Who {
+    /// Lower-cased, as stored.
+    email: String,
+    /// The client address, for the audit log.
+    ip: Option<String>,
+    account_subject: String,
+    ip_subject: Option<String>,
+}
+
+impl Who {
+    fn of(attempt: &SignInAttempt) -> Self {
+        let email = attempt.email.trim().to_lowercase();
+        Self {
+            account_subject: format!("email:{email}"),
+            email,
+            ip: attempt.ip.map(|ip| ip.to_string()),
+            ip_subject: attempt.ip.map(ip_subject),
+        }
+    }
+}
+
+/// The read half of a sign-in: the throttle (without checking the
+/// password), or the account to check it against.
+fn throttle_or_account(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
-    email: &str,
-    password: &str,
-    ip: Option<&str>,
-) -> Result<SignIn, StoreError> {
+    who: &Who,
+) -> Result<Found, StoreError> {
     let now = clock.now();
-    let email = email.trim().to_lowercase();
-    let account_subject = format!("email:{email}");
-    let ip_subject = ip.map(|ip| format!("ip:{ip}"));
-    let mut wait = throttled_for(conn, &account_subject, policy.max_failures, now)?;
-    if let Some(subject) = &ip_subject {
-        wait = wait.max(throttled_for(conn, subject, policy.max_failures * IP_FACTOR, now)?);
+    let mut wait = throttled_for(conn, &who.account_subject, policy.max_failures, now)?;
+    if let Some(subject) = &who.ip_subject {
+        wait = wait.max(throttled_for(conn, subject, policy.max_failures.saturating_mul(IP_FACTOR), now)?);
     }
     if let Some(retry_after) = wait {
-        let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&email));
-        event.ip = ip;
+        let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&who.email));
+        event.ip = who.ip.as_deref();
         audit::record(conn, clock, event)?;
-        return Ok(SignIn::Throttled { retry_after });
+        return Ok(Found::Throttled(retry_after));
     }
-    let row = users::find_by_email(conn, &email)?;
-    let hash = row.as_ref().map_or(dummy_hash(), |r| r.password_hash.as_str());
-    let password_ok = accounts::verify_password(password, hash);
+    Ok(Found::Account(users::find_by_email(conn, &who.email)?))
+}
+
+/// The write half of a sign-in: a session, or the failure counted.
+fn record_outcome(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    policy: &SessionPolicy,
+    who: &Who,
+    row: Option<UserRow>,
+    password_ok: bool,
+) -> Result<SignIn, StoreError> {
+    let ip = who.ip.as_deref();
     match row {
         Some(row) if password_ok && !row.disabled => {
-            sessions::clear_failures(conn, &account_subject)?;
+            sessions::clear_failures(conn, &who.account_subject)?;
             let session = start(conn, clock, policy, &row.id)?;
             let mut event = AuditEvent::new(Actor::User(row.id.clone()), "login.succeeded", Some(&row.id));
             event.ip = ip;
@@ -110,9 +275,9 @@ pub fn sign_in(
             Ok(SignIn::Success { user: User::from(row), session })
         }
         row => {
-            let naive = now.naive_utc();
-            sessions::record_failure(conn, &public_id("lf"), &account_subject, naive)?;
-            if let Some(subject) = &ip_subject {
+            let naive = clock.now().naive_utc();
+            sessions::record_failure(conn, &public_id("lf"), &who.account_subject, naive)?;
+            if let Some(subject) = &who.ip_subject {
                 sessions::record_failure(conn, &public_id("lf"), subject, naive)?;
             }
             let reason = match &row {
@@ -120,7 +285,7 @@ pub fn sign_in(
                 Some(r) if r.disabled => "disabled account",
                 Some(_) => "wrong password",
             };
-            let target = row.as_ref().map_or(email.as_str(), |r| r.id.as_str());
+            let target = row.as_ref().map_or(who.email.as_str(), |r| r.id.as_str());
             let mut event = AuditEvent::new(Actor::System, "login.failed", Some(target));
             event.ip = ip;
             event.details = serde_json::json!({ "reason": reason });
@@ -201,4 +366,20 @@ pub fn end(conn: &mut DbConn, clock: &dyn Clock, session: &Session, ip: Option<&
     let mut event = AuditEvent::new(Actor::User(session.user.id.clone()), "logout", Some(&session.user.id));
     event.ip = ip;
     audit::record(conn, clock, event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_ipv4_by_its_address() {
+        let subject = |ip: &str| ip_subject(ip.parse().unwrap());
+        assert_eq!(subject("192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(subject("::ffff:192.0.2.7"), "ip:192.0.2.7", "an IPv4-mapped address is its IPv4 address");
+        assert_eq!(subject("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(subject("2001:db8:1:2:ffff:ffff:ffff:ffff"), "ip:2001:db8:1:2::/64");
+        assert_ne!(subject("2001:db8:1:3::1"), subject("2001:db8:1:2::1"));
+        assert_eq!(subject("::1"), "ip:::/64");
+    }
 }

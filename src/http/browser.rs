@@ -1,6 +1,7 @@
 //! What a person's browser sees: sign-in, sign-out, the authorization
-//! endpoint and the consent page. Pages are askama templates; every rule
-//! lives in `sessions` and `oauth::authorize`.
+//! endpoint and the consent page. Each handler reads the request, calls
+//! one service (`sessions::Sessions`, `oauth::authorize`) and renders an
+//! askama page or a redirect; the rules live in those services.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -11,22 +12,28 @@ use askama::Template;
 
 use super::AppState;
 use super::pages::{error_page, render};
-use crate::crypto::{constant_time_eq, random_base62};
-use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, ErrorRedirect, Prompt};
-use crate::oauth::{AuthServer, Params};
-use crate::sessions::{self, Session, SessionPolicy, SignIn};
-use crate::store::{DbConn, StoreError, users};
+use crate::accounts::MAX_PASSWORD_BYTES;
+use crate::crypto::{Secret, constant_time_eq, random_base62};
+use crate::oauth::authorize::{self, AuthorizeError, ConsentOutcome, ConsentQuestion, Decision};
+use crate::oauth::next::LocalPath;
+use crate::oauth::{OAuthError, Params, TooManyParams};
+use crate::sessions::{SessionPolicy, Sessions, SignIn, SignInAttempt, SignOut};
 
 pub const SESSION_COOKIE: &str = "tessera_session";
 /// Double-submit cookie against login CSRF (there is no session yet).
 pub const LOGIN_CSRF_COOKIE: &str = "tessera_login";
-const MAX_NEXT_LEN: usize = 4096;
 
-fn policy(state: &AppState) -> SessionPolicy {
-    SessionPolicy {
-        idle: state.config.session_idle_ttl,
-        absolute: state.config.session_ttl,
-        max_failures: state.config.login_max_failures,
+/// The session services, configured from the application state.
+fn sessions(state: &AppState) -> Sessions {
+    Sessions {
+        db: state.db.clone(),
+        clock: state.clock.clone(),
+        policy: SessionPolicy {
+            idle: state.config.session_idle_ttl,
+            absolute: state.config.session_ttl,
+            max_failures: state.config.login_max_failures,
+        },
+        master: state.master_key.clone(),
     }
 }
 
@@ -46,39 +53,22 @@ fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
     c
 }
 
-fn peer_ip(req: &HttpRequest) -> Option<String> {
+fn peer_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let trusted = req.app_data::<web::Data<AppState>>().map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
-    super::client_ip(req, &trusted).map(|ip| ip.to_string())
+    super::client_ip(req, &trusted)
+}
+
+fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
 }
 
 fn redirect(location: &str) -> HttpResponse {
     HttpResponse::Found().insert_header((header::LOCATION, location)).finish()
 }
 
-fn server_error_page(e: StoreError) -> HttpResponse {
-    let e = crate::oauth::OAuthError::from(e);
+fn server_error_page(e: impl Into<OAuthError>) -> HttpResponse {
+    let e = e.into();
     error_page(e.status, "Something went wrong", &e.description)
-}
-
-/// Only a path on this server: never `//host` or `/\host`, which
-/// browsers treat as another origin.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && n.len() <= MAX_NEXT_LEN => {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
-}
-
-/// The live session of the request, if any.
-async fn current_session(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
-    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else {
-        return Ok(None);
-    };
-    let clock = state.clock.clone();
-    let policy = policy(state);
-    state.db.run(move |conn| sessions::resolve(conn, clock.as_ref(), &policy, &value)).await
 }
 
 #[derive(Template)]
@@ -105,10 +95,10 @@ pub struct NextQuery {
 
 /// `GET /login`.
 pub async fn login_page(state: web::Data<AppState>, req: HttpRequest, query: web::Query<NextQuery>) -> HttpResponse {
-    let next = safe_next(query.next.as_deref());
-    match current_session(&state, &req).await {
-        Ok(Some(_)) if next != "/" => redirect(&next),
-        Ok(_) => login_form(&state, StatusCode::OK, &next, "", None),
+    let next = LocalPath::parse_or_root(query.next.as_deref());
+    match sessions(&state).current(session_cookie(&req)).await {
+        Ok(Some(_)) if !next.is_root() => redirect(next.as_str()),
+        Ok(_) => login_form(&state, StatusCode::OK, next.as_str(), "", None),
         Err(e) => server_error_page(e),
     }
 }
@@ -127,44 +117,37 @@ pub struct LoginForm {
 /// `POST /login`: a new session on success (the old one, if any, ends).
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
+    let next = LocalPath::parse_or_root(form.next.as_deref());
+    let next = next.as_str();
     let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf_token.as_bytes()) {
         return login_form(
             &state,
             StatusCode::BAD_REQUEST,
-            &next,
+            next,
             &form.email,
             Some("The sign-in form expired or came from another site. Please try again."),
         );
     }
-    if form.email.len() > 254 || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES {
-        return login_form(&state, StatusCode::UNAUTHORIZED, &next, "", Some("Wrong email or password."));
+    if form.email.len() > 254 || form.password.len() > MAX_PASSWORD_BYTES {
+        return login_form(&state, StatusCode::UNAUTHORIZED, next, "", Some("Wrong email or password."));
     }
-    let old = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
-    let (clock, policy, ip) = (state.clock.clone(), policy(&state), peer_ip(&req));
-    let (email, password) = (form.email.clone(), form.password);
-    let outcome = state
-        .db
-        .run(move |conn| {
-            if let Some(old) = old
-                && let Some(session) = sessions::resolve(conn, clock.as_ref(), &policy, &old)?
-            {
-                sessions::end(conn, clock.as_ref(), &session, ip.as_deref())?;
-            }
-            sessions::sign_in(conn, clock.as_ref(), &policy, &email, &password, ip.as_deref())
-        })
-        .await;
-    match outcome {
+    let attempt = SignInAttempt {
+        email: form.email.clone(),
+        password: Secret::new(form.password),
+        ip: peer_ip(&req),
+        previous: session_cookie(&req),
+    };
+    match sessions(&state).sign_in(attempt).await {
         Ok(SignIn::Success { session, .. }) => {
-            let mut res = redirect(&next);
+            let mut res = redirect(next);
             let _ =
                 res.add_cookie(&cookie(&state, SESSION_COOKIE, session.expose().to_string(), state.config.session_ttl));
             let _ = res.add_removal_cookie(&expired_cookie(&state, LOGIN_CSRF_COOKIE));
             res
         }
         Ok(SignIn::Invalid) => {
-            login_form(&state, StatusCode::UNAUTHORIZED, &next, &form.email, Some("Wrong email or password."))
+            login_form(&state, StatusCode::UNAUTHORIZED, next, &form.email, Some("Wrong email or password."))
         }
         Ok(SignIn::Throttled { retry_after }) => {
             let minutes = retry_after.div_ceil(60);
@@ -172,7 +155,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form
                 "Too many failed sign-ins. For your safety, signing in is paused: try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             );
-            let mut res = login_form(&state, StatusCode::TOO_MANY_REQUESTS, &next, &form.email, Some(&message));
+            let mut res = login_form(&state, StatusCode::TOO_MANY_REQUESTS, next, &form.email, Some(&message));
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             res
         }
@@ -188,31 +171,17 @@ pub struct CsrfForm {
 
 /// `POST /logout`: ends the session server-side and clears the cookie.
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
-    let session = match current_session(&state, &req).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
+    match sessions(&state).sign_out(session_cookie(&req), &form.csrf_token, peer_ip(&req)).await {
+        Ok(SignOut::Refused) => {
+            error_page(StatusCode::BAD_REQUEST, "Sign-out refused", "The sign-out form expired; please try again.")
+        }
+        Ok(SignOut::Done | SignOut::NoSession) => {
             let mut res = redirect("/");
             let _ = res.add_removal_cookie(&expired_cookie(&state, SESSION_COOKIE));
-            return res;
+            res
         }
-        Err(e) => return server_error_page(e),
-    };
-    let expected = authorize::csrf_token(&state.master_key, &session.id, "logout");
-    if !constant_time_eq(expected.as_bytes(), form.csrf_token.as_bytes()) {
-        return error_page(StatusCode::BAD_REQUEST, "Sign-out refused", "The sign-out form expired; please try again.");
+        Err(e) => server_error_page(e),
     }
-    let (clock, ip) = (state.clock.clone(), peer_ip(&req));
-    if let Err(e) = state.db.run(move |conn| sessions::end(conn, clock.as_ref(), &session, ip.as_deref())).await {
-        return server_error_page(e);
-    }
-    let mut res = redirect("/");
-    let _ = res.add_removal_cookie(&expired_cookie(&state, SESSION_COOKIE));
-    res
-}
-
-/// The logout form's token for a signed-in page.
-pub fn logout_token(state: &AppState, session: &Session) -> String {
-    authorize::csrf_token(&state.master_key, &session.id, "logout")
 }
 
 struct ScopeLine {
@@ -243,6 +212,9 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     owner: &'a str,
     user_email: &'a str,
+    /// The API the application asks to reach (the token's audience).
+    audience: &'a str,
+    default_audience: bool,
     scopes: Vec<ScopeLine>,
     already: String,
     params: &'a [(String, String)],
@@ -250,109 +222,64 @@ struct ConsentPage<'a> {
     redirect_host: &'a str,
 }
 
-/// What the authorization endpoint decided.
-enum Outcome {
-    Error(AuthorizeError),
-    /// Back to the client (a code, or an error such as `login_required`).
-    Redirect(String),
-    Login,
-    Consent {
-        request: Box<AuthorizeRequest>,
-        needed: Vec<String>,
-        owner: String,
-        session: Session,
-    },
+fn consent_page(question: &ConsentQuestion) -> HttpResponse {
+    let request = &question.request;
+    let (_, host, _) = crate::oauth::clients::split_uri(&request.redirect_uri);
+    let page = ConsentPage {
+        client_name: &request.client.name,
+        owner: &question.owner,
+        user_email: &question.user_email,
+        audience: &request.audience,
+        default_audience: question.default_audience,
+        scopes: question
+            .needed
+            .iter()
+            .map(|s| ScopeLine { scope: s.clone(), description: describe_scope(s) })
+            .collect(),
+        already: question.already.join(", "),
+        params: &request.params,
+        csrf: &question.csrf,
+        redirect_host: if host.is_empty() { &request.redirect_uri } else { &host },
+    };
+    render(StatusCode::OK, &page)
 }
 
-/// Validates the request, then sends the person on: to sign in, to the
-/// consent page, or back to the client with a code.
-fn decide(
-    conn: &mut DbConn,
-    server: &AuthServer,
-    policy: &SessionPolicy,
-    params: &Params,
-    cookie: Option<&str>,
-) -> Result<Outcome, StoreError> {
-    let request = match authorize::validate(conn, server, params) {
-        Ok(r) => r,
-        Err(e) => return Ok(Outcome::Error(e)),
-    };
-    let refuse = |error: &'static str, description: &str| {
-        Outcome::Redirect(
-            ErrorRedirect {
-                redirect_uri: request.redirect_uri.clone(),
-                error,
-                description: description.to_string(),
-                state: request.state.clone(),
-            }
-            .url(&server.issuer),
-        )
-    };
-    let session = match cookie {
-        Some(c) => sessions::resolve(conn, server.clock.as_ref(), policy, c)?,
-        None => None,
-    };
-    let Some(session) = session else {
-        return Ok(match request.prompt {
-            Prompt::None => refuse("login_required", "the person is not signed in"),
-            _ => Outcome::Login,
-        });
-    };
-    let needed = authorize::needs_consent(conn, &request, &session.user.id)?;
-    if needed.is_empty() {
-        return Ok(Outcome::Redirect(authorize::issue_code(conn, server, &request, &session.user.id)?));
-    }
-    if request.prompt == Prompt::None {
-        return Ok(refuse("consent_required", "the person has not approved these scopes for this application"));
-    }
-    let owner = match &request.client.owner_id {
-        Some(id) => users::find_by_id(conn, id)?.map_or("an unknown owner".to_string(), |u| u.display_name),
-        None => "the operator of this server".to_string(),
-    };
-    Ok(Outcome::Consent { request: Box::new(request), needed, owner, session })
-}
-
-async fn authorize_with(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
-    let (server, policy) = (state.oauth.clone(), policy(&state));
-    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
-    let login_next = format!("/oauth/authorize?{}", authorize::canonical_params(params.pairs()));
-    let outcome = state.db.run(move |conn| decide(conn, &server, &policy, &params, cookie.as_deref())).await;
-    match outcome {
-        Err(e) => server_error_page(e),
-        Ok(Outcome::Error(AuthorizeError::Page { status, message })) => {
+/// An error of the authorization endpoint: a page while the client or its
+/// redirect URI is not trusted, else a redirect to the client.
+fn authorize_error(state: &AppState, e: AuthorizeError) -> HttpResponse {
+    match e {
+        AuthorizeError::Page { status, message } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             error_page(status, "This request cannot continue", &message)
         }
-        Ok(Outcome::Error(AuthorizeError::Redirect(e))) => redirect(&e.url(&state.issuer)),
-        Ok(Outcome::Redirect(url)) => redirect(&url),
-        Ok(Outcome::Login) => {
-            let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", &login_next).finish();
+        AuthorizeError::Redirect(e) => redirect(&e.url(&state.issuer)),
+    }
+}
+
+/// Too many parameters: a page, since nothing in the request is trusted
+/// yet to redirect to.
+fn too_many_params(e: TooManyParams) -> HttpResponse {
+    error_page(StatusCode::BAD_REQUEST, "This request cannot continue", &format!("Refused: {e}."))
+}
+
+async fn authorize_with(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
+    match authorize::authorize(&sessions(&state), state.oauth.clone(), params, session_cookie(&req)).await {
+        Ok(Decision::Redirect(url)) => redirect(&url),
+        Ok(Decision::SignIn { next }) => {
+            let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish();
             redirect(&format!("/login?{query}"))
         }
-        Ok(Outcome::Consent { request, needed, owner, session }) => {
-            let csrf =
-                authorize::csrf_token(&state.master_key, &session.id, &authorize::canonical_params(&request.params));
-            let already: Vec<&str> = request.scope.iter().filter(|s| !needed.iter().any(|n| n == s)).collect();
-            let (_, host, _) = crate::oauth::clients::split_uri(&request.redirect_uri);
-            let page = ConsentPage {
-                client_name: &request.client.name,
-                owner: &owner,
-                user_email: &session.user.email,
-                scopes: needed.iter().map(|s| ScopeLine { scope: s.clone(), description: describe_scope(s) }).collect(),
-                already: already.join(", "),
-                params: &request.params,
-                csrf: &csrf,
-                redirect_host: if host.is_empty() { &request.redirect_uri } else { &host },
-            };
-            render(StatusCode::OK, &page)
-        }
+        Ok(Decision::Consent(question)) => consent_page(&question),
+        Err(e) => authorize_error(&state, e),
     }
 }
 
 /// `GET /oauth/authorize`.
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let params = Params::parse_lenient(req.query_string().as_bytes());
-    authorize_with(state, req, params).await
+    match Params::parse_lenient(req.query_string().as_bytes()) {
+        Ok(params) => authorize_with(state, req, params).await,
+        Err(e) => too_many_params(e),
+    }
 }
 
 /// `POST /oauth/authorize`: the same parameters in a form body.
@@ -360,70 +287,31 @@ pub async fn authorize_post(state: web::Data<AppState>, req: HttpRequest, body: 
     if !super::is_form(&req) {
         return error_page(StatusCode::BAD_REQUEST, "Bad request", "The request must be a form.");
     }
-    authorize_with(state, req, Params::parse_lenient(&body)).await
+    match Params::parse_lenient(&body) {
+        Ok(params) => authorize_with(state, req, params).await,
+        Err(e) => too_many_params(e),
+    }
 }
 
-/// `POST /oauth/consent`: Approve or Deny, with a CSRF token bound to the
-/// session and to the exact authorization request.
+/// `POST /oauth/consent`: Approve or Deny.
 pub async fn consent(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> HttpResponse {
     let refused = |message: &str| error_page(StatusCode::BAD_REQUEST, "Consent not recorded", message);
     if !super::is_form(&req) {
         return refused("The request must be a form.");
     }
-    let params = Params::parse_lenient(&body);
-    let session = match current_session(&state, &req).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return refused("Your session has ended. Start again from the application."),
-        Err(e) => return server_error_page(e),
+    let Ok(params) = Params::parse_lenient(&body) else {
+        return refused("The consent form has too many fields. Start again from the application.");
     };
-    let expected = authorize::csrf_token(&state.master_key, &session.id, &authorize::canonical_params(params.pairs()));
-    let given = params.get("csrf_token").unwrap_or("");
-    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) || !params.repeated().is_empty() {
-        return refused("The consent form expired or did not come from this page. Start again from the application.");
-    }
-    let decision = params.get("decision").map(str::to_string);
-    let server = state.oauth.clone();
-    let user_id = session.user.id.clone();
-    let outcome = state
-        .db
-        .run(move |conn| -> Result<_, crate::store::StoreError> {
-            let request = match authorize::validate(conn, &server, &params) {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            };
-            match decision.as_deref() {
-                Some("approve") => {
-                    authorize::record_consent(conn, &server, &request, &user_id)?;
-                    Ok(Ok(Some(authorize::issue_code(conn, &server, &request, &user_id)?)))
-                }
-                Some("deny") => Ok(Ok(Some(
-                    ErrorRedirect {
-                        redirect_uri: request.redirect_uri.clone(),
-                        error: "access_denied",
-                        description: "the person denied the request".into(),
-                        state: request.state.clone(),
-                    }
-                    .url(&server.issuer),
-                ))),
-                _ => Ok(Ok(None)),
-            }
-        })
-        .await;
-    match outcome {
-        Ok(Ok(Some(url))) => redirect(&url),
-        Ok(Ok(None)) => refused("Choose Approve or Deny."),
-        Ok(Err(AuthorizeError::Redirect(e))) => redirect(&e.url(&state.issuer)),
-        Ok(Err(AuthorizeError::Page { status, message })) => error_page(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            "This request cannot continue",
-            &message,
-        ),
-        Err(e) => server_error_page(e),
+    match authorize::consent(&sessions(&state), state.oauth.clone(), params, session_cookie(&req)).await {
+        Ok(ConsentOutcome::Redirect(url)) => redirect(&url),
+        Ok(ConsentOutcome::Refused(message)) => refused(message),
+        Err(e) => authorize_error(&state, e),
     }
 }
 
 /// The signed-in person on the index page: email and logout token.
 pub async fn signed_in(state: &AppState, req: &HttpRequest) -> Option<(String, String)> {
-    let session = current_session(state, req).await.ok().flatten()?;
-    Some((session.user.email.clone(), logout_token(state, &session)))
+    let sessions = sessions(state);
+    let session = sessions.current(session_cookie(req)).await.ok().flatten()?;
+    Some((session.user.email.clone(), sessions.logout_token(&session)))
 }

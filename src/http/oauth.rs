@@ -1,6 +1,6 @@
 //! The OAuth endpoints over HTTP: read the form and the Authorization
-//! header, run the endpoint on the blocking pool, answer JSON that is
-//! never cached.
+//! header, call the endpoint's service (`oauth::endpoints::serve_…`),
+//! answer JSON that is never cached.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::oauth::{OAuthError, Params, Request, endpoints};
-use crate::store::DbConn;
 
 /// The form of an OAuth request; anything but a form body is refused.
 fn read_request(req: &HttpRequest, body: &[u8]) -> Result<Request, OAuthError> {
@@ -34,36 +33,27 @@ fn no_store_json(body: &impl Serialize) -> HttpResponse {
         .json(body)
 }
 
-/// Parses the request and runs `endpoint` with a connection.
-async fn run<T, F>(state: &AppState, req: &HttpRequest, body: &Bytes, endpoint: F) -> Result<T, OAuthError>
-where
-    F: FnOnce(&mut DbConn, &crate::oauth::AuthServer, &Request) -> Result<T, OAuthError> + Send + 'static,
-    T: Send + 'static,
-{
-    let request = read_request(req, body)?;
-    let server = state.oauth.clone();
-    state.db.run(move |conn| endpoint(conn, &server, &request)).await
-}
-
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
-    let response = run(&state, &req, &body, endpoints::token).await?;
+    let request = read_request(&req, &body)?;
+    let response = endpoints::serve_token(&state.db, state.oauth.clone(), request).await?;
     Ok(no_store_json(&response))
 }
 
 pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
-    let response = run(&state, &req, &body, endpoints::introspect).await?;
+    let request = read_request(&req, &body)?;
+    let response = endpoints::serve_introspection(&state.db, state.oauth.clone(), request).await?;
     Ok(no_store_json(&response))
 }
 
 pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
-    run(&state, &req, &body, endpoints::revoke).await?;
+    let request = read_request(&req, &body)?;
+    endpoints::serve_revocation(&state.db, state.oauth.clone(), request).await?;
     Ok(no_store_json(&serde_json::json!({})))
 }
 
 /// RFC 8414 metadata, also served as `openid-configuration`.
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
-    let server = state.oauth.clone();
-    let doc = state.db.run(move |conn| endpoints::metadata(conn, &server)).await?;
+    let doc = endpoints::serve_metadata(&state.db, state.oauth.clone()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
         .json(doc))

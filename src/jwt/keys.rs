@@ -60,7 +60,7 @@ impl SigningAlg {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub enum SigningKeyError {
     #[error("key generation failed")]
     Generation,
     #[error("stored key {kid} is unusable: {reason}")]
@@ -130,7 +130,7 @@ impl std::fmt::Debug for Signer {
 }
 
 /// A fresh private key in PKCS#8 DER.
-fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
+fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
     let der = match alg {
         SigningAlg::Rs256 => aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
             .and_then(|k| k.as_der())
@@ -141,7 +141,7 @@ fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
         // jsonwebtoken takes only the 48-byte PKCS#8 v1 form of Ed25519.
         SigningAlg::EdDsa => Ed25519KeyPair::generate().and_then(|k| k.to_pkcs8v1()).map(|d| d.as_ref().to_vec()),
     };
-    der.map_err(|_| KeyError::Generation)
+    der.map_err(|_| SigningKeyError::Generation)
 }
 
 /// jsonwebtoken's key from PKCS#8 DER. RSA keys go in as PKCS#1, which
@@ -178,17 +178,17 @@ fn create(
     alg: SigningAlg,
     state: &str,
     activates_at: DateTime<Utc>,
-) -> Result<SigningKeyRow, KeyError> {
+) -> Result<SigningKeyRow, SigningKeyError> {
     let kid = random_base62(24);
     let pkcs8 = generate_pkcs8(alg)?;
-    let key = encoding_key(alg, &pkcs8).map_err(|_| KeyError::Generation)?;
-    let jwk = public_jwk(alg, &kid, &key).map_err(|_| KeyError::Generation)?;
+    let key = encoding_key(alg, &pkcs8).map_err(|_| SigningKeyError::Generation)?;
+    let jwk = public_jwk(alg, &kid, &key).map_err(|_| SigningKeyError::Generation)?;
     let row = SigningKeyRow {
         private_key: master.seal(&seal_context(&kid), &pkcs8),
         kid,
         algorithm: alg.as_str().to_string(),
         state: state.to_string(),
-        public_jwk: serde_json::to_string(&jwk).map_err(|_| KeyError::Generation)?,
+        public_jwk: serde_json::to_string(&jwk).map_err(|_| SigningKeyError::Generation)?,
         created_at: clock.now().naive_utc(),
         activates_at: activates_at.naive_utc(),
         retired_at: None,
@@ -204,7 +204,7 @@ pub fn ensure_active(
     clock: &dyn Clock,
     master: &MasterKey,
     alg: SigningAlg,
-) -> Result<bool, KeyError> {
+) -> Result<bool, SigningKeyError> {
     if signing_keys::active(conn, alg.as_str())?.is_some() {
         return Ok(false);
     }
@@ -222,7 +222,7 @@ pub fn rotate(
     policy: &RotationPolicy,
     alg: SigningAlg,
     now: bool,
-) -> Result<SigningKeyInfo, KeyError> {
+) -> Result<SigningKeyInfo, SigningKeyError> {
     let delay = if now { Duration::ZERO } else { policy.prepublish };
     let activates_at = clock.now() + span(delay);
     let row = create(conn, clock, master, alg, "next", activates_at)?;
@@ -234,7 +234,7 @@ pub fn rotate(
 /// Promotes every `next` key whose time has come and retires the key it
 /// replaces, which stays published for one token lifetime. Safe to run
 /// from many instances at once: each step is a conditional update.
-pub fn promote_due(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy) -> Result<(), KeyError> {
+pub fn promote_due(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy) -> Result<(), SigningKeyError> {
     let now = clock.now();
     // One read in the common case (nothing due, one active key per
     // algorithm); writes only when there is something to change.
@@ -258,17 +258,21 @@ pub fn promote_due(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy
 }
 
 /// Every key, newest first, for operators.
-pub fn list(conn: &mut DbConn) -> Result<Vec<SigningKeyInfo>, KeyError> {
+pub fn list(conn: &mut DbConn) -> Result<Vec<SigningKeyInfo>, SigningKeyError> {
     Ok(signing_keys::list(conn)?.iter().map(SigningKeyInfo::from).collect())
 }
 
 /// The JWK Set to publish now (public keys only).
-pub fn jwks(conn: &mut DbConn, clock: &dyn Clock, policy: &RotationPolicy) -> Result<serde_json::Value, KeyError> {
+pub fn jwks(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    policy: &RotationPolicy,
+) -> Result<serde_json::Value, SigningKeyError> {
     promote_due(conn, clock, policy)?;
     let mut keys = Vec::new();
     for row in signing_keys::published(conn, clock.now().naive_utc())? {
         let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
-            .map_err(|e| KeyError::Corrupt { kid: row.kid.clone(), reason: e.to_string() })?;
+            .map_err(|e| SigningKeyError::Corrupt { kid: row.kid.clone(), reason: e.to_string() })?;
         keys.push(jwk);
     }
     Ok(serde_json::json!({ "keys": keys }))
@@ -281,7 +285,7 @@ pub fn active_signer(
     master: &MasterKey,
     policy: &RotationPolicy,
     alg: SigningAlg,
-) -> Result<Signer, KeyError> {
+) -> Result<Signer, SigningKeyError> {
     promote_due(conn, clock, policy)?;
     let row = match signing_keys::active(conn, alg.as_str())? {
         Some(row) => row,
@@ -291,6 +295,6 @@ pub fn active_signer(
         }
     };
     let pkcs8 = master.open(&seal_context(&row.kid), &row.private_key)?;
-    let key = encoding_key(alg, &pkcs8).map_err(|reason| KeyError::Corrupt { kid: row.kid.clone(), reason })?;
+    let key = encoding_key(alg, &pkcs8).map_err(|reason| SigningKeyError::Corrupt { kid: row.kid.clone(), reason })?;
     Ok(Signer { kid: row.kid, alg, key })
 }

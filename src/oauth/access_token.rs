@@ -3,20 +3,26 @@
 //!
 //! Header: `typ: at+jwt`, `kid` (a signing key's kid, or for HS256 the
 //! resource server's id). Claims: `iss`, `sub`, `aud`, `client_id`,
-//! `scope`, `iat`, `exp`, `jti`.
+//! `scope`, `iat`, `exp`, `jti`, and for a person's token the private
+//! claim `gid`, its grant.
+//!
+//! A token is active only while everything it stands on still holds: its
+//! signature, lifetime and revocation, its grant (so revoking a family
+//! covers tokens minted while the revocation ran), its client and its
+//! person (disabled means inactive).
 
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use super::clients::Client;
+use super::clients::{self, Client, ClientError};
 use super::resources::{self, TokenAlg};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::random_base62;
 use crate::store::resources::ResourceServerRow;
-use crate::store::{DbConn, StoreError, tokens};
+use crate::store::{DbConn, StoreError, grants, tokens, users};
 
 pub const TYP: &str = "at+jwt";
 
@@ -32,6 +38,10 @@ pub struct AccessClaims {
     pub exp: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub jti: String,
+    /// The grant (token family) a person's token was minted in; its state
+    /// is read at every verification. Never shown at introspection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 /// Where a token is going: a registered resource server, or the server's
@@ -97,14 +107,15 @@ pub struct Minted {
     pub claims: AccessClaims,
 }
 
-fn key_error(e: crate::jwt::keys::KeyError) -> OAuthError {
+fn key_error(e: crate::jwt::keys::SigningKeyError) -> OAuthError {
     match e {
-        crate::jwt::keys::KeyError::Store(s) => s.into(),
+        crate::jwt::keys::SigningKeyError::Store(s) => s.into(),
         other => OAuthError::server_error(&other),
     }
 }
 
-/// Signs an access token for `audience` with `scope`.
+/// Signs an access token for `audience` with `scope`, in `grant` when it
+/// acts for a person.
 pub fn mint(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -112,6 +123,7 @@ pub fn mint(
     subject: &str,
     audience: &Audience,
     scope: &Scopes,
+    grant: Option<&str>,
 ) -> Result<Minted, OAuthError> {
     let now = server.clock.now().timestamp();
     let ttl = server.access_token_ttl.as_secs();
@@ -124,6 +136,7 @@ pub fn mint(
         iat: now,
         exp: now + ttl as i64,
         jti: random_base62(32),
+        gid: grant.map(str::to_string),
     };
     let (mut header, key) = match (audience.alg.asymmetric(), &audience.row) {
         (Some(alg), _) => {
@@ -161,8 +174,10 @@ impl Signing {
 }
 
 /// The claims of a token this server signed, whatever its expiry or
-/// revocation; `None` when it is not one (malformed, unknown kid, bad
-/// signature, wrong `typ` or `iss`). The algorithm comes from the key.
+/// revocation; `None` when it is not one (malformed, unknown or unpublished
+/// kid, bad signature, wrong `typ` or `iss`, an HS256 resource server's
+/// token for another audience, a lifetime longer than the configured one).
+/// The algorithm comes from the key.
 pub fn verify_signature(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -178,7 +193,8 @@ pub fn verify_signature(
     let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
         return Ok(None);
     };
-    let (alg, key) = if kid.starts_with("rs_") {
+    // For an HS256 resource server, the audience its secret may vouch for.
+    let (alg, key, only_for) = if kid.starts_with("rs_") {
         let Some(row) = crate::store::resources::find(conn, kid)? else {
             return Ok(None);
         };
@@ -188,14 +204,16 @@ pub fn verify_signature(
         let Some(secret) = resources::hmac_key(server.keys.master(), &row) else {
             return Ok(None);
         };
-        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)))
+        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)), Some(row.identifier))
     } else {
-        match server.keys.verifier(conn, kid).map_err(key_error)? {
-            Some(v) => (v.alg, Verify::Shared(v)),
+        match server.keys.verifier(conn, server.clock.as_ref(), kid).map_err(key_error)? {
+            Some(v) => (v.alg, Verify::Shared(v), None),
             None => return Ok(None),
         }
     };
     let validation = crate::jwt::signature_only(alg);
+    // `iat` and `exp` are required, typed fields: a token without them
+    // fails to deserialize here.
     let claims = match jsonwebtoken::decode::<AccessClaims>(token, key.key(), &validation) {
         Ok(data) => data.claims,
         Err(_) => return Ok(None),
@@ -203,7 +221,24 @@ pub fn verify_signature(
     if claims.iss != server.issuer {
         return Ok(None);
     }
+    // The resource server holds its secret too, so whatever that secret
+    // signs is only as good as a token the resource server wrote itself:
+    // valid for that resource server, never for `/v1` or another audience.
+    if only_for.is_some_and(|identifier| claims.aud != identifier) {
+        return Ok(None);
+    }
+    if !lifetime_within(server, &claims) {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+/// Whether a token claims to live no longer than the server issues them
+/// for (plus the clock-skew leeway): whatever its `exp` says, a token
+/// signed by a leaked or misused key cannot outlive that.
+fn lifetime_within(server: &AuthServer, claims: &AccessClaims) -> bool {
+    let max = i64::try_from(server.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    claims.exp.saturating_sub(claims.iat) <= max.saturating_add(super::assertion::LEEWAY_SECS)
 }
 
 enum Verify {
@@ -221,19 +256,57 @@ impl Verify {
 }
 
 /// The claims of a token that is valid now: signed by this server, not
-/// expired, not revoked. Storage errors propagate (fail closed).
+/// expired, not revoked, its grant not revoked, its client and person
+/// enabled. Storage errors propagate (fail closed).
 pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let Some(claims) = verify_signature(conn, server, token)? else {
         return Ok(None);
     };
     let now = server.clock.now().timestamp();
-    if claims.exp <= now || claims.iat > now + super::assertion::LEEWAY_SECS {
+    if claims.exp <= now || claims.iat > now.saturating_add(super::assertion::LEEWAY_SECS) {
         return Ok(None);
     }
     if tokens::is_revoked(conn, &claims.jti)? {
         return Ok(None);
     }
+    if !parties_live(conn, &claims)? {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+/// Whether the grant, client and person a token names are still good. The
+/// grant is read here rather than trusting a list of its tokens made at
+/// revocation time: a token minted while the family was being revoked is
+/// covered too.
+fn parties_live(conn: &mut DbConn, claims: &AccessClaims) -> Result<bool, OAuthError> {
+    let person = match &claims.gid {
+        Some(gid) => match grants::find_grant(conn, gid)? {
+            Some(g) if g.revoked_at.is_none() && g.client_id == claims.client_id && g.user_id == claims.sub => {
+                Some(g.user_id)
+            }
+            _ => return Ok(false),
+        },
+        // Client credentials: the client is the subject.
+        None if claims.sub == claims.client_id => None,
+        // A person's token from before grants were named in tokens.
+        None => Some(claims.sub.clone()),
+    };
+    if let Some(user_id) = person
+        && !user_enabled(conn, &user_id)?
+    {
+        return Ok(false);
+    }
+    match clients::find(conn, &claims.client_id) {
+        Ok(found) => Ok(found.is_some_and(|c| !c.disabled)),
+        Err(ClientError::Store(e)) => Err(e.into()),
+        Err(other) => Err(OAuthError::server_error(&other)),
+    }
+}
+
+/// Whether `user_id` is a user who may still act (exists, not disabled).
+pub fn user_enabled(conn: &mut DbConn, user_id: &str) -> Result<bool, StoreError> {
+    Ok(users::find_by_id(conn, user_id)?.is_some_and(|u| !u.disabled))
 }
 
 /// Revokes a token by jti until it would have expired.

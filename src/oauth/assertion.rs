@@ -90,10 +90,10 @@ pub fn unverified_issuer(assertion: &str) -> Option<String> {
 /// Why an assertion was refused: safe to show to the client and to audit.
 pub type Refusal = String;
 
-/// Verifies `assertion` as `client`'s, for a request to one of `audiences`,
-/// with the client's live secrets (for HS256), and records its jti so it
-/// cannot be used again. `Err(Ok(reason))` is a
-/// refusal, `Err(Err(_))` a storage failure.
+/// Verifies `assertion` as `client`'s, its `aud` one string among
+/// `audiences` (the issuer and the token endpoint), with the client's live
+/// secrets (for HS256), and records its jti so it cannot be used again.
+/// `Err(Ok(reason))` is a refusal, `Err(Err(_))` a storage failure.
 pub fn verify(
     conn: &mut DbConn,
     clock: &dyn Clock,
@@ -108,6 +108,8 @@ pub fn verify(
 
 /// What a JWT signed by a client must satisfy.
 pub struct Rules<'a> {
+    /// Accepted `aud` values: one of them as a string, or for a `/v1`
+    /// bearer JWT a list that holds one.
     pub audiences: &'a [String],
     /// `exp` may be at most this far ahead.
     pub max_lifetime_secs: i64,
@@ -193,8 +195,23 @@ pub fn verify_with(
     if claims.sub.is_empty() {
         return refuse("the JWT's sub is empty");
     }
-    if !claims.aud.contains_any(audiences) {
-        return refuse("the assertion's aud is neither this endpoint nor the issuer");
+    let aud_ok = match &claims.aud {
+        // RFC 7523bis (the 2025 audience-injection class): a client
+        // assertion names this server as one string. A list, or another
+        // endpoint's URL, could be an assertion the client was led to sign
+        // for several servers at once, and replayed here.
+        OneOrMany::One(aud) => audiences.contains(aud),
+        OneOrMany::Many(_) if rules.client_assertion => false,
+        // A client-signed bearer JWT on `/v1` is an ordinary JWT: its `aud`
+        // may be a list that holds the API.
+        many => many.contains_any(audiences),
+    };
+    if !aud_ok {
+        return refuse(if rules.client_assertion {
+            "the assertion's aud must be one string: the issuer or the token endpoint"
+        } else {
+            "the JWT's aud does not name this API"
+        });
     }
     let now = clock.now().timestamp();
     if claims.exp <= now - LEEWAY_SECS {

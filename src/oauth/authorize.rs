@@ -7,15 +7,18 @@
 //! 2. Everything else — errors go back to the registered redirect URI with
 //!    `error`, `error_description`, `state` and `iss`.
 
+use std::sync::Arc;
+
 use base64::Engine;
 
 use super::access_token::{self, Audience};
 use super::clients::{self, Client, GrantType, split_uri};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Params};
-use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, fingerprint, random_base62};
+use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, constant_time_eq, fingerprint, random_base62};
+use crate::sessions::{self, SessionError, SessionPolicy, Sessions};
 use crate::store::grants::{self, CodeRow};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, users};
 
 /// Authorization codes live this long.
 pub const CODE_TTL_SECS: i64 = 60;
@@ -77,6 +80,14 @@ pub enum AuthorizeError {
         message: String,
     },
     Redirect(ErrorRedirect),
+}
+
+impl From<SessionError> for AuthorizeError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Store(s) => s.into(),
+        }
+    }
 }
 
 impl From<StoreError> for AuthorizeError {
@@ -243,17 +254,31 @@ fn redirect_or_page(e: OAuthError, fail: &dyn Fn(&'static str, &str) -> Authoriz
     }
 }
 
-/// The requested scopes the person has not granted this client yet (all
-/// of them with `prompt=consent`).
-pub fn needs_consent(conn: &mut DbConn, req: &AuthorizeRequest, user_id: &str) -> Result<Vec<String>, StoreError> {
+/// How an audience is kept in `consents`: the server's own API as the
+/// empty string — rows from before audiences were recorded all meant it,
+/// and it stays the same API if `TESSERA_DEFAULT_AUDIENCE` changes.
+fn consent_audience<'a>(server: &AuthServer, audience: &'a str) -> &'a str {
+    if audience == server.default_audience { "" } else { audience }
+}
+
+/// The requested scopes the person has not granted this client for this
+/// audience yet (all of them with `prompt=consent`).
+pub fn needs_consent(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    req: &AuthorizeRequest,
+    user_id: &str,
+) -> Result<Vec<String>, StoreError> {
     if req.prompt == Prompt::Consent {
         return Ok(req.scope.iter().map(str::to_string).collect());
     }
-    let granted = grants::consented_scopes(conn, user_id, &req.client.client_id)?;
+    let audience = consent_audience(server, &req.audience);
+    let granted = grants::consented_scopes(conn, user_id, &req.client.client_id, audience)?;
     Ok(req.scope.iter().filter(|s| !granted.iter().any(|g| g == s)).map(str::to_string).collect())
 }
 
-/// Remembers that the person granted the requested scopes.
+/// Remembers that the person granted the requested scopes for the
+/// request's audience.
 pub fn record_consent(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -261,7 +286,8 @@ pub fn record_consent(
     user_id: &str,
 ) -> Result<(), StoreError> {
     let scopes: Vec<&str> = req.scope.iter().collect();
-    grants::add_consent(conn, user_id, &req.client.client_id, &scopes, server.clock.now().naive_utc())
+    let audience = consent_audience(server, &req.audience);
+    grants::add_consent(conn, user_id, &req.client.client_id, audience, &scopes, server.clock.now().naive_utc())
 }
 
 /// Issues a code for the request and returns the URL to send the person
@@ -318,4 +344,150 @@ pub fn canonical_params(pairs: &[(String, String)]) -> String {
         out.append_pair(k, v);
     }
     out.finish()
+}
+
+/// What the authorization endpoint decided for a browser.
+#[derive(Debug)]
+pub enum Decision {
+    /// Back to the client: a code, or an error such as `login_required`.
+    Redirect(String),
+    /// To the sign-in page, which sends the person back to `next` (this
+    /// request).
+    SignIn { next: String },
+    /// The consent page.
+    Consent(Box<ConsentQuestion>),
+}
+
+/// What the consent page asks, and the token its form carries.
+#[derive(Debug)]
+pub struct ConsentQuestion {
+    pub request: AuthorizeRequest,
+    /// The scopes not granted yet (all of them with `prompt=consent`).
+    pub needed: Vec<String>,
+    /// The requested scopes granted before.
+    pub already: Vec<String>,
+    /// The client's owner, in words.
+    pub owner: String,
+    pub user_email: String,
+    /// Whether the audience is the server's own API.
+    pub default_audience: bool,
+    /// Binds the form to this session and this exact request.
+    pub csrf: String,
+}
+
+/// `GET`/`POST /oauth/authorize` for the browser with session `cookie`:
+/// validates the request, then sends the person on — to sign in, to the
+/// consent page, or back to the client with a code.
+pub async fn authorize(
+    sessions: &Sessions,
+    server: Arc<AuthServer>,
+    params: Params,
+    cookie: Option<String>,
+) -> Result<Decision, AuthorizeError> {
+    let policy = sessions.policy;
+    sessions.db.run(move |conn| decide(conn, &server, &policy, &params, cookie.as_deref())).await
+}
+
+fn decide(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    policy: &SessionPolicy,
+    params: &Params,
+    cookie: Option<&str>,
+) -> Result<Decision, AuthorizeError> {
+    let request = validate(conn, server, params)?;
+    let refuse = |error: &'static str, description: &str| {
+        Decision::Redirect(
+            ErrorRedirect {
+                redirect_uri: request.redirect_uri.clone(),
+                error,
+                description: description.to_string(),
+                state: request.state.clone(),
+            }
+            .url(&server.issuer),
+        )
+    };
+    let session = match cookie {
+        Some(c) => sessions::resolve(conn, server.clock.as_ref(), policy, c)?,
+        None => None,
+    };
+    let Some(session) = session else {
+        return Ok(match request.prompt {
+            Prompt::None => refuse("login_required", "the person is not signed in"),
+            _ => Decision::SignIn { next: format!("{}?{}", super::AUTHORIZE_PATH, canonical_params(params.pairs())) },
+        });
+    };
+    let needed = needs_consent(conn, server, &request, &session.user.id)?;
+    if needed.is_empty() {
+        return Ok(Decision::Redirect(issue_code(conn, server, &request, &session.user.id)?));
+    }
+    if request.prompt == Prompt::None {
+        return Ok(refuse("consent_required", "the person has not approved these scopes for this application"));
+    }
+    let owner = match &request.client.owner_id {
+        Some(id) => users::find_by_id(conn, id)?.map_or("an unknown owner".to_string(), |u| u.display_name),
+        None => "the operator of this server".to_string(),
+    };
+    let already = request.scope.iter().filter(|s| !needed.iter().any(|n| n == s)).map(str::to_string).collect();
+    Ok(Decision::Consent(Box::new(ConsentQuestion {
+        csrf: csrf_token(server.keys.master(), &session.id, &canonical_params(&request.params)),
+        default_audience: request.audience == server.default_audience,
+        request,
+        needed,
+        already,
+        owner,
+        user_email: session.user.email,
+    })))
+}
+
+/// What became of a consent form.
+#[derive(Debug)]
+pub enum ConsentOutcome {
+    /// Back to the client: a code (approved) or `access_denied`.
+    Redirect(String),
+    /// Nothing recorded, for this reason (for the person).
+    Refused(&'static str),
+}
+
+/// `POST /oauth/consent`: Approve or Deny, accepted only with the CSRF
+/// token made for this session and this exact request. Approving records
+/// the consent and issues a code; denying sends `access_denied`.
+pub async fn consent(
+    sessions: &Sessions,
+    server: Arc<AuthServer>,
+    params: Params,
+    cookie: Option<String>,
+) -> Result<ConsentOutcome, AuthorizeError> {
+    let Some(session) = sessions.current(cookie).await? else {
+        return Ok(ConsentOutcome::Refused("Your session has ended. Start again from the application."));
+    };
+    let expected = csrf_token(server.keys.master(), &session.id, &canonical_params(params.pairs()));
+    let given = params.get("csrf_token").unwrap_or("");
+    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) || !params.repeated().is_empty() {
+        return Ok(ConsentOutcome::Refused(
+            "The consent form expired or did not come from this page. Start again from the application.",
+        ));
+    }
+    let approve = match params.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return Ok(ConsentOutcome::Refused("Choose Approve or Deny.")),
+    };
+    sessions
+        .db
+        .run(move |conn| {
+            let request = validate(conn, &server, &params)?;
+            if !approve {
+                let denied = ErrorRedirect {
+                    redirect_uri: request.redirect_uri.clone(),
+                    error: "access_denied",
+                    description: "the person denied the request".into(),
+                    state: request.state.clone(),
+                };
+                return Ok(ConsentOutcome::Redirect(denied.url(&server.issuer)));
+            }
+            record_consent(conn, &server, &request, &session.user.id)?;
+            Ok(ConsentOutcome::Redirect(issue_code(conn, &server, &request, &session.user.id)?))
+        })
+        .await
 }

@@ -154,14 +154,13 @@ fn refuse(
     OAuthError::invalid_client(format!("Client authentication failed: {reason}"))
 }
 
-/// Authenticates the client of `request`. `endpoint` is the URL being
-/// called, an accepted `aud` of assertions besides the issuer and the
-/// token endpoint. `allow_resource` admits resource servers (introspection).
+/// Authenticates the client of `request`. `allow_resource` admits
+/// resource servers (introspection). An assertion's `aud` is the issuer or
+/// the token endpoint at every endpoint (see `assertion::verify`).
 pub fn authenticate(
     conn: &mut DbConn,
     server: &AuthServer,
     request: &Request,
-    endpoint: &str,
     allow_resource: bool,
 ) -> Result<Caller, OAuthError> {
     let credentials = extract(request)?;
@@ -226,7 +225,7 @@ pub fn authenticate(
             } else {
                 Vec::new()
             };
-            let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH), endpoint.to_string()];
+            let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH)];
             match assertion::verify(conn, clock, &client, assertion, &audiences, &secrets) {
                 Ok(()) => {}
                 Err(Ok(reason)) => return fail(conn, &reason),
@@ -236,4 +235,53 @@ pub fn authenticate(
         Credentials::IdOnly { .. } | Credentials::Nothing => {}
     }
     Ok(Caller::Client(Box::new(client)))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use super::basic_credentials;
+
+    /// What RFC 6749 §2.3.1 says a client sends: id and secret
+    /// form-urlencoded, joined by `:`, in base64.
+    fn header(scheme: &str, id: &str, secret: &str) -> String {
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let raw = format!("{}:{}", encode(id), encode(secret));
+        format!("{scheme} {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_parses_without_panic(text in ".*", bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = basic_credentials(&text);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let _ = basic_credentials(&format!("Basic {b64}"));
+        }
+
+        #[test]
+        fn form_urlencoded_id_and_secret_round_trip(
+            id in ".{1,64}",
+            secret in ".{0,128}",
+            scheme in prop_oneof![Just("Basic"), Just("basic"), Just("BASIC")],
+        ) {
+            prop_assert_eq!(basic_credentials(&header(scheme, &id, &secret)).unwrap(), Some((id, secret)));
+        }
+
+        #[test]
+        fn an_empty_id_or_another_scheme_is_refused(secret in ".{0,32}") {
+            prop_assert!(basic_credentials(&header("Basic", "", &secret)).is_err());
+            prop_assert!(basic_credentials(&header("Bearer", "x", &secret)).is_err());
+        }
+    }
+
+    #[test]
+    fn plus_is_a_space_and_percent_a_byte() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("my+client:s%3Ae+cret%25");
+        let parsed = basic_credentials(&format!("Basic {b64}")).unwrap();
+        assert_eq!(parsed, Some(("my client".to_string(), "s:e cret%".to_string())));
+        assert!(basic_credentials("Basic").is_err());
+        assert!(basic_credentials("Basic !!!").is_err());
+    }
 }

@@ -1,6 +1,8 @@
 //! The token (RFC 6749 §4.4), introspection (RFC 7662) and revocation
 //! (RFC 7009) endpoints, and the metadata that advertises them (RFC 8414).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::access_token::{self, AccessClaims};
@@ -11,7 +13,41 @@ use super::scope::Scopes;
 use super::user_grants;
 use super::{AUTHORIZE_PATH, AuthServer, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request, TOKEN_PATH};
 use crate::audit::{self, Actor, AuditEvent};
-use crate::store::{DbConn, tokens};
+use crate::store::{Db, DbConn, tokens};
+
+/// Runs an endpoint with one connection on the blocking pool.
+async fn on_pool<T: Send + 'static>(
+    db: &Db,
+    server: Arc<AuthServer>,
+    request: Request,
+    endpoint: fn(&mut DbConn, &AuthServer, &Request) -> Result<T, OAuthError>,
+) -> Result<T, OAuthError> {
+    db.run(move |conn| endpoint(conn, &server, &request)).await
+}
+
+/// `POST /oauth/token`, as the HTTP layer calls it.
+pub async fn serve_token(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<TokenResponse, OAuthError> {
+    on_pool(db, server, request, token).await
+}
+
+/// `POST /oauth/introspect`, as the HTTP layer calls it.
+pub async fn serve_introspection(
+    db: &Db,
+    server: Arc<AuthServer>,
+    request: Request,
+) -> Result<Introspection, OAuthError> {
+    on_pool(db, server, request, introspect).await
+}
+
+/// `POST /oauth/revoke`, as the HTTP layer calls it.
+pub async fn serve_revocation(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<(), OAuthError> {
+    on_pool(db, server, request, revoke).await
+}
+
+/// The RFC 8414 document, as the HTTP layer calls it.
+pub async fn serve_metadata(db: &Db, server: Arc<AuthServer>) -> Result<serde_json::Value, OAuthError> {
+    db.run(move |conn| metadata(conn, &server)).await
+}
 
 /// A successful token response.
 #[derive(Debug, Serialize)]
@@ -53,7 +89,7 @@ pub fn token(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Resul
     let grant = request.params.require("grant_type")?;
     let grant = GrantType::parse(grant)
         .ok_or_else(|| OAuthError::unsupported_grant_type("the grant_type is not one this server supports"))?;
-    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(TOKEN_PATH), false)?)?;
+    let client = client_only(client_auth::authenticate(conn, server, request, false)?)?;
     if !client.allows_grant(grant) || (grant == GrantType::ClientCredentials && client.is_public()) {
         return Err(OAuthError::unauthorized_client(format!("this client may not use the {} grant", grant.as_str())));
     }
@@ -78,7 +114,7 @@ fn client_credentials(
         request.params.get("scope").map(Scopes::parse).transpose().map_err(OAuthError::invalid_scope)?;
     let audience = access_token::resolve_audience(conn, server, client, audience_param)?;
     let scope = access_token::choose_scope(&access_token::allowed_scopes(client, &audience), requested_scope)?;
-    let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope)?;
+    let minted = access_token::mint(conn, server, &client.client_id, &client.client_id, &audience, &scope, None)?;
     Ok(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
@@ -98,12 +134,15 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
 }
 
-/// Claims of a live refresh token, in the shape of an access token's.
+/// Claims of a live refresh token (of a person still enabled), in the
+/// shape of an access token's.
 fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let Some((row, grant)) = user_grants::find_refresh(conn, token)? else {
         return Ok(None);
     };
-    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc()) {
+    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc())
+        || !access_token::user_enabled(conn, &grant.user_id)?
+    {
         return Ok(None);
     }
     Ok(Some(AccessClaims {
@@ -115,6 +154,7 @@ fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result
         iat: row.created_at.and_utc().timestamp(),
         exp: row.expires_at.and_utc().timestamp(),
         jti: row.id,
+        gid: None,
     }))
 }
 
@@ -127,7 +167,7 @@ fn refresh_first(request: &Request) -> bool {
 /// server the access tokens minted for it; anything else reads inactive.
 /// The hint only orders the search.
 pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<Introspection, OAuthError> {
-    let caller = client_auth::authenticate(conn, server, request, &server.url(INTROSPECT_PATH), true)?;
+    let caller = client_auth::authenticate(conn, server, request, true)?;
     let token = request.params.require("token")?;
     let mut found = None;
     for refresh in if refresh_first(request) { [true, false] } else { [false, true] } {
@@ -146,6 +186,8 @@ pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> 
     });
     Ok(match found {
         Some((mut claims, kind)) => {
+            // The grant id is the server's own bookkeeping.
+            claims.gid = None;
             if kind == "refresh_token" {
                 // A refresh token's id is its fingerprint: not for callers.
                 claims.jti = String::new();
@@ -162,7 +204,7 @@ pub fn introspect(conn: &mut DbConn, server: &AuthServer, request: &Request) -> 
 /// so the endpoint tells nothing about tokens it did not issue to the
 /// caller.
 pub fn revoke(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Result<(), OAuthError> {
-    let client = client_only(client_auth::authenticate(conn, server, request, &server.url(REVOKE_PATH), false)?)?;
+    let client = client_only(client_auth::authenticate(conn, server, request, false)?)?;
     let token = request.params.require("token")?;
     if let Some(claims) = access_token::verify_signature(conn, server, token)? {
         if claims.client_id == client.client_id {

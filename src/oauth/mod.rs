@@ -11,6 +11,8 @@ pub mod client_secrets;
 pub mod clients;
 pub mod endpoints;
 pub mod error;
+pub mod next;
+pub mod params;
 pub mod resources;
 pub mod scope;
 pub mod user_grants;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::jwt::keyring::KeyRing;
 pub use error::OAuthError;
+pub use params::{MAX_PARAMS, Params, TooManyParams};
 
 /// Paths of the endpoints, relative to the issuer.
 pub const AUTHORIZE_PATH: &str = "/oauth/authorize";
@@ -43,64 +46,6 @@ pub struct AuthServer {
 impl AuthServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer.trim_end_matches('/'))
-    }
-}
-
-/// A form body (`application/x-www-form-urlencoded`) as RFC 6749 reads it:
-/// a parameter may appear at most once, and an empty value counts as
-/// absent (§3.1, §3.2).
-#[derive(Debug, Default, Clone)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
-    /// Names that appeared more than once (only the first value is kept).
-    repeated: Vec<String>,
-}
-
-impl Params {
-    /// Parses and refuses a repeated parameter with `invalid_request`.
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let params = Self::parse_lenient(body);
-        match params.repeated.first() {
-            Some(name) => {
-                Err(OAuthError::invalid_request(format!("the parameter {} appears more than once", printable(name))))
-            }
-            None => Ok(params),
-        }
-    }
-
-    /// Parses and notes repeated parameters, for callers that must know
-    /// some parameters before they can report the error (the authorization
-    /// endpoint redirects it).
-    pub fn parse_lenient(body: &[u8]) -> Self {
-        let mut params = Self::default();
-        for (name, value) in form_urlencoded::parse(body) {
-            if params.pairs.iter().any(|(n, _)| *n == name) {
-                if !params.repeated.iter().any(|r| *r == name) {
-                    params.repeated.push(name.into_owned());
-                }
-                continue;
-            }
-            params.pairs.push((name.into_owned(), value.into_owned()));
-        }
-        params
-    }
-
-    pub fn repeated(&self) -> &[String] {
-        &self.repeated
-    }
-
-    /// Every parameter, in order, as received (first values).
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.pairs
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
-    }
-
-    /// A required parameter.
-    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("the {name} parameter is missing")))
     }
 }
 

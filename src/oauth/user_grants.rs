@@ -47,7 +47,8 @@ fn tokens_for(
     refresh: Option<&RefreshPolicy>,
 ) -> Result<TokenResponse, OAuthError> {
     let audience: Audience = access_token::resolve_audience(conn, server, client, Some(&grant.audience))?;
-    let minted = access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope)?;
+    let minted =
+        access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope, Some(&grant.id))?;
     let exp = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
     grants::add_grant_token(conn, &minted.claims.jti, &grant.id, exp)?;
     let refresh_token = match refresh {
@@ -85,6 +86,12 @@ fn new_refresh_token(
     Ok(token)
 }
 
+/// A code or refresh token of a person whose account is disabled: their
+/// grants were revoked when it was, and nothing new is minted for them.
+fn disabled_person() -> OAuthError {
+    OAuthError::invalid_grant("the account this grant acts for is disabled")
+}
+
 /// `grant_type=authorization_code`.
 pub fn authorization_code(
     conn: &mut DbConn,
@@ -118,6 +125,9 @@ pub fn authorization_code(
     }
     if now.naive_utc() >= row.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
+    }
+    if !access_token::user_enabled(conn, &row.user_id)? {
+        return Err(disabled_person());
     }
     match request.params.get("redirect_uri") {
         Some(given) if given != row.redirect_uri => {
@@ -199,6 +209,9 @@ pub fn refresh_token(
     }
     if now >= row.expires_at || now >= grant.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    if !access_token::user_enabled(conn, &grant.user_id)? {
+        return Err(disabled_person());
     }
     let granted = Scopes::from_stored(&grant.scope);
     let scope = match requested {

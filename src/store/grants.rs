@@ -49,11 +49,18 @@ pub struct RefreshRow {
     pub used_at: Option<NaiveDateTime>,
 }
 
-/// The scopes `user_id` has granted `client_id`.
-pub fn consented_scopes(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+/// The scopes `user_id` has granted `client_id` for `audience` (the empty
+/// string is the server's own API).
+pub fn consented_scopes(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+) -> Result<Vec<String>, StoreError> {
     Ok(consents::table
         .filter(consents::user_id.eq(user_id))
         .filter(consents::client_id.eq(client_id))
+        .filter(consents::audience.eq(audience))
         .select(consents::scope)
         .load(conn)?)
 }
@@ -62,15 +69,17 @@ pub fn add_consent(
     conn: &mut DbConn,
     user_id: &str,
     client_id: &str,
+    audience: &str,
     scopes: &[&str],
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    let have = consented_scopes(conn, user_id, client_id)?;
+    let have = consented_scopes(conn, user_id, client_id, audience)?;
     for scope in scopes.iter().filter(|s| !have.iter().any(|h| h == *s)) {
         let inserted = diesel::insert_into(consents::table)
             .values((
                 consents::user_id.eq(user_id),
                 consents::client_id.eq(client_id),
+                consents::audience.eq(audience),
                 consents::scope.eq(scope),
                 consents::granted_at.eq(now),
             ))
@@ -125,8 +134,11 @@ pub fn add_grant_token(
     Ok(())
 }
 
-/// Revokes a grant: marks it, and puts every access token minted in it
-/// that may still be alive into `revoked_tokens`. One transaction.
+/// Revokes a grant: marks it, and puts every access token recorded in it
+/// that may still be alive into `revoked_tokens`. One transaction. The mark
+/// is what counts: a token names its grant (`gid`) and is checked against
+/// it, which also covers a token recorded after this ran; the list covers
+/// tokens minted before tokens named their grant.
 pub fn revoke_grant(conn: &mut DbConn, grant: &GrantRow, now: NaiveDateTime) -> Result<(), StoreError> {
     conn.transaction(|conn| {
         diesel::update(grants::table.find(&grant.id).filter(grants::revoked_at.is_null()))
@@ -154,6 +166,15 @@ pub fn revoke_grant(conn: &mut DbConn, grant: &GrantRow, now: NaiveDateTime) -> 
         Ok::<_, diesel::result::Error>(())
     })?;
     Ok(())
+}
+
+/// Revokes every grant of `user_id` that is not revoked yet; how many.
+/// Their tokens read inactive from then on (they are checked against
+/// their grant), and their refresh tokens stop working.
+pub fn revoke_for_user(conn: &mut DbConn, user_id: &str, now: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::update(grants::table.filter(grants::user_id.eq(user_id)).filter(grants::revoked_at.is_null()))
+        .set(grants::revoked_at.eq(now))
+        .execute(conn)?)
 }
 
 pub fn insert_refresh(conn: &mut DbConn, row: &RefreshRow) -> Result<(), StoreError> {

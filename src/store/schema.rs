@@ -123,9 +123,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    consents (user_id, client_id, scope) {
+    consents (user_id, client_id, audience, scope) {
         user_id -> Text,
         client_id -> Text,
+        audience -> Text,
         scope -> Text,
         granted_at -> Timestamp,
     }

@@ -35,6 +35,11 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Ends every session of `user_id`; how many there were.
+pub fn delete_for_user(conn: &mut DbConn, user_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
+}
+
 pub fn record_failure(conn: &mut DbConn, id: &str, subject: &str, now: NaiveDateTime) -> Result<(), StoreError> {
     diesel::insert_into(login_failures::table)
         .values((login_failures::id.eq(id), login_failures::subject.eq(subject), login_failures::occurred_at.eq(now)))

@@ -419,39 +419,6 @@ fn refresh_rules(backend: Backend) {
     assert_eq!(refresh(&client, &r, None).1["error"], "invalid_grant");
 }
 
-/// Two refreshes with one token at the same moment: exactly one gets new
-/// tokens; the other is a reuse, which revokes the family (documented).
-fn concurrent_refresh_has_exactly_one_winner(backend: Backend) {
-    let app = TestApp::start(backend);
-    let client = app.web_client("read");
-    let person = app.admin();
-    let c = person.approve(&app, &url_of(&app, &with(good(&client), "scope", Some("read offline_access"))));
-    let (_, body) = exchange(&app, &client, &c, VERIFIER, Some(REDIRECT_URI));
-    let token = body["refresh_token"].as_str().unwrap().to_string();
-    let url = app.token_endpoint();
-    let results: Vec<(StatusCode, Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (url, token, client) = (url.clone(), token.clone(), client.clone());
-                s.spawn(move || {
-                    let res = reqwest::blocking::Client::new()
-                        .post(url)
-                        .basic_auth(&client.id, Some(client.secret()))
-                        .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
-                        .send()
-                        .unwrap();
-                    (res.status(), res.json::<Value>().unwrap())
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let winners = results.iter().filter(|(s, _)| *s == 200).count();
-    assert_eq!(winners, 1, "{results:?}");
-    let loser = results.iter().find(|(s, _)| *s != 200).unwrap();
-    assert_eq!(loser.1["error"], "invalid_grant");
-}
-
 fn sign_in_rules(backend: Backend) {
     let app = TestApp::builder(backend).with_config(|c| c.login_max_failures = 3).start();
     let person = app.admin();
@@ -585,6 +552,5 @@ both_backends!(
     consent_rules,
     redirect_uris_at_registration,
     refresh_rules,
-    concurrent_refresh_has_exactly_one_winner,
     sign_in_rules,
 );

@@ -100,7 +100,7 @@ fn every_method_succeeds(backend: Backend) {
     assert_ok(&app, &jwt_client.id, post(&app, &with_assertion(&assertion), None));
     // The issuer is an accepted audience too, and client_id may be sent.
     let mut claims = app.assertion_claims(&jwt_client.id);
-    claims["aud"] = json!([app.issuer()]);
+    claims["aud"] = json!(app.issuer());
     let mut form = with_assertion(&hs256_assertion(jwt_client.secret(), &claims));
     form.push(("client_id", jwt_client.id.clone()));
     assert_ok(&app, &jwt_client.id, post(&app, &form, None));
