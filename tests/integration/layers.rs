@@ -25,7 +25,8 @@ fn http_never_imports_the_store() {
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            if code.contains("crate::store") || code.contains("tessera::store") || code.contains("super::super::store") {
+            if code.contains("crate::store") || code.contains("tessera::store") || code.contains("super::super::store")
+            {
                 offending.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
             }
         }

@@ -26,17 +26,9 @@ pub fn user_id(app: &TestApp, email: &str) -> String {
 /// secret key when there are none.
 pub fn new_key(owner_id: &str, permissions: &[&str]) -> NewKey {
     NewKey {
-        owner_id: owner_id.into(),
-        client_id: None,
-        name: "Backend".into(),
         key_type: if permissions.is_empty() { KeyType::Secret } else { KeyType::Restricted },
-        mode: Mode::Test,
         permissions: permissions.iter().map(|p| p.to_string()).collect(),
-        allowed_ips: vec![],
-        allowed_referrers: vec![],
-        allowed_endpoints: vec![],
-        expires_in: None,
-        rate_limit: None,
+        ..crate::support::key_request(owner_id, Mode::Test)
     }
 }
 

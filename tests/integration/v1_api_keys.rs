@@ -6,7 +6,7 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;
 use serde_json::{Value, json};
-use tessera::apikeys::{self, KeyType, Mode, NewKey};
+use tessera::apikeys::{self, Mode, NewKey};
 use tessera::audit::Actor;
 use tessera::config::Environment;
 
@@ -19,19 +19,7 @@ fn user_id(app: &TestApp, email: &str) -> String {
 }
 
 fn new_key(owner_id: &str, mode: Mode) -> NewKey {
-    NewKey {
-        owner_id: owner_id.into(),
-        client_id: None,
-        name: "Backend".into(),
-        key_type: KeyType::Secret,
-        mode,
-        permissions: vec![],
-        allowed_ips: vec![],
-        allowed_referrers: vec![],
-        allowed_endpoints: vec![],
-        expires_in: None,
-        rate_limit: None,
-    }
+    crate::support::key_request(owner_id, mode)
 }
 
 fn make_key(app: &TestApp, new: NewKey) -> (String, String) {

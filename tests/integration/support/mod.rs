@@ -233,6 +233,24 @@ impl TestAppBuilder {
     }
 }
 
+/// A full secret key for `owner_id` in `mode`, with no restrictions: the
+/// request other tests change one field of.
+pub fn key_request(owner_id: &str, mode: tessera::apikeys::Mode) -> tessera::apikeys::NewKey {
+    tessera::apikeys::NewKey {
+        owner_id: owner_id.into(),
+        client_id: None,
+        name: "Backend".into(),
+        key_type: tessera::apikeys::KeyType::Secret,
+        mode,
+        permissions: vec![],
+        allowed_ips: vec![],
+        allowed_referrers: vec![],
+        allowed_endpoints: vec![],
+        expires_in: None,
+        rate_limit: None,
+    }
+}
+
 /// A blocking client that keeps cookies and does not follow redirects, so
 /// a test sees every 302.
 pub fn http_client() -> reqwest::blocking::Client {
@@ -295,17 +313,8 @@ impl TestApp {
     /// make everything else over HTTP.
     pub fn root_key(&self) -> String {
         let new = tessera::apikeys::NewKey {
-            owner_id: self.user_id("admin@localhost"),
-            client_id: None,
             name: "Root".into(),
-            key_type: tessera::apikeys::KeyType::Secret,
-            mode: tessera::apikeys::Mode::of(self.config.environment),
-            permissions: vec![],
-            allowed_ips: vec![],
-            allowed_referrers: vec![],
-            allowed_endpoints: vec![],
-            expires_in: None,
-            rate_limit: None,
+            ..key_request(&self.user_id("admin@localhost"), tessera::apikeys::Mode::of(self.config.environment))
         };
         let (_, raw) =
             tessera::apikeys::create(&mut self.conn(), &self.clock, &self.master_key, new, tessera::audit::Actor::Cli)
