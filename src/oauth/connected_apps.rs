@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::clients;
-use super::{AuthServer, user_grants};
+use super::user_grants;
 use crate::audit::{self, Actor, AuditEvent};
+use crate::clock::Clock;
 use crate::store::{DbConn, StoreError, grants, users};
 
 /// One app the person has granted access to, for one audience.
@@ -71,7 +72,7 @@ pub fn list(conn: &mut DbConn, user_id: &str) -> Result<Vec<ConnectedApp>, Conne
 /// audience, and every live token family. Audited as `consent.revoked`.
 pub fn revoke(
     conn: &mut DbConn,
-    server: &AuthServer,
+    clock: &dyn Clock,
     user_id: &str,
     client_id: &str,
 ) -> Result<usize, ConnectedAppError> {
@@ -81,10 +82,10 @@ pub fn revoke(
         return Err(ConnectedAppError::NotConnected);
     }
     for grant in &families {
-        user_grants::revoke_grant(conn, server, &grant.id, "access revoked by the person")?;
+        user_grants::revoke_grant(conn, clock, &grant.id, "access revoked by the person")?;
     }
     let mut event = AuditEvent::new(Actor::User(user_id.to_string()), "consent.revoked", Some(client_id));
     event.details = serde_json::json!({ "families": families.len() });
-    audit::record(conn, server.clock.as_ref(), event)?;
+    audit::record(conn, clock, event)?;
     Ok(families.len())
 }

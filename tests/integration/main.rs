@@ -9,6 +9,7 @@ mod chromium;
 mod cli;
 mod client_auth;
 mod client_credentials;
+mod connected_apps;
 mod http_skeleton;
 mod introspection;
 mod layers;
