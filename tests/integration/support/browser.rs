@@ -245,3 +245,45 @@ pub fn oauth2_http() -> oauth2::reqwest::blocking::Client {
 pub fn code(value: String) -> AuthorizationCode {
     AuthorizationCode::new(value)
 }
+
+/// The `csrf_token` of the first form on `html` that posts to a dashboard
+/// page (the header's sign-out form carries a token of its own).
+pub fn dashboard_csrf(html: &str) -> String {
+    html.split("<form")
+        .skip(1)
+        .find(|form| form.contains("action=\"/dashboard"))
+        .map(|form| field(&hidden_fields(form.split("</form>").next().unwrap_or("")), "csrf_token").to_string())
+        .expect("a dashboard form with a csrf_token")
+}
+
+/// The text of every element that carries `data-secret`, unescaped.
+pub fn secrets_in(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in html.split("data-secret").skip(1) {
+        let Some(start) = part.find('>') else { continue };
+        let text = &part[start + 1..];
+        let end = text.find('<').unwrap_or(text.len());
+        out.push(unescape(text[..end].trim()));
+    }
+    out
+}
+
+impl Person {
+    /// A dashboard page's HTML, asserting it answered 200.
+    pub fn page(&self, app: &TestApp, path: &str) -> String {
+        let res = self.get(&app.url(path));
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.text().unwrap()
+    }
+
+    /// This session's dashboard CSRF token, read from a page.
+    pub fn csrf(&self, app: &TestApp) -> String {
+        dashboard_csrf(&self.page(app, "/dashboard/api-keys"))
+    }
+
+    /// Posts a form of `(name, value)` pairs (repeated names allowed).
+    pub fn submit(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let pairs: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.post(&app.url(path), &pairs)
+    }
+}

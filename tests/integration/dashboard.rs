@@ -1,0 +1,416 @@
+//! The dashboard over plain HTTP, as a browser without JavaScript uses it:
+//! a cookie-keeping client signs in, reads the pages and posts their forms.
+//! Each secret is read from `[data-secret]` and used against `/v1` or the
+//! token endpoint, so the page and the API are checked against each other.
+
+use serde_json::Value;
+use tessera::apikeys::Mode;
+
+use crate::both_backends;
+use crate::support::browser::{Person, dashboard_csrf, location, secrets_in};
+use crate::support::oauth::TestClient;
+use crate::support::{Backend, TestApp};
+
+/// `/v1` answers for a raw key.
+fn v1(app: &TestApp, method: reqwest::Method, path: &str, key: &str) -> (u16, Value) {
+    let res = app.client.request(method, app.url(path)).bearer_auth(key).json(&serde_json::json!({})).send().unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn get_v1(app: &TestApp, path: &str, key: &str) -> u16 {
+    v1(app, reqwest::Method::GET, path, key).0
+}
+
+fn mode(app: &TestApp) -> &'static str {
+    Mode::of(app.config.environment).as_str()
+}
+
+/// A member, signed in.
+fn member(app: &TestApp, email: &str) -> Person {
+    let person = app.person(email);
+    person.sign_in(app);
+    person
+}
+
+/// Posts the create-key form; the answer's status and HTML.
+fn create_key(app: &TestApp, person: &Person, extra: &[(&str, &str)]) -> (u16, String, reqwest::header::HeaderMap) {
+    let csrf = person.csrf(app);
+    let mut form = vec![("csrf_token", csrf.as_str()), ("mode", mode(app))];
+    form.extend_from_slice(extra);
+    let res = person.submit(app, "/dashboard/api-keys", &form);
+    let (status, headers) = (res.status().as_u16(), res.headers().clone());
+    (status, res.text().unwrap(), headers)
+}
+
+/// The one secret on a page: it appears exactly once in the whole page,
+/// inside `[data-secret]`.
+fn the_secret(html: &str) -> String {
+    let secrets = secrets_in(html);
+    assert_eq!(secrets.len(), 1, "one [data-secret] element: {html}");
+    let secret = secrets[0].clone();
+    assert!(!secret.is_empty());
+    assert_eq!(html.matches(&secret).count(), 1, "the secret appears once, in [data-secret]");
+    secret
+}
+
+fn no_store(headers: &reqwest::header::HeaderMap) {
+    assert_eq!(headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+}
+
+/// The key id in the "Key ID" fact of a secret page.
+fn key_id_in(html: &str) -> String {
+    let start = html.find("key_").expect("a key id");
+    html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+fn not_signed_in_is_sent_to_sign_in_and_back(backend: Backend) {
+    let app = TestApp::start(backend);
+    let person = app.person("bea@example.com");
+    for path in ["/dashboard", "/dashboard/api-keys?tab=x", "/dashboard/apps", "/dashboard/api-keys/key_x"] {
+        let res = person.get(&app.url(path));
+        assert_eq!(res.status(), 302, "{path}");
+        let to = location(&res);
+        let expected =
+            format!("/login?{}", form_urlencoded::Serializer::new(String::new()).append_pair("next", path).finish());
+        assert_eq!(to, expected);
+    }
+    // A form posted without a session changes nothing and asks to sign in.
+    let res = person.submit(&app, "/dashboard/api-keys", &[("name", "x"), ("mode", mode(&app))]);
+    assert_eq!(res.status(), 302);
+    assert!(tessera::apikeys::list(&mut app.conn(), None).unwrap().is_empty());
+    // Signing in from there comes back to the page.
+    let login = location(&person.get(&app.url("/dashboard/api-keys?tab=x")));
+    let back = person.submit_login(&app, &app.url(&login), &person.password.clone());
+    assert_eq!(location(&back), "/dashboard/api-keys?tab=x");
+    let page = person.get(&app.url("/dashboard/api-keys?tab=x"));
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+}
+
+fn a_key_made_in_the_dashboard_is_shown_once_and_works_on_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let (status, html, headers) = create_key(&app, &bea, &[("name", "Billing backend"), ("type", "secret")]);
+    assert_eq!(status, 201, "{html}");
+    no_store(&headers);
+    let raw = the_secret(&html);
+    assert!(raw.starts_with(&format!("sk_{}_", mode(&app))), "{raw}");
+    assert!(html.contains("will not be shown again"));
+    assert!(html.contains("data-copy-target=\"secret\""), "a copy button");
+    assert_eq!(get_v1(&app, "/v1/api-keys", &raw), 200);
+
+    // Afterwards the pages show the display form, never the key.
+    let id = key_id_in(&html);
+    let display = format!("{}…{}", &raw[..8], &raw[raw.len() - 4..]);
+    for path in ["/dashboard", "/dashboard/api-keys", &format!("/dashboard/api-keys/{id}")] {
+        let page = bea.page(&app, path);
+        assert!(!page.contains(&raw), "{path} shows the key");
+        assert!(secrets_in(&page).is_empty(), "{path}");
+        assert!(page.contains("Billing backend"), "{path}");
+        assert!(page.contains(&display) || path == "/dashboard/api-keys" && page.contains(&raw[raw.len() - 4..]));
+    }
+    let key_page = bea.page(&app, &format!("/dashboard/api-keys/{id}"));
+    assert!(key_page.contains("<section id=\"usage\""), "the spot for the usage chart");
+}
+
+fn a_restricted_keys_page_matches_what_v1_enforces(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let (status, html, _) = create_key(
+        &app,
+        &bea,
+        &[
+            ("name", "Reader"),
+            ("type", "restricted"),
+            ("permissions", "read"),
+            ("allowed_ips", "127.0.0.1\n10.0.0.0/8"),
+            ("allowed_endpoints", "GET /v1/api-keys\nGET /v1/api-keys/*"),
+        ],
+    );
+    assert_eq!(status, 201, "{html}");
+    let reader = the_secret(&html);
+    assert!(reader.starts_with("rk_"), "{reader}");
+    let id = key_id_in(&html);
+    let page = bea.page(&app, &format!("/dashboard/api-keys/{id}"));
+    let dd = |name: &str| {
+        let start = page.find(&format!("id=\"{name}\"")).unwrap_or_else(|| panic!("no {name}"));
+        page[start..].split("</dd>").next().unwrap().to_string()
+    };
+    // The page: read only; two IP rules; two endpoints; any referrer.
+    assert!(dd("permissions").ends_with(">read"), "{}", dd("permissions"));
+    assert!(dd("allowed-ips").contains("127.0.0.1/32") && dd("allowed-ips").contains("10.0.0.0/8"));
+    assert!(dd("allowed-endpoints").contains("GET /v1/api-keys/*"));
+    assert!(dd("allowed-referrers").ends_with(">any"));
+    // /v1: what the page lists passes; another endpoint does not.
+    assert_eq!(get_v1(&app, "/v1/api-keys", &reader), 200);
+    assert_eq!(get_v1(&app, &format!("/v1/api-keys/{id}"), &reader), 200);
+    assert_eq!(get_v1(&app, "/v1/clients", &reader), 403);
+    assert_eq!(v1(&app, reqwest::Method::POST, "/v1/api-keys", &reader).0, 403);
+
+    // Without an endpoint rule, "read" alone still refuses a write, and an
+    // IP rule that excludes the caller refuses everything.
+    let (_, html, _) = create_key(&app, &bea, &[("name", "R2"), ("type", "restricted"), ("permissions", "read")]);
+    let read_only = the_secret(&html);
+    let (status, body) = v1(&app, reqwest::Method::POST, "/v1/api-keys", &read_only);
+    assert_eq!((status, body["code"].as_str()), (403, Some("insufficient_scope")), "{body}");
+    let (_, html, _) = create_key(
+        &app,
+        &bea,
+        &[("name", "Far"), ("type", "restricted"), ("permissions", "read"), ("allowed_ips", "203.0.113.7")],
+    );
+    let far = the_secret(&html);
+    let far_page = bea.page(&app, &format!("/dashboard/api-keys/{}", key_id_in(&html)));
+    assert!(far_page.contains("203.0.113.7/32"));
+    assert_eq!(get_v1(&app, "/v1/api-keys", &far), 403);
+}
+
+fn rotating_shows_the_successor_once_and_revoking_asks_first(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let (_, html, _) = create_key(&app, &bea, &[("name", "Worker"), ("type", "secret")]);
+    let (old, id) = (the_secret(&html), key_id_in(&html));
+    let csrf = bea.csrf(&app);
+    let res =
+        bea.submit(&app, &format!("/dashboard/api-keys/{id}/rotate"), &[("csrf_token", &csrf), ("expire_old_in", "0")]);
+    assert_eq!(res.status(), 200);
+    no_store(res.headers());
+    let html = res.text().unwrap();
+    let new = the_secret(&html);
+    let new_id = key_id_in(&html);
+    assert_ne!(new, old);
+    assert_eq!(get_v1(&app, "/v1/api-keys", &old), 401, "the old key ended now");
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 200);
+
+    // Revoke: a confirmation page first, then the post.
+    let confirm = bea.page(&app, &format!("/dashboard/api-keys/{new_id}/revoke"));
+    assert!(confirm.contains("cannot be undone"));
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 200, "showing the confirmation revokes nothing");
+    let res =
+        bea.submit(&app, &format!("/dashboard/api-keys/{new_id}/revoke"), &[("csrf_token", &dashboard_csrf(&confirm))]);
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("/dashboard/api-keys/{new_id}"));
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 401);
+    let page = bea.page(&app, &format!("/dashboard/api-keys/{new_id}"));
+    assert!(page.contains("status revoked") && !page.contains("id=\"rotate\""));
+}
+
+fn a_form_without_or_with_a_foreign_csrf_token_changes_nothing(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let cai = member(&app, "cai@example.com");
+    let (_, html, _) = create_key(&app, &bea, &[("name", "Kept"), ("type", "secret")]);
+    let (raw, id) = (the_secret(&html), key_id_in(&html));
+    let foreign = cai.csrf(&app);
+    let logout_token = {
+        let page = bea.page(&app, "/dashboard");
+        let form = page.split("action=\"/logout\"").nth(1).unwrap().to_string();
+        crate::support::browser::field(&crate::support::browser::hidden_fields(&form), "csrf_token").to_string()
+    };
+    let app_form = [
+        ("name", "App"),
+        ("client_type", "confidential"),
+        ("redirect_uris", "https://a.example.com/cb"),
+        ("scope", "read"),
+    ];
+    for token in [None, Some(foreign.as_str()), Some(logout_token.as_str()), Some("")] {
+        let with = |fields: &[(&'static str, &'static str)]| {
+            let mut f: Vec<(&str, &str)> = fields.to_vec();
+            if let Some(t) = token {
+                f.push(("csrf_token", t));
+            }
+            f
+        };
+        let res = bea.submit(&app, "/dashboard/api-keys", &with(&[("name", "Sneaky"), ("mode", mode(&app))]));
+        assert_eq!(res.status(), 403, "{token:?}");
+        assert!(!res.text().unwrap().contains("sk_"));
+        assert_eq!(bea.submit(&app, &format!("/dashboard/api-keys/{id}/revoke"), &with(&[])).status(), 403);
+        assert_eq!(
+            bea.submit(&app, &format!("/dashboard/api-keys/{id}/rotate"), &with(&[("expire_old_in", "0")])).status(),
+            403
+        );
+        assert_eq!(bea.submit(&app, "/dashboard/apps", &with(&app_form)).status(), 403);
+    }
+    assert_eq!(tessera::apikeys::list(&mut app.conn(), None).unwrap().len(), 1, "no key made or rotated");
+    assert!(tessera::oauth::clients::list(&mut app.conn()).unwrap().is_empty());
+    assert_eq!(get_v1(&app, "/v1/api-keys", &raw), 200, "still works");
+}
+
+fn another_members_keys_and_apps_read_as_not_found(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let cai = member(&app, "cai@example.com");
+    let (_, html, _) = create_key(&app, &bea, &[("name", "Bea's"), ("type", "secret")]);
+    let (raw, id) = (the_secret(&html), key_id_in(&html));
+    let client_id = register_app(&app, &bea, &[]).0;
+    let csrf = cai.csrf(&app);
+    for path in [
+        format!("/dashboard/api-keys/{id}"),
+        format!("/dashboard/api-keys/{id}/revoke"),
+        format!("/dashboard/apps/{client_id}"),
+        format!("/dashboard/apps/{client_id}/disable"),
+    ] {
+        assert_eq!(cai.get(&app.url(&path)).status(), 404, "GET {path}");
+    }
+    for (path, extra) in [
+        (format!("/dashboard/api-keys/{id}/revoke"), None),
+        (format!("/dashboard/api-keys/{id}/rotate"), Some(("expire_old_in", "0"))),
+        (format!("/dashboard/apps/{client_id}/disable"), None),
+        (format!("/dashboard/apps/{client_id}/rotate-secret"), Some(("expire_old_in", "0"))),
+        (format!("/dashboard/apps/{client_id}"), Some(("name", "Mine now"))),
+    ] {
+        let mut form = vec![("csrf_token", csrf.as_str())];
+        form.extend(extra);
+        assert_eq!(cai.submit(&app, &path, &form).status(), 404, "POST {path}");
+    }
+    assert_eq!(get_v1(&app, "/v1/api-keys", &raw), 200);
+    let client = tessera::oauth::clients::find(&mut app.conn(), &client_id).unwrap().unwrap();
+    assert!(!client.disabled && client.name == "Photo Printer");
+    // Nor does either show up in the other's lists.
+    let listing = cai.page(&app, "/dashboard");
+    assert!(!listing.contains(&id) && !listing.contains(&client_id));
+}
+
+/// Registers an app from the dashboard; its client id and secret.
+fn register_app(app: &TestApp, person: &Person, extra: &[(&str, &str)]) -> (String, String) {
+    let csrf = dashboard_csrf(&person.page(app, "/dashboard/apps"));
+    let mut form = vec![
+        ("csrf_token", csrf.as_str()),
+        ("name", "Photo Printer"),
+        ("client_type", "confidential"),
+        ("redirect_uris", "https://app.example.com/callback\nhttps://app.example.com/other"),
+        ("scope", "read"),
+        ("grant_types", "authorization_code"),
+        ("grant_types", "refresh_token"),
+        ("grant_types", "client_credentials"),
+    ];
+    form.extend_from_slice(extra);
+    let res = person.submit(app, "/dashboard/apps", &form);
+    assert_eq!(res.status(), 201);
+    no_store(res.headers());
+    let html = res.text().unwrap();
+    let secret = the_secret(&html);
+    let start = html.find("cl_").expect("a client id");
+    let id: String = html[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    (id, secret)
+}
+
+fn token_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some((id, secret))).status().as_u16()
+}
+
+fn apps_are_registered_edited_rotated_and_disabled(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let (id, secret) = register_app(&app, &bea, &[]);
+    let client = TestClient { id: id.clone(), secret: Some(secret.clone()) };
+    app.cc_token(&client, &[]);
+    let overview = bea.page(&app, "/dashboard");
+    assert!(overview.contains(&id) && !overview.contains(&secret), "the Client ID, never the secret");
+
+    // Edit; a bad redirect URI re-renders with the input kept.
+    let page = bea.page(&app, &format!("/dashboard/apps/{id}"));
+    let csrf = dashboard_csrf(&page);
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/apps/{id}"),
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Printer <b>2</b>"),
+            ("redirect_uris", "javascript:alert(1)"),
+            ("scope", "read"),
+        ],
+    );
+    assert_eq!(res.status(), 422);
+    let html = res.text().unwrap();
+    assert!(html.contains("Printer &#60;b&#62;2&#60;/b&#62;") && !html.contains("<b>2"), "kept, escaped");
+    assert!(html.contains("javascript:alert(1)</textarea>"));
+    assert!(html.contains("class=\"field-error\""));
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/apps/{id}"),
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Printer 2"),
+            ("redirect_uris", "https://app.example.com/new"),
+            ("scope", "read write"),
+        ],
+    );
+    assert_eq!(res.status(), 303);
+    let page = bea.page(&app, &location(&res));
+    assert!(
+        page.contains("Changes saved") && page.contains("Printer 2") && page.contains("https://app.example.com/new")
+    );
+    // A member may not give an app the admin scope (the service's rule).
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/apps/{id}"),
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Printer 2"),
+            ("redirect_uris", "https://app.example.com/new"),
+            ("scope", "admin"),
+        ],
+    );
+    assert_eq!(res.status(), 422);
+    assert!(res.text().unwrap().contains("Only an admin may give a client the scope admin"));
+
+    // Rotate with no overlap: the old secret stops, the new one works.
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/apps/{id}/rotate-secret"),
+        &[("csrf_token", &csrf), ("expire_old_in", "0")],
+    );
+    assert_eq!(res.status(), 200);
+    no_store(res.headers());
+    let fresh = the_secret(&res.text().unwrap());
+    assert_eq!(token_status(&app, &id, &secret), 401);
+    assert_eq!(token_status(&app, &id, &fresh), 200);
+
+    // Disable after a confirmation.
+    let confirm = bea.page(&app, &format!("/dashboard/apps/{id}/disable"));
+    assert_eq!(token_status(&app, &id, &fresh), 200);
+    let res = bea.submit(&app, &format!("/dashboard/apps/{id}/disable"), &[("csrf_token", &dashboard_csrf(&confirm))]);
+    assert_eq!(res.status(), 303);
+    assert_eq!(token_status(&app, &id, &fresh), 401);
+    assert!(bea.page(&app, &format!("/dashboard/apps/{id}")).contains("status disabled"));
+}
+
+fn form_errors_keep_the_input_beside_a_message_and_escape_names(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = member(&app, "bea@example.com");
+    let (status, html, _) = create_key(
+        &app,
+        &bea,
+        &[("name", "<script>alert(1)</script>"), ("type", "restricted"), ("allowed_ips", "not-an-ip")],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(!html.contains("<script>alert"), "escaped");
+    assert!(html.contains("value=\"&#60;script&#62;alert(1)&#60;/script&#62;\""), "the name is kept");
+    assert!(html.contains("not-an-ip</textarea>"), "the restriction is kept");
+    assert!(html.contains("class=\"field-error\""));
+    assert!(secrets_in(&html).is_empty());
+    // The name is escaped in the list too, once created.
+    let (status, html, _) = create_key(&app, &bea, &[("name", "<script>alert(1)</script>"), ("type", "secret")]);
+    assert_eq!(status, 201);
+    assert!(!html.contains("<script>alert"));
+    assert!(!bea.page(&app, "/dashboard/api-keys").contains("<script>alert"));
+    // A bad expiry is the form's to catch, beside its field.
+    let (status, html, _) = create_key(&app, &bea, &[("name", "x"), ("expires_in_days", "soon")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("whole number of days"));
+    assert_eq!(tessera::apikeys::list(&mut app.conn(), None).unwrap().len(), 1);
+}
+
+both_backends!(
+    not_signed_in_is_sent_to_sign_in_and_back,
+    a_key_made_in_the_dashboard_is_shown_once_and_works_on_v1,
+    a_restricted_keys_page_matches_what_v1_enforces,
+    rotating_shows_the_successor_once_and_revoking_asks_first,
+    a_form_without_or_with_a_foreign_csrf_token_changes_nothing,
+    another_members_keys_and_apps_read_as_not_found,
+    apps_are_registered_edited_rotated_and_disabled,
+    form_errors_keep_the_input_beside_a_message_and_escape_names,
+);
