@@ -404,6 +404,166 @@ fn form_errors_keep_the_input_beside_a_message_and_escape_names(backend: Backend
     assert_eq!(tessera::apikeys::list(&mut app.conn(), None).unwrap().len(), 1);
 }
 
+/// A blocking `/v1` call from inside the browser's async flow: on its own
+/// thread, since reqwest's blocking client refuses to run on a runtime.
+fn v1_status_from_async(app: &TestApp, path: &str, key: &str) -> u16 {
+    let (url, key) = (app.url(path), key.to_string());
+    std::thread::spawn(move || {
+        crate::support::http_client().get(url).bearer_auth(key).send().map(|r| r.status().as_u16()).unwrap_or(0)
+    })
+    .join()
+    .unwrap()
+}
+
+/// Fails the flow with a message (the caller screenshots the page).
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// The dashboard in headless Chromium: sign in, create a restricted key,
+/// read it from `[data-secret]`, use it over HTTP, revoke it in the page
+/// and see it fail; then rotate a key and register an app. Each page is
+/// saved to `target/screenshots/dashboard-*.png`; on failure the last page
+/// is saved as `target/screenshots/<test>.png` and its path printed.
+fn chromium_creates_uses_and_revokes_a_restricted_key(backend: Backend) {
+    use fantoccini::Locator;
+    let Some(chromium) = crate::support::browser::Chromium::start() else { return };
+    let app = TestApp::start(backend);
+    let bea = app.person("bea@example.com");
+    let test_name = "chromium_creates_uses_and_revokes_a_restricted_key";
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let outcome: Result<(), String> = runtime.block_on(async {
+        let browser = chromium.session().await;
+        let flow = async {
+            let e = |e: fantoccini::error::CmdError| e.to_string();
+            let shot = |name: &'static str| {
+                let browser = browser.clone();
+                async move { crate::support::browser::save_screenshot(&browser, name).await.map(|_| ()) }
+            };
+            browser.goto(&app.url("/dashboard")).await.map_err(e)?;
+            let at = browser.current_url().await.map_err(e)?;
+            check!(at.path() == "/login" && at.query() == Some("next=%2Fdashboard"), "not sent to sign in: {at}");
+            browser.find(Locator::Css("input[name=email]")).await.map_err(e)?.send_keys(&bea.email).await.map_err(e)?;
+            browser
+                .find(Locator::Css("input[name=password]"))
+                .await
+                .map_err(e)?
+                .send_keys(&bea.password)
+                .await
+                .map_err(e)?;
+            browser.find(Locator::Css("button[type=submit]")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("nav[aria-label=Dashboard]")).await.map_err(e)?;
+            check!(browser.current_url().await.map_err(e)?.path() == "/dashboard", "not back on the dashboard");
+            shot("dashboard-overview-empty").await?;
+
+            // Create a restricted key that may only read its own list.
+            browser.goto(&app.url("/dashboard/api-keys")).await.map_err(e)?;
+            browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Reporting job").await.map_err(e)?;
+            browser
+                .find(Locator::Css("input[name=type][value=restricted]"))
+                .await
+                .map_err(e)?
+                .click()
+                .await
+                .map_err(e)?;
+            browser
+                .find(Locator::Css("input[name=permissions][value=read]"))
+                .await
+                .map_err(e)?
+                .click()
+                .await
+                .map_err(e)?;
+            browser.find(Locator::Css("details summary")).await.map_err(e)?.click().await.map_err(e)?;
+            browser
+                .find(Locator::Id("allowed_endpoints"))
+                .await
+                .map_err(e)?
+                .send_keys("GET /v1/api-keys")
+                .await
+                .map_err(e)?;
+            shot("dashboard-api-keys-form").await?;
+            browser.find(Locator::Id("create-key")).await.map_err(e)?.click().await.map_err(e)?;
+            let secret = browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+            let raw = secret.text().await.map_err(e)?.trim().to_string();
+            check!(raw.starts_with("rk_"), "not a restricted key: {raw:?}");
+            let copy = browser.find(Locator::Css("button.copy")).await.map_err(e)?;
+            check!(copy.is_displayed().await.map_err(e)?, "copy.js did not reveal the copy button");
+            shot("dashboard-api-key-created").await?;
+
+            // It works over HTTP, within its rules.
+            check!(v1_status_from_async(&app, "/v1/api-keys", &raw) == 200, "the new key does not work");
+            check!(v1_status_from_async(&app, "/v1/clients", &raw) == 403, "the endpoint rule is not enforced");
+
+            // Its page, then revoke it after the confirmation.
+            browser.find(Locator::Css("a.button.primary")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("usage")).await.map_err(e)?;
+            let text = browser.find(Locator::Css("main")).await.map_err(e)?.text().await.map_err(e)?;
+            check!(text.contains("GET /v1/api-keys") && !text.contains(&raw), "the key page: {text}");
+            shot("dashboard-api-key").await?;
+            browser.find(Locator::Id("revoke")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("confirm")).await.map_err(e)?;
+            shot("dashboard-api-key-revoke").await?;
+            browser.find(Locator::Id("confirm")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("h1 .status.revoked")).await.map_err(e)?;
+            check!(v1_status_from_async(&app, "/v1/api-keys", &raw) == 401, "the revoked key still works");
+
+            // A secret key, rotated with a day's overlap.
+            browser.goto(&app.url("/dashboard/api-keys")).await.map_err(e)?;
+            browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Web backend").await.map_err(e)?;
+            browser.find(Locator::Id("create-key")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+            browser.find(Locator::Css("a.button.primary")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("rotate")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+            shot("dashboard-api-key-rotated").await?;
+            browser.goto(&app.url("/dashboard/api-keys")).await.map_err(e)?;
+            shot("dashboard-api-keys").await?;
+
+            // An app: register, its page, the disable confirmation.
+            browser.goto(&app.url("/dashboard/apps")).await.map_err(e)?;
+            browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Photo Printer").await.map_err(e)?;
+            browser
+                .find(Locator::Id("redirect_uris"))
+                .await
+                .map_err(e)?
+                .send_keys("https://app.example.com/callback")
+                .await
+                .map_err(e)?;
+            shot("dashboard-apps-form").await?;
+            browser.find(Locator::Id("create-app")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+            shot("dashboard-app-created").await?;
+            browser.find(Locator::Css("a.button.primary")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("save-app")).await.map_err(e)?;
+            shot("dashboard-app").await?;
+            browser.find(Locator::Id("disable")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("confirm")).await.map_err(e)?;
+            shot("dashboard-app-disable").await?;
+            browser.goto(&app.url("/dashboard/apps")).await.map_err(e)?;
+            shot("dashboard-apps").await?;
+            browser.goto(&app.url("/dashboard")).await.map_err(e)?;
+            shot("dashboard-overview").await?;
+            Ok(())
+        }
+        .await;
+        if let Err(why) = &flow {
+            match crate::support::browser::save_screenshot(&browser, test_name).await {
+                Ok(path) => eprintln!("{test_name} failed ({why}); screenshot of the last page: {}", path.display()),
+                Err(e) => eprintln!("{test_name} failed ({why}); no screenshot: {e}"),
+            }
+        }
+        let _ = browser.close().await;
+        flow
+    });
+    if let Err(why) = outcome {
+        panic!("{why}");
+    }
+}
+
 both_backends!(
     not_signed_in_is_sent_to_sign_in_and_back,
     a_key_made_in_the_dashboard_is_shown_once_and_works_on_v1,
@@ -413,4 +573,5 @@ both_backends!(
     another_members_keys_and_apps_read_as_not_found,
     apps_are_registered_edited_rotated_and_disabled,
     form_errors_keep_the_input_beside_a_message_and_escape_names,
+    chromium_creates_uses_and_revokes_a_restricted_key,
 );

@@ -14,12 +14,12 @@ use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::permissions::Permissions;
 use crate::principal::Principal;
-use crate::store::DbConn;
 
 /// The person's keys. The one place the pages list keys, so a change to
 /// `list_as` (pagination) is one line here.
-pub(super) fn list_keys(conn: &mut DbConn, principal: &Principal) -> Result<Vec<ApiKey>, ApiKeyError> {
-    apikeys::list_as(conn, principal, None)
+pub(super) async fn list_keys(state: &AppState, principal: &Principal) -> Result<Vec<ApiKey>, ApiKeyError> {
+    let principal = principal.clone();
+    state.db.run(move |conn| apikeys::list_as(conn, &principal, None)).await
 }
 
 /// A key as a table row shows it.
@@ -155,8 +155,7 @@ fn keys_page_with(
 
 /// `GET /dashboard/api-keys`.
 pub async fn keys_page(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    let principal = signed.principal.clone();
-    match state.db.run(move |conn| list_keys(conn, &principal)).await {
+    match list_keys(&state, &signed.principal).await {
         Ok(keys) => keys_page_with(&state, &signed, &keys, KeyForm::default(), Vec::new(), StatusCode::OK),
         Err(e) => key_error(e),
     }
@@ -170,7 +169,7 @@ fn key_error(e: ApiKeyError) -> HttpResponse {
         ApiKeyError::Expired => error_page(StatusCode::CONFLICT, "Expired", "This key has expired."),
         ApiKeyError::Forbidden { message, .. } => forbidden(&message),
         ApiKeyError::Invalid(message) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &message),
-        ApiKeyError::Store(e) => store_failure(&e),
+        ApiKeyError::Store(e) => store_failure(e),
     }
 }
 
@@ -321,8 +320,7 @@ async fn rerender(
     kept: KeyForm,
     errors: Vec<FieldError>,
 ) -> HttpResponse {
-    let principal = signed.principal.clone();
-    match state.db.run(move |conn| list_keys(conn, &principal)).await {
+    match list_keys(state, &signed.principal).await {
         Ok(keys) => keys_page_with(state, signed, &keys, kept, errors, StatusCode::UNPROCESSABLE_ENTITY),
         Err(e) => key_error(e),
     }

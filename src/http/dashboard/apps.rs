@@ -13,12 +13,12 @@ use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::oauth::clients::{self, Client, ClientChanges, ClientError, GrantType, NewClient};
 use crate::principal::Principal;
-use crate::store::DbConn;
 
 /// The person's apps. The one place the pages list clients, so a change to
 /// `list_visible` (pagination) is one line here.
-pub(super) fn list_apps(conn: &mut DbConn, principal: &Principal) -> Result<Vec<Client>, ClientError> {
-    clients::list_visible(conn, principal)
+pub(super) async fn list_apps(state: &AppState, principal: &Principal) -> Result<Vec<Client>, ClientError> {
+    let principal = principal.clone();
+    state.db.run(move |conn| clients::list_visible(conn, &principal)).await
 }
 
 /// An app as a table row shows it.
@@ -103,7 +103,7 @@ fn client_error(e: ClientError) -> HttpResponse {
         ),
         ClientError::Invalid(message) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &message),
         ClientError::UnknownOwner => error_page(StatusCode::BAD_REQUEST, "Not accepted", "No such owner."),
-        ClientError::Store(e) => store_failure(&e),
+        ClientError::Store(e) => store_failure(e),
     }
 }
 
@@ -141,8 +141,7 @@ async fn apps_page_with(
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> HttpResponse {
-    let principal = signed.principal.clone();
-    match state.db.run(move |conn| list_apps(conn, &principal)).await {
+    match list_apps(state, &signed.principal).await {
         Ok(apps) => render(
             status,
             &AppsPage {

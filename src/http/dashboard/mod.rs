@@ -24,10 +24,10 @@ use askama::Template;
 use super::AppState;
 use super::pages::{error_page, render};
 use crate::crypto::constant_time_eq;
+use crate::error::ApiError;
 use crate::oauth::authorize::csrf_token;
 use crate::oauth::next::LocalPath;
 use crate::principal::Principal;
-use crate::store::StoreError;
 
 /// The version the footer shows.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -231,16 +231,16 @@ pub fn forbidden(message: &str) -> HttpResponse {
     error_page(StatusCode::FORBIDDEN, "Not allowed", message)
 }
 
-/// A storage failure: logged in full, shown as a plain apology.
-pub fn store_failure(e: &StoreError) -> HttpResponse {
-    tracing::error!(error = %e, "dashboard: storage failure");
-    let (status, message) = match e {
-        StoreError::Unavailable(_) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "The database cannot be reached. Please try again shortly.")
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Nothing more is known here."),
+/// A storage failure: logged in full by `ApiError`'s conversion (the one
+/// place that decides), shown as a plain apology with its status.
+pub fn store_failure(e: impl Into<ApiError>) -> HttpResponse {
+    let e: ApiError = e.into();
+    let message = if e.kind.status() == StatusCode::SERVICE_UNAVAILABLE {
+        "The database cannot be reached. Please try again shortly."
+    } else {
+        "Something went wrong on our side. Nothing more is known here."
     };
-    error_page(status, "Something went wrong", message)
+    error_page(e.kind.status(), "Something went wrong", message)
 }
 
 /// A time as the pages show it: UTC, to the minute.

@@ -10,9 +10,9 @@ use super::api_keys::{KeyRow, list_keys, row};
 use super::apps::{AppRow, app_row, list_apps};
 use super::{Layout, Section, Signed, store_failure, when};
 use crate::audit::{self, AuditReadError, Event, Filter};
+use crate::error::ApiError;
 use crate::http::AppState;
 use crate::principal::Principal;
-use crate::store::{DbConn, StoreError};
 
 /// The most targets whose events the overview reads, and events it shows.
 const EVENT_TARGETS: usize = 20;
@@ -37,71 +37,47 @@ struct OverviewPage {
 }
 
 /// Events whose target is one of `targets`, newest first. Only admins may
-/// read the audit log today (`audit::recent`); for anyone else `None`.
-fn events_about(
-    conn: &mut DbConn,
+/// read the audit log today (`audit::recent`, one read per target); for
+/// anyone else `None`.
+async fn events_about(
+    state: &AppState,
     principal: &Principal,
-    targets: &[String],
-) -> Result<Option<Vec<Event>>, StoreError> {
+    targets: Vec<String>,
+) -> Result<Option<Vec<Event>>, AuditReadError> {
     if !principal.is_admin() {
         return Ok(None);
     }
-    let mut events = Vec::new();
-    for target in targets.iter().take(EVENT_TARGETS) {
-        let filter = Filter { target: Some(target.clone()), limit: Some(EVENTS_SHOWN as i64), ..Filter::default() };
-        match audit::recent(conn, principal, &filter) {
-            Ok(found) => events.extend(found),
-            Err(AuditReadError::Store(e)) => return Err(e),
-            Err(AuditReadError::Denied(_) | AuditReadError::BadLimit) => return Ok(None),
-        }
-    }
+    let principal = principal.clone();
+    let mut events = state
+        .db
+        .run(move |conn| {
+            let mut events = Vec::new();
+            for target in targets.into_iter().take(EVENT_TARGETS) {
+                let filter = Filter { target: Some(target), limit: Some(EVENTS_SHOWN as i64), ..Filter::default() };
+                events.extend(audit::recent(conn, &principal, &filter)?);
+            }
+            Ok::<_, AuditReadError>(events)
+        })
+        .await?;
     events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
     events.truncate(EVENTS_SHOWN);
     Ok(Some(events))
 }
 
-/// What the overview reads, in one trip to the pool.
-#[derive(Debug, thiserror::Error)]
-enum OverviewError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<crate::apikeys::ApiKeyError> for OverviewError {
-    fn from(e: crate::apikeys::ApiKeyError) -> Self {
-        match e {
-            crate::apikeys::ApiKeyError::Store(s) => Self::Store(s),
-            other => Self::Store(StoreError::Internal(other.to_string())),
-        }
-    }
-}
-
-impl From<crate::oauth::clients::ClientError> for OverviewError {
-    fn from(e: crate::oauth::clients::ClientError) -> Self {
-        match e {
-            crate::oauth::clients::ClientError::Store(s) => Self::Store(s),
-            other => Self::Store(StoreError::Internal(other.to_string())),
-        }
-    }
-}
-
 /// `GET /dashboard`.
 pub async fn overview(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    let principal = signed.principal.clone();
-    let read = state
-        .db
-        .run(move |conn| -> Result<_, OverviewError> {
-            let keys = list_keys(conn, &principal)?;
-            let apps = list_apps(conn, &principal)?;
-            let targets: Vec<String> =
-                keys.iter().map(|k| k.id.clone()).chain(apps.iter().map(|a| a.client_id.clone())).collect();
-            let events = events_about(conn, &principal, &targets)?;
-            Ok((keys, apps, events))
-        })
-        .await;
-    let (keys, apps, events) = match read {
-        Ok(r) => r,
-        Err(OverviewError::Store(e)) => return store_failure(&e),
+    let keys = match list_keys(&state, &signed.principal).await {
+        Ok(k) => k,
+        Err(e) => return store_failure(ApiError::from(e)),
+    };
+    let apps = match list_apps(&state, &signed.principal).await {
+        Ok(a) => a,
+        Err(e) => return store_failure(ApiError::from(e)),
+    };
+    let targets = keys.iter().map(|k| k.id.clone()).chain(apps.iter().map(|a| a.client_id.clone())).collect();
+    let events = match events_about(&state, &signed.principal, targets).await {
+        Ok(events) => events,
+        Err(e) => return store_failure(ApiError::from(e)),
     };
     let now = state.clock.now();
     let page = OverviewPage {
