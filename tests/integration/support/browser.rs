@@ -377,6 +377,7 @@ pub async fn save_screenshot(browser: &fantoccini::Client, name: &str) -> Result
         .unwrap_or(1000)
         .clamp(600, 4000);
     let _ = browser.set_window_size(1280, height as u32 + 120).await;
+    let _ = browser.execute("window.scrollTo(0, 0);", vec![]).await;
     let png = browser.screenshot().await.map_err(|e| e.to_string())?;
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).map_err(|e| e.to_string())?;
