@@ -404,6 +404,30 @@ fn form_errors_keep_the_input_beside_a_message_and_escape_names(backend: Backend
     assert_eq!(tessera::apikeys::list(&mut app.conn(), None).unwrap().len(), 1);
 }
 
+fn the_overview_lists_keys_apps_and_recent_events_about_them(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = app.admin();
+    admin.sign_in(&app);
+    let (_, html, _) = create_key(&app, &admin, &[("name", "Ops"), ("type", "secret")]);
+    let key_id = key_id_in(&html);
+    let (client_id, _) = register_app(&app, &admin, &[]);
+    // Someone else's key is not "about" the admin's things.
+    let bea = member(&app, "bea@example.com");
+    let (_, html, _) = create_key(&app, &bea, &[("name", "Bea's"), ("type", "secret")]);
+    let beas_key = key_id_in(&html);
+
+    let page = admin.page(&app, "/dashboard");
+    assert!(page.contains("Ops") && page.contains(&client_id), "keys and the Client ID");
+    let activity = page.split("id=\"events-h\"").nth(1).unwrap();
+    assert!(activity.contains("api_key.created") && activity.contains(&key_id), "{activity}");
+    assert!(activity.contains("client.created") && activity.contains(&client_id));
+    assert!(!activity.contains(&beas_key));
+    // A member sees their own keys; the audit log stays an admin's.
+    let page = bea.page(&app, "/dashboard");
+    assert!(page.contains("Bea&#39;s") && !page.contains("Ops") && !page.contains(&client_id), "{page}");
+    assert!(page.contains("shown to admins only"));
+}
+
 /// A blocking `/v1` call from inside the browser's async flow: on its own
 /// thread, since reqwest's blocking client refuses to run on a runtime.
 fn v1_status_from_async(app: &TestApp, path: &str, key: &str) -> u16 {
@@ -573,5 +597,6 @@ both_backends!(
     another_members_keys_and_apps_read_as_not_found,
     apps_are_registered_edited_rotated_and_disabled,
     form_errors_keep_the_input_beside_a_message_and_escape_names,
+    the_overview_lists_keys_apps_and_recent_events_about_them,
     chromium_creates_uses_and_revokes_a_restricted_key,
 );
