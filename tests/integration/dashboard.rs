@@ -88,6 +88,22 @@ fn not_signed_in_is_sent_to_sign_in_and_back(backend: Backend) {
     assert_eq!(page.headers()["cache-control"], "no-store");
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    // No inline script: the one script is the copy button's, from /static.
+    let html = page.text().unwrap();
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert_eq!(scripts.len(), 1);
+    assert!(scripts[0].starts_with(" src=\"/static/copy.js\" defer></script>"), "{}", scripts[0]);
+    assert!(!html.contains(" onclick="));
+    let js = app.get("/static/copy.js");
+    assert_eq!(js.status(), 200);
+    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+
+    // The header's sign-out form ends the session.
+    let form = html.split("action=\"/logout\"").nth(1).unwrap();
+    let token = crate::support::browser::field(&crate::support::browser::hidden_fields(form), "csrf_token").to_string();
+    let res = person.submit(&app, "/logout", &[("csrf_token", &token)]);
+    assert_eq!(location(&res), "/");
+    assert_eq!(person.get(&app.url("/dashboard")).status(), 302);
 }
 
 fn a_key_made_in_the_dashboard_is_shown_once_and_works_on_v1(backend: Backend) {
