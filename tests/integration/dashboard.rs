@@ -500,6 +500,12 @@ fn chromium_creates_uses_and_revokes_a_restricted_key(backend: Backend) {
             check!(browser.current_url().await.map_err(e)?.path() == "/dashboard", "not back on the dashboard");
             shot("dashboard-overview-empty").await?;
 
+            // A form error first: the message stands beside its field.
+            browser.goto(&app.url("/dashboard/api-keys")).await.map_err(e)?;
+            browser.find(Locator::Id("create-key")).await.map_err(e)?.click().await.map_err(e)?;
+            browser.wait().for_element(Locator::Id("name-error")).await.map_err(e)?;
+            shot("dashboard-api-keys-error").await?;
+
             // Create a restricted key that may only read its own list.
             browser.goto(&app.url("/dashboard/api-keys")).await.map_err(e)?;
             browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Reporting job").await.map_err(e)?;

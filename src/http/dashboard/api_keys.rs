@@ -110,6 +110,19 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// A service's message beside `field`, as a sentence ("The name …."):
+    /// services write lower-case clauses meant for JSON.
+    pub fn from_service(field: &'static str, message: &str) -> Self {
+        let mut chars = message.trim().chars();
+        let mut text: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+        if !text.ends_with(['.', '!', '?']) {
+            text.push('.');
+        }
+        Self { field, message: text }
+    }
+}
+
 pub fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
     errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
 }
@@ -302,11 +315,11 @@ pub async fn create_key(state: web::Data<AppState>, signed: Signed, req: HttpReq
             },
         ),
         Err(ApiKeyError::Invalid(message)) => {
-            let errors = vec![FieldError { field: field_of(&message), message }];
+            let errors = vec![FieldError::from_service(field_of(&message), &message)];
             rerender(&state, &signed, kept, errors).await
         }
         Err(ApiKeyError::Forbidden { message, .. }) => {
-            rerender(&state, &signed, kept, vec![FieldError { field: "permissions", message }]).await
+            rerender(&state, &signed, kept, vec![FieldError::from_service("permissions", &message)]).await
         }
         Err(e) => key_error(e),
     }

@@ -128,7 +128,7 @@ fn field_of(message: &str) -> &'static str {
 fn refusal_beside_field(e: ClientError) -> Result<FieldError, ClientError> {
     match e {
         ClientError::Invalid(message) | ClientError::Forbidden(message) => {
-            Ok(FieldError { field: field_of(&message), message })
+            Ok(FieldError::from_service(field_of(&message), &message))
         }
         other => Err(other),
     }
