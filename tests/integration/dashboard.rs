@@ -200,6 +200,35 @@ fn rotating_shows_the_successor_once_and_revoking_asks_first(backend: Backend) {
     assert_eq!(get_v1(&app, "/v1/api-keys", &old), 401, "the old key ended now");
     assert_eq!(get_v1(&app, "/v1/api-keys", &new), 200);
 
+    // An overlap of an hour: both keys work until it has passed.
+    let csrf = bea.csrf(&app);
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/api-keys/{new_id}/rotate"),
+        &[("csrf_token", &csrf), ("expire_old_in", "3600")],
+    );
+    assert_eq!(res.status(), 200);
+    let html = res.text().unwrap();
+    let (newer, newer_id) = (the_secret(&html), key_id_in(&html));
+    assert!(html.contains("keeps working for 1 hour"));
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 200, "within the overlap");
+    assert_eq!(get_v1(&app, "/v1/api-keys", &newer), 200);
+    app.clock.advance(chrono::Duration::seconds(3601));
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 401, "after the overlap");
+    let (new, new_id) = (newer, newer_id);
+    // An hour idle ended the session too: sign in again (a new token).
+    assert_eq!(bea.get(&app.url("/dashboard")).status(), 302);
+    bea.sign_in(&app);
+    let csrf = bea.csrf(&app);
+    // An overlap the form does not offer is refused, and nothing rotates.
+    let res = bea.submit(
+        &app,
+        &format!("/dashboard/api-keys/{new_id}/rotate"),
+        &[("csrf_token", &csrf), ("expire_old_in", "999999999")],
+    );
+    assert_eq!(res.status(), 400);
+    assert_eq!(get_v1(&app, "/v1/api-keys", &new), 200);
+
     // Revoke: a confirmation page first, then the post.
     let confirm = bea.page(&app, &format!("/dashboard/api-keys/{new_id}/revoke"));
     assert!(confirm.contains("cannot be undone"));
@@ -325,6 +354,25 @@ fn apps_are_registered_edited_rotated_and_disabled(backend: Backend) {
     app.cc_token(&client, &[]);
     let overview = bea.page(&app, "/dashboard");
     assert!(overview.contains(&id) && !overview.contains(&secret), "the Client ID, never the secret");
+
+    // A public app has a Client ID and no secret.
+    let csrf = dashboard_csrf(&bea.page(&app, "/dashboard/apps"));
+    let res = bea.submit(
+        &app,
+        "/dashboard/apps",
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Phone app"),
+            ("client_type", "public"),
+            ("redirect_uris", "https://phone.example.com/cb"),
+            ("scope", "read offline_access"),
+            ("grant_types", "authorization_code"),
+            ("grant_types", "refresh_token"),
+        ],
+    );
+    assert_eq!(res.status(), 201);
+    let html = res.text().unwrap();
+    assert!(secrets_in(&html).is_empty() && html.contains("cl_") && html.contains("PKCE"), "{html}");
 
     // Edit; a bad redirect URI re-renders with the input kept.
     let page = bea.page(&app, &format!("/dashboard/apps/{id}"));
