@@ -24,12 +24,15 @@ use crate::store::{DbConn, StoreError, users};
 /// The longest a client-signed JWT may live (`exp` − now).
 pub const CLIENT_JWT_MAX_LIFETIME_SECS: i64 = 3600;
 
-/// Which credential authenticated the call.
+/// Which credential authenticated the call. `Session` is a person signed
+/// in to the dashboard; its `session_id` is the session's fingerprint,
+/// never the cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     ApiKey { id: String, client_id: Option<String> },
     AccessToken { client_id: String },
     ClientJwt { client_id: String },
+    Session { session_id: String },
 }
 
 /// An authenticated caller of `/v1`.
@@ -77,6 +80,20 @@ impl AuthError {
 }
 
 impl Principal {
+    /// The person behind a live browser session (the dashboard). They act
+    /// for themselves with everything their role allows now; the dashboard
+    /// calls the same services as `/v1` with this principal.
+    pub fn for_session(user: User, session_id: String) -> Self {
+        Self {
+            permissions: Permissions::of_user(&user),
+            user,
+            credential: Credential::Session { session_id },
+            mode: None,
+            rate_limit: None,
+            key: None,
+        }
+    }
+
     /// Admin on `/v1`: an admin user whose credential carries `admin`
     /// (effective permissions already require both).
     pub fn is_admin(&self) -> bool {
@@ -104,11 +121,12 @@ impl Principal {
     }
 
     /// Minting or copying credentials (API keys, client secrets, clients)
-    /// takes an API key: a short-lived access token or a client-signed JWT
-    /// must not turn itself into a lasting credential.
+    /// takes an API key or the person themselves, signed in to the
+    /// dashboard: a short-lived access token or a client-signed JWT must
+    /// not turn itself into a lasting credential.
     pub fn require_key_credential(&self, what: &str) -> Result<(), AuthError> {
         match self.credential {
-            Credential::ApiKey { .. } => Ok(()),
+            Credential::ApiKey { .. } | Credential::Session { .. } => Ok(()),
             _ => Err(AuthError::forbidden(
                 "insufficient_scope",
                 format!("Only an API key may {what}; access tokens and client-signed JWTs cannot"),
@@ -126,6 +144,7 @@ impl Principal {
             Credential::ApiKey { id, .. } => id.clone(),
             Credential::AccessToken { client_id } => format!("token:{client_id}:{}", self.user.id),
             Credential::ClientJwt { client_id } => format!("client-jwt:{client_id}"),
+            Credential::Session { session_id } => format!("session:{session_id}"),
         }
     }
 }

@@ -24,7 +24,7 @@ pub const SESSION_COOKIE: &str = "tessera_session";
 pub const LOGIN_CSRF_COOKIE: &str = "tessera_login";
 
 /// The session services, configured from the application state.
-fn sessions(state: &AppState) -> Sessions {
+pub(super) fn sessions(state: &AppState) -> Sessions {
     Sessions {
         db: state.db.clone(),
         clock: state.clock.clone(),
@@ -58,7 +58,7 @@ fn peer_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     super::client_ip(req, &trusted)
 }
 
-fn session_cookie(req: &HttpRequest) -> Option<String> {
+pub(super) fn session_cookie(req: &HttpRequest) -> Option<String> {
     req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
 }
 

@@ -4,6 +4,7 @@
 
 mod body;
 mod browser;
+mod dashboard;
 pub mod caller;
 mod health;
 mod middleware;

@@ -11,6 +11,8 @@ use crate::error::{ApiError, ErrorKind, current_request_id};
 
 /// The stylesheet is compiled into the binary: one file to deploy.
 const STYLESHEET: &str = include_str!("../../static/style.css");
+/// The dashboard's copy button (progressive enhancement), also built in.
+const COPY_SCRIPT: &str = include_str!("../../static/copy.js");
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -54,6 +56,13 @@ pub async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
         .body(STYLESHEET)
+}
+
+pub async fn copy_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
+        .body(COPY_SCRIPT)
 }
 
 /// A browser asking for a page gets HTML; everything else gets JSON.

@@ -7,8 +7,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
 use super::{
-    AppState, browser, health, middleware, oauth, openapi, pages, v1_audit, v1_clients, v1_keys, v1_sdk, v1_users,
-    well_known,
+    AppState, browser, dashboard, health, middleware, oauth, openapi, pages, v1_audit, v1_clients, v1_keys, v1_sdk,
+    v1_users, well_known,
 };
 use crate::error::ApiError;
 
@@ -64,6 +64,7 @@ pub fn build_app(
         .wrap(from_fn(middleware::request_context))
         .service(resource("/").get(pages::index))
         .service(resource("/static/style.css").get(pages::stylesheet))
+        .service(resource("/static/copy.js").get(pages::copy_script))
         .service(resource("/healthz").get(health::healthz))
         .service(resource("/openapi.json").get(openapi::document))
         .service(resource("/readyz").get(health::readyz))
@@ -74,6 +75,17 @@ pub fn build_app(
         .service(resource("/logout").post(browser::logout))
         .service(resource("/oauth/authorize").get(browser::authorize_get).post(browser::authorize_post))
         .service(resource("/oauth/consent").post(browser::consent))
+        .service(resource("/dashboard").get(dashboard::overview))
+        .service(resource("/dashboard/api-keys").get(dashboard::keys_page).post(dashboard::create_key))
+        .service(resource("/dashboard/api-keys/{id}").get(dashboard::key_page))
+        .service(resource("/dashboard/api-keys/{id}/rotate").post(dashboard::rotate_key))
+        .service(
+            resource("/dashboard/api-keys/{id}/revoke").get(dashboard::revoke_key_page).post(dashboard::revoke_key),
+        )
+        .service(resource("/dashboard/apps").get(dashboard::apps_page).post(dashboard::create_app))
+        .service(resource("/dashboard/apps/{id}").get(dashboard::app_page).post(dashboard::update_app))
+        .service(resource("/dashboard/apps/{id}/rotate-secret").post(dashboard::rotate_app_secret))
+        .service(resource("/dashboard/apps/{id}/disable").get(dashboard::disable_app_page).post(dashboard::disable_app))
         .service(resource("/oauth/token").post(oauth::token))
         .service(resource("/oauth/introspect").post(oauth::introspect))
         .service(resource("/oauth/revoke").post(oauth::revoke))

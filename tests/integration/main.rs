@@ -7,6 +7,7 @@ mod authorization_code;
 mod authorization_matrix;
 mod chromium;
 mod cli;
+mod dashboard;
 mod client_auth;
 mod client_credentials;
 mod connected_apps;

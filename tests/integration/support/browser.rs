@@ -245,3 +245,141 @@ pub fn oauth2_http() -> oauth2::reqwest::blocking::Client {
 pub fn code(value: String) -> AuthorizationCode {
     AuthorizationCode::new(value)
 }
+
+/// The `csrf_token` of the first form on `html` that posts to a dashboard
+/// page (the header's sign-out form carries a token of its own).
+pub fn dashboard_csrf(html: &str) -> String {
+    html.split("<form")
+        .skip(1)
+        .find(|form| form.contains("action=\"/dashboard"))
+        .map(|form| field(&hidden_fields(form.split("</form>").next().unwrap_or("")), "csrf_token").to_string())
+        .expect("a dashboard form with a csrf_token")
+}
+
+/// The text of every element that carries `data-secret`, unescaped.
+pub fn secrets_in(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in html.split("data-secret").skip(1) {
+        let Some(start) = part.find('>') else { continue };
+        let text = &part[start + 1..];
+        let end = text.find('<').unwrap_or(text.len());
+        out.push(unescape(text[..end].trim()));
+    }
+    out
+}
+
+impl Person {
+    /// A dashboard page's HTML, asserting it answered 200.
+    pub fn page(&self, app: &TestApp, path: &str) -> String {
+        let res = self.get(&app.url(path));
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.text().unwrap()
+    }
+
+    /// This session's dashboard CSRF token, read from a page.
+    pub fn csrf(&self, app: &TestApp) -> String {
+        dashboard_csrf(&self.page(app, "/dashboard/api-keys"))
+    }
+
+    /// Posts a form of `(name, value)` pairs (repeated names allowed).
+    pub fn submit(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let pairs: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.post(&app.url(path), &pairs)
+    }
+}
+
+/// chromedriver on a free port with a fresh Chromium profile, killed on
+/// drop; for the dashboard's browser test. Missing programs skip the test
+/// loudly, or fail it under CI (as `chromium.rs` does).
+pub struct Chromium {
+    child: std::process::Child,
+    url: String,
+    profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub const BINARY: &str = "/usr/bin/chromium";
+    pub const DRIVER: &str = "/usr/bin/chromedriver";
+
+    pub fn start() -> Option<Self> {
+        use std::time::{Duration, Instant};
+        if !std::path::Path::new(Self::BINARY).exists() || !std::path::Path::new(Self::DRIVER).exists() {
+            assert!(
+                !super::in_ci(),
+                "{} or {} is missing: under CI the browser test must run",
+                Self::BINARY,
+                Self::DRIVER
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the dashboard's Chromium test (chromium or chromedriver is missing)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(Self::DRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { child, url: format!("http://127.0.0.1:{port}"), profile: tempfile::tempdir().unwrap() })
+    }
+
+    /// A headless browser session, 1280 px wide so the screenshots show
+    /// the pages as a laptop does.
+    pub async fn session(&self) -> fantoccini::Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": Self::BINARY,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ],
+            }),
+        );
+        fantoccini::ClientBuilder::native().capabilities(caps).connect(&self.url).await.expect("a Chromium session")
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/screenshots/`, where the browser tests leave their pictures.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+/// Saves a full-page PNG of the browser's current page as `<name>.png`.
+pub async fn save_screenshot(browser: &fantoccini::Client, name: &str) -> Result<std::path::PathBuf, String> {
+    // Grow the window to the page's height so the picture shows all of it.
+    let height = browser
+        .execute("return Math.ceil(document.documentElement.scrollHeight);", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1000)
+        .clamp(600, 4000);
+    let _ = browser.set_window_size(1280, height as u32 + 120).await;
+    let _ = browser.execute("window.scrollTo(0, 0);", vec![]).await;
+    let png = browser.screenshot().await.map_err(|e| e.to_string())?;
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).map_err(|e| e.to_string())?;
+    Ok(path)
+}
