@@ -5,6 +5,7 @@
 //! database, `crypto` owns randomness, fingerprints and the master key.
 
 pub mod accounts;
+pub mod admin;
 pub mod apikeys;
 pub mod audit;
 pub mod cli;

@@ -216,7 +216,7 @@ pub fn revoke(conn: &mut DbConn, server: &AuthServer, request: &Request) -> Resu
     } else if let Some((_, grant)) = user_grants::find_refresh(conn, token)?
         && grant.client_id == client.client_id
     {
-        user_grants::revoke_grant(conn, server, &grant.id, "refresh token revoked by the client")?;
+        user_grants::revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token revoked by the client")?;
     }
     tokens::purge_expired(conn, server.clock.now().naive_utc())?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod client_secrets;
 pub mod clients;
+pub mod connected_apps;
 pub mod endpoints;
 pub mod error;
 pub mod next;

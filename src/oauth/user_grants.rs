@@ -13,7 +13,7 @@ use super::clients::{Client, GrantType};
 use super::endpoints::TokenResponse;
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Request};
-use crate::clock::span;
+use crate::clock::{Clock, span};
 use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::grants::{self, GrantRow, RefreshRow};
 use crate::store::{DbConn, StoreError};
@@ -26,14 +26,14 @@ pub struct RefreshPolicy {
 }
 
 /// Revokes a grant and everything minted in it.
-pub fn revoke_grant(conn: &mut DbConn, server: &AuthServer, grant_id: &str, reason: &str) -> Result<(), StoreError> {
+pub fn revoke_grant(conn: &mut DbConn, clock: &dyn Clock, grant_id: &str, reason: &str) -> Result<(), StoreError> {
     let Some(grant) = grants::find_grant(conn, grant_id)? else {
         return Ok(());
     };
-    grants::revoke_grant(conn, &grant, server.clock.now().naive_utc())?;
+    grants::revoke_grant(conn, &grant, clock.now().naive_utc())?;
     let mut event = crate::audit::AuditEvent::new(crate::audit::Actor::System, "grant.revoked", Some(&grant.client_id));
     event.details = serde_json::json!({ "grant": grant.id, "user": grant.user_id, "reason": reason });
-    crate::audit::record(conn, server.clock.as_ref(), event)
+    crate::audit::record(conn, clock, event)
 }
 
 /// Mints an access token in `grant` (and a refresh token when the grant
@@ -117,7 +117,7 @@ pub fn authorization_code(
     }
     if row.used_at.is_some() {
         if let Some(grant_id) = &row.grant_id {
-            revoke_grant(conn, server, grant_id, "authorization code replayed")?;
+            revoke_grant(conn, server.clock.as_ref(), grant_id, "authorization code replayed")?;
         }
         return Err(OAuthError::invalid_grant(
             "the authorization code was already used; the tokens issued for it are revoked",
@@ -154,9 +154,9 @@ pub fn authorization_code(
     grants::insert_grant(conn, &grant)?;
     if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
         // Another request redeemed it a moment ago: a replay all the same.
-        revoke_grant(conn, server, &grant.id, "authorization code replayed")?;
+        revoke_grant(conn, server.clock.as_ref(), &grant.id, "authorization code replayed")?;
         if let Some(other) = grants::find_code(conn, &row.id)?.and_then(|r| r.grant_id) {
-            revoke_grant(conn, server, &other, "authorization code replayed")?;
+            revoke_grant(conn, server.clock.as_ref(), &other, "authorization code replayed")?;
         }
         return Err(OAuthError::invalid_grant(
             "the authorization code was already used; the tokens issued for it are revoked",
@@ -200,7 +200,7 @@ pub fn refresh_token(
     }
     let reuse = || OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked");
     if row.used_at.is_some() {
-        revoke_grant(conn, server, &grant.id, "refresh token reused")?;
+        revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused")?;
         return Err(reuse());
     }
     let now = server.clock.now().naive_utc();
@@ -225,7 +225,7 @@ pub fn refresh_token(
         }
     };
     if !grants::use_refresh(conn, &row.id, now)? {
-        revoke_grant(conn, server, &grant.id, "refresh token reused concurrently")?;
+        revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused concurrently")?;
         return Err(reuse());
     }
     // The new refresh token keeps the grant's full scope (RFC 6749 §6);

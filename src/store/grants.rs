@@ -193,3 +193,43 @@ pub fn use_refresh(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bo
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Every consent row of `user_id`: (client, audience, scope, granted at).
+pub fn consents_of(
+    conn: &mut DbConn,
+    user_id: &str,
+) -> Result<Vec<(String, String, String, NaiveDateTime)>, StoreError> {
+    Ok(consents::table
+        .filter(consents::user_id.eq(user_id))
+        .order((consents::client_id.asc(), consents::audience.asc(), consents::scope.asc()))
+        .select((consents::client_id, consents::audience, consents::scope, consents::granted_at))
+        .load(conn)?)
+}
+
+/// Forgets what `user_id` granted `client_id`, for every audience.
+pub fn delete_consents(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(consents::table.filter(consents::user_id.eq(user_id)).filter(consents::client_id.eq(client_id)))
+        .execute(conn)?)
+}
+
+/// The unrevoked grants (token families) of `user_id` with `client_id`.
+pub fn live_grants_of(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<Vec<GrantRow>, StoreError> {
+    Ok(grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::client_id.eq(client_id))
+        .filter(grants::revoked_at.is_null())
+        .select(GrantRow::as_select())
+        .load(conn)?)
+}
+
+/// When `client_id` last had tokens issued for `user_id`: the newest grant
+/// or refresh token of theirs.
+pub fn last_issued(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<Option<NaiveDateTime>, StoreError> {
+    let mine = grants::table.filter(grants::user_id.eq(user_id)).filter(grants::client_id.eq(client_id));
+    let granted: Option<NaiveDateTime> = mine.select(diesel::dsl::max(grants::created_at)).first(conn)?;
+    let refreshed: Option<NaiveDateTime> = refresh_tokens::table
+        .filter(refresh_tokens::grant_id.eq_any(mine.select(grants::id)))
+        .select(diesel::dsl::max(refresh_tokens::created_at))
+        .first(conn)?;
+    Ok(granted.max(refreshed))
+}

@@ -10,6 +10,7 @@ mod cli;
 mod dashboard;
 mod client_auth;
 mod client_credentials;
+mod connected_apps;
 mod http_skeleton;
 mod introspection;
 mod layers;

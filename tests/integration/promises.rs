@@ -24,7 +24,7 @@ use crate::support::{Backend, TestApp};
 
 /// Every action the code writes to the audit log, each caused over HTTP
 /// or the CLI by `every_audit_action_is_recorded` below.
-const ACTIONS: [&str; 26] = [
+const ACTIONS: [&str; 28] = [
     "api.auth_failed",
     "api_key.created",
     "api_key.forbidden_endpoint",
@@ -37,6 +37,7 @@ const ACTIONS: [&str; 26] = [
     "client.disabled",
     "client.secret_rotated",
     "client.updated",
+    "consent.revoked",
     "grant.revoked",
     "login.failed",
     "login.succeeded",
@@ -46,6 +47,7 @@ const ACTIONS: [&str; 26] = [
     "resource_server.secret_rotated",
     "sdk_token.created",
     "sdk_token.revoked",
+    "signing_key.rotated",
     "token.revoked",
     "user.created",
     "user.disabled",
@@ -228,6 +230,27 @@ fn every_audit_action_is_recorded(backend: Backend) {
     assert_eq!(app.post_form("/oauth/token", &exchange, Some((&web.id, web.secret()))).status(), 400);
     secrets.extend([code_value.clone(), web.secret().to_string()]);
 
+    // The person takes back what they granted the web app (the dashboard's
+    // connected apps); an admin stages a new signing key (the admin pages).
+    tessera::oauth::connected_apps::revoke(&mut app.conn(), &app.clock, &admin, &web.id).unwrap();
+    let admin_principal = tessera::principal::Principal {
+        user: tessera::accounts::find_user(&mut app.conn(), &admin).unwrap().unwrap(),
+        credential: tessera::principal::Credential::ApiKey { id: "key_root".into(), client_id: None },
+        permissions: tessera::permissions::Permissions::ALL,
+        mode: None,
+        rate_limit: None,
+        key: None,
+    };
+    let staged = tessera::admin::rotate_signing_key(
+        &mut app.conn(),
+        &app.clock,
+        &app.master_key,
+        &app.config.rotation_policy(),
+        &admin_principal,
+        tessera::jwt::keys::SigningAlg::Es256,
+    )
+    .unwrap();
+
     // Resource servers exist only at the command line.
     let created: Value = serde_json::from_str(&cli(
         &app,
@@ -301,6 +324,8 @@ fn every_audit_action_is_recorded(backend: Backend) {
     one("sdk_token.revoked", Some(&sdk_id), &admin);
     one("resource_server.created", Some(&rs), "cli");
     one("resource_server.secret_rotated", Some(&rs), "cli");
+    one("consent.revoked", Some(&web.id), &admin);
+    assert_eq!(one("signing_key.rotated", Some(&staged.kid), &admin)["details"]["alg"], "ES256");
 
     // Nothing but these actions, and no secret anywhere in the log.
     let res = app.client.get(app.url("/v1/audit-events?limit=1000")).bearer_auth(&root).send().unwrap();

@@ -1,0 +1,105 @@
+//! What an admin does from the dashboard that the operator does at the
+//! CLI: reset a person's password, register resource servers and rotate
+//! their secrets, list and rotate signing keys. Each function checks that
+//! the caller is an admin (effective `admin`), then calls the same service
+//! the CLI calls.
+
+use crate::accounts::{self, AccountError, Password, User};
+use crate::audit::{self, AuditEvent};
+use crate::clock::Clock;
+use crate::crypto::{MasterKey, Secret, random_base62};
+use crate::jwt::keys::{self, RotationPolicy, SigningAlg, SigningKeyError, SigningKeyInfo};
+use crate::oauth::resources::{self, NewResource, ResourceError, ResourceServer};
+use crate::principal::{AuthError, Principal};
+use crate::store::{DbConn, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Denied(#[from] AuthError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    #[error(transparent)]
+    SigningKey(#[from] SigningKeyError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        Self::Account(e.into())
+    }
+}
+
+/// Characters of a generated password: 24 base62 characters, ≈143 bits.
+pub const RESET_PASSWORD_LEN: usize = 24;
+
+/// Gives user `id` a new random password, returned once; their sessions
+/// end (a reset means the old password may be known to someone else).
+pub fn reset_password(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    id: &str,
+) -> Result<(User, Secret), AdminError> {
+    principal.require_admin("reset passwords")?;
+    let user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
+    let raw = random_base62(RESET_PASSWORD_LEN);
+    let password = Password::parse(&raw)?;
+    let email = accounts::Email::parse(&user.email)?;
+    let user = accounts::set_password(conn, clock, &email, &password, principal.actor())?;
+    crate::store::sessions::delete_for_user(conn, &user.id)?;
+    Ok((user, Secret::new(raw)))
+}
+
+pub fn list_resources(conn: &mut DbConn, principal: &Principal) -> Result<Vec<ResourceServer>, AdminError> {
+    principal.require_admin("see resource servers")?;
+    Ok(resources::list(conn)?)
+}
+
+/// Registers a resource server; its secret is returned once.
+pub fn create_resource(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    principal: &Principal,
+    new: NewResource<'_>,
+) -> Result<(ResourceServer, Secret), AdminError> {
+    principal.require_admin("register resource servers")?;
+    Ok(resources::create(conn, clock, master, new, principal.actor())?)
+}
+
+/// Replaces a resource server's secret at once; the new one is returned once.
+pub fn rotate_resource_secret(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    principal: &Principal,
+    id: &str,
+) -> Result<(ResourceServer, Secret), AdminError> {
+    principal.require_admin("rotate resource-server secrets")?;
+    Ok(resources::rotate_secret(conn, clock, master, id, principal.actor())?)
+}
+
+pub fn list_signing_keys(conn: &mut DbConn, principal: &Principal) -> Result<Vec<SigningKeyInfo>, AdminError> {
+    principal.require_admin("see signing keys")?;
+    Ok(keys::list(conn)?)
+}
+
+/// Stages a new signing key of `alg` (published now, signing after the
+/// pre-publication delay), as `tessera signing-key rotate` does.
+pub fn rotate_signing_key(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    policy: &RotationPolicy,
+    principal: &Principal,
+    alg: SigningAlg,
+) -> Result<SigningKeyInfo, AdminError> {
+    principal.require_admin("rotate signing keys")?;
+    let key = keys::rotate(conn, clock, master, policy, alg, false)?;
+    let mut event = AuditEvent::new(principal.actor(), "signing_key.rotated", Some(&key.kid));
+    event.details = serde_json::json!({ "alg": key.algorithm });
+    audit::record(conn, clock, event)?;
+    Ok(key)
+}
