@@ -103,3 +103,21 @@ pub fn rotate_signing_key(
     audit::record(conn, clock, event)?;
     Ok(key)
 }
+
+/// Everyone (admins).
+pub fn list_users(conn: &mut DbConn, principal: &Principal) -> Result<Vec<User>, AdminError> {
+    principal.require_admin("list users")?;
+    Ok(accounts::list_users(conn)?)
+}
+
+/// Every client (admins).
+pub fn list_clients(
+    conn: &mut DbConn,
+    principal: &Principal,
+) -> Result<Vec<crate::oauth::clients::Client>, AdminError> {
+    principal.require_admin("list every client")?;
+    crate::oauth::clients::list(conn).map_err(|e| match e {
+        crate::oauth::clients::ClientError::Store(s) => s.into(),
+        other => AdminError::Account(AccountError::Store(StoreError::Internal(other.to_string()))),
+    })
+}

@@ -99,6 +99,8 @@ impl From<AuditEventRow> for Event {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub action: Option<String>,
+    /// A user id, `cli` or `system`.
+    pub actor: Option<String>,
     pub target: Option<String>,
     pub limit: Option<i64>,
 }
@@ -124,6 +126,6 @@ pub fn recent(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(AuditReadError::BadLimit);
     }
-    let rows = audit::recent(conn, filter.action.as_deref(), filter.target.as_deref(), limit)?;
+    let rows = audit::recent(conn, filter.action.as_deref(), filter.actor.as_deref(), filter.target.as_deref(), limit)?;
     Ok(rows.into_iter().map(Event::from).collect())
 }

@@ -4,8 +4,8 @@
 
 mod body;
 mod browser;
-mod dashboard;
 pub mod caller;
+mod dashboard;
 mod health;
 mod middleware;
 mod oauth;

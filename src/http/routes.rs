@@ -86,6 +86,24 @@ pub fn build_app(
         .service(resource("/dashboard/apps/{id}").get(dashboard::app_page).post(dashboard::update_app))
         .service(resource("/dashboard/apps/{id}/rotate-secret").post(dashboard::rotate_app_secret))
         .service(resource("/dashboard/apps/{id}/disable").get(dashboard::disable_app_page).post(dashboard::disable_app))
+        .service(resource("/dashboard/connected-apps").get(dashboard::connected_apps_page))
+        .service(resource("/dashboard/connected-apps/{client_id}/revoke").post(dashboard::revoke_connected_app))
+        .service(resource("/dashboard/admin/users").get(dashboard::users_page).post(dashboard::create_user))
+        .service(
+            resource("/dashboard/admin/users/{id}/disable")
+                .get(dashboard::disable_user_page)
+                .post(dashboard::disable_user),
+        )
+        .service(resource("/dashboard/admin/users/{id}/reset-password").post(dashboard::reset_password))
+        .service(resource("/dashboard/admin/clients").get(dashboard::clients_page))
+        .service(resource("/dashboard/admin/resources").get(dashboard::resources_page).post(dashboard::create_resource))
+        .service(resource("/dashboard/admin/resources/{id}/rotate-secret").post(dashboard::rotate_resource))
+        .service(
+            resource("/dashboard/admin/signing-keys")
+                .get(dashboard::signing_keys_page)
+                .post(dashboard::rotate_signing_key),
+        )
+        .service(resource("/dashboard/admin/audit").get(dashboard::audit_page))
         .service(resource("/oauth/token").post(oauth::token))
         .service(resource("/oauth/introspect").post(oauth::introspect))
         .service(resource("/oauth/revoke").post(oauth::revoke))

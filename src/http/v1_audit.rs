@@ -25,7 +25,7 @@ pub async fn list(
     query: web::Query<Query>,
 ) -> Result<HttpResponse, ApiError> {
     let Query { action, target, limit } = query.into_inner();
-    let filter = Filter { action, target, limit };
+    let filter = Filter { action, actor: None, target, limit };
     let events = state.db.run(move |conn| audit::recent(conn, &caller, &filter)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": events })))
 }

@@ -33,17 +33,21 @@ pub fn for_target(conn: &mut DbConn, target: &str) -> Result<Vec<AuditEventRow>,
         .load(conn)?)
 }
 
-/// The newest events first, at most `limit`, optionally of one action or
-/// target.
+/// The newest events first, at most `limit`, optionally of one action,
+/// actor or target.
 pub fn recent(
     conn: &mut DbConn,
     action: Option<&str>,
+    actor: Option<&str>,
     target: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditEventRow>, StoreError> {
     let mut query = audit_events::table.into_boxed();
     if let Some(a) = action {
         query = query.filter(audit_events::action.eq(a.to_string()));
+    }
+    if let Some(a) = actor {
+        query = query.filter(audit_events::actor.eq(a.to_string()));
     }
     if let Some(t) = target {
         query = query.filter(audit_events::target.eq(t.to_string()));

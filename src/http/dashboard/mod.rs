@@ -4,12 +4,19 @@
 //! form, call the same service function `/v1` calls, and render. No access
 //! rule lives here: a page only chooses what to offer.
 
+mod admin;
 mod api_keys;
 mod apps;
+mod connected;
 mod overview;
 
+pub use admin::{
+    audit_page, clients_page, create_resource, create_user, disable_user, disable_user_page, reset_password,
+    resources_page, rotate_resource, rotate_signing_key, signing_keys_page, users_page,
+};
 pub use api_keys::{create_key, key_page, keys_page, revoke_key, revoke_key_page, rotate_key};
 pub use apps::{app_page, apps_page, create_app, disable_app, disable_app_page, rotate_app_secret, update_app};
+pub use connected::{connected_apps_page, revoke_connected_app};
 pub use overview::overview;
 
 use std::future::Future;
@@ -122,6 +129,8 @@ pub enum Section {
     Overview,
     ApiKeys,
     Apps,
+    ConnectedApps,
+    Admin,
 }
 
 /// What the shared layout shows: the person, sign-out, navigation.

@@ -1,0 +1,204 @@
+//! The connected-apps page and the admin pages, with a plain HTTP client
+//! posting the forms (no JavaScript): every action works, a member gets
+//! 403 on every admin page, and CSRF-less posts change nothing.
+
+use oauth2::TokenResponse;
+
+use crate::both_backends;
+use crate::support::browser::{Person, authorization_url, code, dashboard_csrf, oauth2_http, secrets_in};
+use crate::support::{Backend, TestApp};
+
+fn signed_in_admin(app: &TestApp) -> Person {
+    let admin = app.admin();
+    admin.sign_in(app);
+    admin
+}
+
+fn the_secret(html: &str) -> String {
+    let secrets = secrets_in(html);
+    assert_eq!(secrets.len(), 1, "exactly one secret on the page");
+    assert_eq!(html.matches(secrets[0].as_str()).count(), 1, "the secret appears once");
+    secrets[0].clone()
+}
+
+fn connected_apps_are_listed_and_revoked_from_the_page(backend: Backend) {
+    let app = TestApp::start(backend);
+    let person = signed_in_admin(&app);
+    let client = app.web_client("read offline_access");
+    let oauth = app.oauth2_client(&client);
+    let (url, _, verifier) = authorization_url(&oauth, &["read", "offline_access"]);
+    let code_value = person.approve(&app, &url);
+    let token = oauth.exchange_code(code(code_value)).set_pkce_verifier(verifier).request(&oauth2_http()).unwrap();
+    let refresh = token.refresh_token().unwrap().clone();
+
+    let page = person.page(&app, "/dashboard/connected-apps");
+    assert!(page.contains("Photo Printer") && page.contains(&client.id), "{page}");
+    assert!(page.contains("offline_access read"));
+    let csrf = dashboard_csrf(&page);
+    let revoke = format!("/dashboard/connected-apps/{}/revoke", client.id);
+
+    // Without the token nothing happens.
+    assert_eq!(person.submit(&app, &revoke, &[]).status(), 403);
+    assert!(person.page(&app, "/dashboard/connected-apps").contains(&client.id));
+
+    let res = person.submit(&app, &revoke, &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), 303);
+    let page = person.page(&app, "/dashboard/connected-apps");
+    assert!(page.contains("No app has access"), "{page}");
+    assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err(), "the refresh token fails");
+    let (again, _, _) = authorization_url(&oauth, &["read"]);
+    assert!(person.open_authorize(&app, &again).is_ok(), "the consent page is back");
+    // Twice: nothing left to revoke.
+    assert_eq!(person.submit(&app, &revoke, &[("csrf_token", &csrf)]).status(), 404);
+}
+
+fn admins_manage_people_resources_and_signing_keys(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = signed_in_admin(&app);
+    let page = admin.page(&app, "/dashboard/admin/users");
+    let csrf = dashboard_csrf(&page);
+
+    // A new person, with a password shown once that signs in.
+    let res = admin.submit(
+        &app,
+        "/dashboard/admin/users",
+        &[("csrf_token", &csrf), ("email", "dee@example.com"), ("name", "<b>Dee</b>")],
+    );
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let password = the_secret(&res.text().unwrap());
+    let dee = Person::new("dee@example.com", &password);
+    dee.sign_in(&app);
+    let dee_id = app.user_id("dee@example.com");
+    let people = admin.page(&app, "/dashboard/admin/users");
+    assert!(people.contains("&#60;b&#62;Dee&#60;/b&#62;") && !people.contains("<b>Dee</b>"), "names are escaped");
+
+    // A taken email keeps the input beside a message.
+    let res = admin.submit(
+        &app,
+        "/dashboard/admin/users",
+        &[("csrf_token", &csrf), ("email", "dee@example.com"), ("name", "Other Dee")],
+    );
+    assert_eq!(res.status(), 409);
+    let html = res.text().unwrap();
+    assert!(html.contains("exists") && html.contains("value=\"Other Dee\""), "{html}");
+
+    // A reset password ends the old one and Dee's sessions.
+    let res = admin.submit(&app, &format!("/dashboard/admin/users/{dee_id}/reset-password"), &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), 200);
+    let fresh = the_secret(&res.text().unwrap());
+    assert_ne!(fresh, password);
+    assert_eq!(dee.get(&app.url("/dashboard")).status(), 302, "Dee's session ended");
+    assert_eq!(
+        Person::new("dee@example.com", &password).submit_login(&app, &app.url("/login"), &password).status(),
+        401
+    );
+    Person::new("dee@example.com", &fresh).sign_in(&app);
+
+    // Disable, after a confirmation page.
+    let confirm = admin.page(&app, &format!("/dashboard/admin/users/{dee_id}/disable"));
+    assert!(confirm.contains("Disable dee@example.com?"));
+    let res = admin.submit(&app, &format!("/dashboard/admin/users/{dee_id}/disable"), &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), 303);
+    assert_eq!(Person::new("dee@example.com", &fresh).submit_login(&app, &app.url("/login"), &fresh).status(), 401);
+
+    // A resource server, its secret once, and a rotation.
+    let res = admin.submit(
+        &app,
+        "/dashboard/admin/resources",
+        &[
+            ("csrf_token", &csrf),
+            ("identifier", "https://orders.example.com"),
+            ("name", "Orders"),
+            ("alg", "ES256"),
+            ("scope", "orders:read"),
+        ],
+    );
+    assert_eq!(res.status(), 201);
+    let secret = the_secret(&res.text().unwrap());
+    let rs = tessera::oauth::resources::list(&mut app.conn()).unwrap().pop().unwrap();
+    assert_eq!((rs.identifier.as_str(), rs.algorithm.as_str()), ("https://orders.example.com", "ES256"));
+    let introspect =
+        |secret: &str| app.post_form("/oauth/introspect", &[("token", "x")], Some((&rs.id, secret))).status();
+    assert_eq!(introspect(&secret), 200, "the shown secret authenticates the resource server");
+    let res =
+        admin.submit(&app, &format!("/dashboard/admin/resources/{}/rotate-secret", rs.id), &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), 200);
+    let rotated = the_secret(&res.text().unwrap());
+    assert_eq!(introspect(&secret), 401);
+    assert_eq!(introspect(&rotated), 200);
+    let bad = admin.submit(
+        &app,
+        "/dashboard/admin/resources",
+        &[("csrf_token", &csrf), ("identifier", "not a uri"), ("name", "Bad"), ("alg", "RS256"), ("scope", "")],
+    );
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().unwrap().contains("value=\"not a uri\""));
+
+    // A signing key staged from the page, then listed.
+    let before = tessera::jwt::keys::list(&mut app.conn()).unwrap().len();
+    let res = admin.submit(&app, "/dashboard/admin/signing-keys", &[("csrf_token", &csrf), ("alg", "EdDSA")]);
+    assert_eq!(res.status(), 303);
+    let keys = tessera::jwt::keys::list(&mut app.conn()).unwrap();
+    assert_eq!(keys.len(), before + 1);
+    let staged = keys.iter().find(|k| k.algorithm == "EdDSA").unwrap();
+    assert!(admin.page(&app, "/dashboard/admin/signing-keys").contains(&staged.kid));
+
+    // Every client, and the audit log filtered by action, actor and target.
+    let client = app.web_client("read");
+    assert!(admin.page(&app, "/dashboard/admin/clients").contains(&client.id));
+    let admin_id = app.user_id(&admin.email);
+    let log =
+        admin.page(&app, &format!("/dashboard/admin/audit?action=user.disabled&actor={admin_id}&target={dee_id}"));
+    assert_eq!(log.matches("<code>user.disabled</code>").count(), 1, "{log}");
+    let none = admin.page(&app, &format!("/dashboard/admin/audit?action=user.disabled&actor=system&target={dee_id}"));
+    assert!(none.contains("No events match"));
+}
+
+fn members_get_403_on_every_admin_page(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = app.person("bea@example.com");
+    bea.sign_in(&app);
+    let bea_id = app.user_id(&bea.email);
+    for path in [
+        "/dashboard/admin/users",
+        "/dashboard/admin/clients",
+        "/dashboard/admin/resources",
+        "/dashboard/admin/signing-keys",
+        "/dashboard/admin/audit",
+        &format!("/dashboard/admin/users/{bea_id}/disable"),
+    ] {
+        assert_eq!(bea.get(&app.url(path)).status(), 403, "GET {path}");
+    }
+    let csrf = bea.csrf(&app);
+    let admin_id = app.user_id("admin@localhost");
+    let keys_before = tessera::jwt::keys::list(&mut app.conn()).unwrap().len();
+    for (path, form) in [
+        ("/dashboard/admin/users".to_string(), vec![("email", "x@example.com"), ("name", "X")]),
+        (format!("/dashboard/admin/users/{admin_id}/reset-password"), vec![]),
+        (format!("/dashboard/admin/users/{admin_id}/disable"), vec![]),
+        (
+            "/dashboard/admin/resources".to_string(),
+            vec![("identifier", "https://x.example"), ("name", "X"), ("alg", "RS256")],
+        ),
+        ("/dashboard/admin/signing-keys".to_string(), vec![("alg", "RS256")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf_token", &csrf));
+        assert_eq!(bea.submit(&app, &path, &form).status(), 403, "POST {path}");
+    }
+    // Nothing changed: the admin still signs in, no user, key or server was added.
+    app.admin().sign_in(&app);
+    assert!(tessera::store::users::find_by_email(&mut app.conn(), "x@example.com").unwrap().is_none());
+    assert!(tessera::oauth::resources::list(&mut app.conn()).unwrap().is_empty());
+    assert_eq!(tessera::jwt::keys::list(&mut app.conn()).unwrap().len(), keys_before);
+    // And a member's navigation has no admin link.
+    let html = bea.page(&app, "/dashboard");
+    assert!(!html.contains("/dashboard/admin/"), "{html}");
+}
+
+both_backends!(
+    connected_apps_are_listed_and_revoked_from_the_page,
+    admins_manage_people_resources_and_signing_keys,
+    members_get_403_on_every_admin_page,
+);
