@@ -6,6 +6,7 @@ mod body;
 mod browser;
 pub mod caller;
 mod health;
+mod list;
 mod middleware;
 mod oauth;
 pub mod openapi;
