@@ -256,23 +256,30 @@ fn get_sdk_token(app: &TestApp, key: &str) -> (StatusCode, String) {
 /// `has_more` right: keys, clients, users and SDK tokens oldest first,
 /// audit events newest first (with its filters).
 fn every_list_route_paginates(backend: Backend) {
-    let app = TestApp::start(backend);
+    // Frozen, so that items made together share their instant exactly and
+    // only the id orders them.
+    let app = TestApp::builder(backend).with_frozen_clock().start();
     let root = app.root_key();
     let (_, ann) = member(&app, "ann@example.com");
     let mut tokens = Vec::new();
     let mut clients = Vec::new();
     for n in 0..5 {
-        // A second apart, and some at the same instant: both orders hold.
+        // Pairs share an instant (the id breaks the tie), a second apart.
         if n % 2 == 0 {
             app.clock.advance(Duration::seconds(1));
         }
         app.person(&format!("p{n}@example.com"));
-        tokens.push(get_sdk_token(&app, &ann).1);
+        tokens.push((n / 2, get_sdk_token(&app, &ann).1));
         let (status, c) = post(&app, "/v1/clients", &root, json!({ "name": format!("App {n}") }));
         assert_eq!(status, StatusCode::CREATED, "{c}");
-        clients.push(c["data"]["client_id"].as_str().unwrap().to_string());
+        clients.push((n / 2, c["data"]["client_id"].as_str().unwrap().to_string()));
         app.create_key(&root, json!({ "name": format!("k{n}") }));
     }
+    // The order the lists promise: by instant, then by id.
+    tokens.sort();
+    clients.sort();
+    let tokens: Vec<String> = tokens.into_iter().map(|(_, id)| id).collect();
+    let clients: Vec<String> = clients.into_iter().map(|(_, id)| id).collect();
 
     let by_time = |mut items: Vec<(chrono::NaiveDateTime, String)>| {
         items.sort();
