@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::crypto::public_id;
+use crate::page::{Page, PageError, PageOf};
 use crate::store::audit::{self, AuditEventRow};
 use crate::store::{DbConn, StoreError};
 
@@ -64,9 +65,6 @@ pub fn record(conn: &mut DbConn, clock: &dyn Clock, event: AuditEvent<'_>) -> Re
     )
 }
 
-/// The most events one read returns.
-pub const MAX_LIMIT: i64 = 1000;
-
 /// An event as the audit API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Event {
@@ -95,37 +93,52 @@ impl From<AuditEventRow> for Event {
     }
 }
 
-/// Which events to read.
+/// Which events to read. The page size is the `Page`'s (1–100, default
+/// 20, like every list; it was up to 1000, default 100, before lists were
+/// paginated — walk with `starting_after` instead).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub action: Option<String>,
     /// A user id, `cli` or `system`.
     pub actor: Option<String>,
     pub target: Option<String>,
-    pub limit: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditReadError {
-    #[error("limit must be 1 to {MAX_LIMIT}")]
-    BadLimit,
+    #[error(transparent)]
+    Page(#[from] PageError),
     #[error(transparent)]
     Denied(#[from] crate::principal::AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The newest events first (admins): the whole log.
+/// One page of the log, newest first (admins), of the events that match
+/// `filter`. `starting_after` must name an event that matches it too, else
+/// `PageError::UnknownCursor`.
 pub fn recent(
     conn: &mut DbConn,
     principal: &crate::principal::Principal,
     filter: &Filter,
-) -> Result<Vec<Event>, AuditReadError> {
+    page: &Page,
+) -> Result<PageOf<Event>, AuditReadError> {
     principal.require_admin("read the audit log")?;
-    let limit = filter.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AuditReadError::BadLimit);
-    }
-    let rows = audit::recent(conn, filter.action.as_deref(), filter.actor.as_deref(), filter.target.as_deref(), limit)?;
-    Ok(rows.into_iter().map(Event::from).collect())
+    let (action, actor, target) = (filter.action.as_deref(), filter.actor.as_deref(), filter.target.as_deref());
+    let after = match page.starting_after() {
+        None => None,
+        Some(id) => match audit::find(conn, id)? {
+            Some(row)
+                if action.is_none_or(|a| row.action == a)
+                    && actor.is_none_or(|a| row.actor.as_deref() == Some(a))
+                    && target.is_none_or(|t| row.target.as_deref() == Some(t)) =>
+            {
+                Some((row.occurred_at, row.id))
+            }
+            _ => return Err(PageError::UnknownCursor.into()),
+        },
+    };
+    let rows =
+        audit::page(conn, action, actor, target, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
+    PageOf::from_rows(rows, page, |row| Ok(Event::from(row)))
 }

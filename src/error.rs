@@ -26,6 +26,7 @@ use crate::apikeys::ApiKeyError;
 use crate::audit::AuditReadError;
 use crate::jwt::keys::SigningKeyError;
 use crate::oauth::clients::ClientError;
+use crate::page::PageError;
 use crate::people::PeopleError;
 use crate::principal::AuthError;
 use crate::sdk::SdkError;
@@ -254,6 +255,7 @@ impl From<ApiKeyError> for ApiError {
                 Self::new(ErrorKind::Unauthorized, "invalid_client_secret", message)
             }
             ApiKeyError::Forbidden { code, message } => Self::new(ErrorKind::Forbidden, code, message),
+            ApiKeyError::Page(p) => p.into(),
             ApiKeyError::Store(s) => s.into(),
         }
     }
@@ -267,6 +269,7 @@ impl From<ClientError> for ApiError {
             ClientError::UnknownOwner => Self::bad_request("validation_error", "No such owner"),
             ClientError::NoSecret(_) => Self::new(ErrorKind::Conflict, "no_client_secret", e.to_string()),
             ClientError::Forbidden(m) => Self::new(ErrorKind::Forbidden, "insufficient_scope", m),
+            ClientError::Page(p) => p.into(),
             ClientError::Store(s) => s.into(),
         }
     }
@@ -282,6 +285,7 @@ impl From<SdkError> for ApiError {
             SdkError::UnknownSession => {
                 Self::new(ErrorKind::NotFound, "session_not_found", "No such SDK session (or it has expired)")
             }
+            SdkError::Page(p) => p.into(),
             SdkError::Store(s) => s.into(),
         }
     }
@@ -295,14 +299,21 @@ impl From<PeopleError> for ApiError {
             PeopleError::CannotDisableSelf => {
                 Self::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself")
             }
+            PeopleError::Page(p) => p.into(),
         }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        Self::bad_request("validation_error", e.to_string())
     }
 }
 
 impl From<AuditReadError> for ApiError {
     fn from(e: AuditReadError) -> Self {
         match e {
-            AuditReadError::BadLimit => Self::bad_request("validation_error", e.to_string()),
+            AuditReadError::Page(p) => p.into(),
             AuditReadError::Denied(d) => d.into(),
             AuditReadError::Store(s) => s.into(),
         }

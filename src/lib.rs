@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod oauth;
+pub mod page;
 pub mod people;
 pub mod permissions;
 pub mod principal;

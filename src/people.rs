@@ -5,8 +5,9 @@
 
 use crate::accounts::{self, AccountError, NewUser, User};
 use crate::clock::Clock;
+use crate::page::{Page, PageError, PageOf};
 use crate::principal::{AuthError, Principal};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
@@ -16,6 +17,8 @@ pub enum PeopleError {
     Denied(#[from] AuthError),
     #[error("you cannot disable yourself")]
     CannotDisableSelf,
+    #[error(transparent)]
+    Page(#[from] PageError),
 }
 
 impl From<StoreError> for PeopleError {
@@ -24,12 +27,27 @@ impl From<StoreError> for PeopleError {
     }
 }
 
-/// Everyone for an admin; oneself for anyone else.
-pub fn list(conn: &mut DbConn, principal: &Principal) -> Result<Vec<User>, PeopleError> {
+/// One page of everyone, oldest first, for an admin; oneself for anyone
+/// else (a list of one: after it, nothing). `starting_after` must name a
+/// user of that list, else `PageError::UnknownCursor` — for a member any
+/// other id, known or not, so a cursor never tells whether a user exists.
+pub fn list(conn: &mut DbConn, principal: &Principal, page: &Page) -> Result<PageOf<User>, PeopleError> {
     if !principal.is_admin() {
-        return Ok(vec![principal.user.clone()]);
+        return match page.starting_after() {
+            None => Ok(PageOf { data: vec![principal.user.clone()], has_more: false }),
+            Some(id) if id == principal.user.id => Ok(PageOf { data: Vec::new(), has_more: false }),
+            Some(_) => Err(PageError::UnknownCursor.into()),
+        };
     }
-    Ok(accounts::list_users(conn)?)
+    let after = match page.starting_after() {
+        None => None,
+        Some(id) => match users::find_by_id(conn, id)? {
+            Some(row) => Some((row.created_at, row.id)),
+            None => return Err(PageError::UnknownCursor.into()),
+        },
+    };
+    let rows = users::page(conn, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
+    PageOf::from_rows(rows, page, |row| Ok(User::from(row)))
 }
 
 fn visible(principal: &Principal, id: &str) -> Result<(), PeopleError> {

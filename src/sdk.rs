@@ -11,6 +11,7 @@ use crate::audit::{self, AuditEvent};
 use crate::clock::Clock;
 use crate::config::Environment;
 use crate::crypto::{MasterKey, public_id};
+use crate::page::{Page, PageError, PageOf};
 use crate::principal::Principal;
 use crate::store::sdk::{self, SdkSessionRow, SdkTokenRow};
 use crate::store::{DbConn, StoreError};
@@ -32,6 +33,8 @@ pub enum SdkError {
     /// Unknown, expired, or not the caller's.
     #[error("no such SDK session (or it has expired)")]
     UnknownSession,
+    #[error(transparent)]
+    Page(#[from] PageError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,8 +115,20 @@ pub fn create_token(
 }
 
 /// The caller's SDK tokens.
-pub fn list_tokens(conn: &mut DbConn, principal: &Principal) -> Result<Vec<SdkToken>, SdkError> {
-    Ok(sdk::list_tokens(conn, &principal.user.id)?.into_iter().map(SdkToken::from).collect())
+/// One page of the caller's own SDK tokens, oldest first.
+/// `starting_after` must name one of them, else `PageError::UnknownCursor`
+/// (the same for an unknown id and another owner's token).
+pub fn list_tokens(conn: &mut DbConn, principal: &Principal, page: &Page) -> Result<PageOf<SdkToken>, SdkError> {
+    let owner = principal.user.id.as_str();
+    let after = match page.starting_after() {
+        None => None,
+        Some(id) => match sdk::find_token(conn, id)? {
+            Some(row) if row.owner_id == owner => Some((row.created_at, row.id)),
+            _ => return Err(PageError::UnknownCursor.into()),
+        },
+    };
+    let rows = sdk::page_of_owner(conn, owner, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
+    PageOf::from_rows(rows, page, |row| Ok(SdkToken::from(row)))
 }
 
 /// Revokes an SDK token the caller owns (or any, for an admin).

@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::config::Environment;
 use crate::crypto::{MasterKey, Secret, public_id};
 use crate::oauth::clients;
+use crate::page::{Page, PageError, PageOf};
 use crate::permissions::{Permission, Permissions, UnknownPermission};
 use crate::principal::Principal;
 use crate::store::api_keys::{self, ApiKeyRow};
@@ -58,6 +59,8 @@ pub enum ApiKeyError {
     /// The caller's credential may not do this (403).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    #[error(transparent)]
+    Page(#[from] crate::page::PageError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -451,14 +454,30 @@ pub fn find_as(conn: &mut DbConn, principal: &Principal, id: &str) -> Result<Api
     }
 }
 
-/// The keys of `owner_id` (default: the caller's own); another owner's
-/// keys only for an admin.
-pub fn list_as(conn: &mut DbConn, principal: &Principal, owner_id: Option<&str>) -> Result<Vec<ApiKey>, ApiKeyError> {
+/// One page of the keys of `owner_id` (default: the caller's own), oldest
+/// first; another owner's keys only for an admin. `starting_after` must
+/// name a key of that owner, else `PageError::UnknownCursor`.
+pub fn list_as(
+    conn: &mut DbConn,
+    principal: &Principal,
+    owner_id: Option<&str>,
+    page: &Page,
+) -> Result<PageOf<ApiKey>, ApiKeyError> {
     let owner = owner_id.unwrap_or(&principal.user.id);
     if !principal.may_manage(Some(owner)) {
         return Err(forbidden("forbidden", "Only an admin may list another user's keys"));
     }
-    list(conn, Some(owner))
+    // The cursor must be a key of this very list: another owner's key, or
+    // none, is the same error, so a cursor never tells whether an id exists.
+    let after = match page.starting_after() {
+        None => None,
+        Some(id) => match api_keys::find(conn, id)? {
+            Some(row) if row.owner_id == owner => Some((row.created_at, row.id)),
+            _ => return Err(PageError::UnknownCursor.into()),
+        },
+    };
+    let rows = api_keys::page_of_owner(conn, owner, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
+    Ok(PageOf::from_rows(rows, page, ApiKey::from_row)?)
 }
 
 /// Every key (of one owner): for the operator.

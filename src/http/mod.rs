@@ -7,6 +7,7 @@ mod browser;
 pub mod caller;
 mod dashboard;
 mod health;
+mod list;
 mod middleware;
 mod oauth;
 pub mod openapi;

@@ -17,6 +17,18 @@ pub struct Envelope {
     data: serde_json::Value,
 }
 
+/// A page of a `/v1` list: at most `limit` items of `data`, and whether
+/// more follow (ask again with `starting_after` = the last item's id).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ListEnvelope {
+    success: bool,
+    #[schema(value_type = Vec<Object>)]
+    data: Vec<serde_json::Value>,
+    /// Whether items follow the last of `data`.
+    has_more: bool,
+}
+
 struct Security;
 
 impl Modify for Security {
@@ -68,7 +80,7 @@ impl Modify for Security {
         v1_sdk::open_session,
         v1_sdk::read_session,
     ),
-    components(schemas(Envelope, crate::error::ErrorBody)),
+    components(schemas(Envelope, ListEnvelope, crate::error::ErrorBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

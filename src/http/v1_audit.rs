@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::AppState;
 use super::caller::Caller;
@@ -15,17 +14,21 @@ use crate::error::ApiError;
 pub struct Query {
     action: Option<String>,
     target: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
+    starting_after: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(("action" = Option<String>, Query), ("target" = Option<String>, Query), ("limit" = Option<i64>, Query)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Newest first", body = crate::http::openapi::Envelope), (status = 400, description = "Bad query", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+/// A page of the log, newest first. `limit` is 1–100 (default 20) like
+/// every list; it was up to 1000 (default 100) before lists were paginated.
+#[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(("action" = Option<String>, Query), ("target" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of events, newest first", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad query", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<Query>,
 ) -> Result<HttpResponse, ApiError> {
-    let Query { action, target, limit } = query.into_inner();
-    let filter = Filter { action, actor: None, target, limit };
-    let events = state.db.run(move |conn| audit::recent(conn, &caller, &filter)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": events })))
+    let Query { action, target, limit, starting_after } = query.into_inner();
+    let page = super::list::page(limit.as_deref(), starting_after)?;
+    let filter = Filter { action, actor: None, target };
+    let events = state.db.run(move |conn| audit::recent(conn, &caller, &filter, &page)).await?;
+    Ok(super::list::answer(events))
 }

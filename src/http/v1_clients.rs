@@ -74,11 +74,17 @@ pub async fn register(
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": data })))
 }
 
-/// `GET /v1/clients`: one's own; all for an admin.
-#[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Own clients (all for an admin)", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let list = state.db.run(move |conn| clients::list_visible(conn, &caller)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": list })))
+/// `GET /v1/clients`: a page of one's own, oldest first; of all for an
+/// admin.
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of own clients (all for an admin)", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<super::list::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.into_inner().page()?;
+    let list = state.db.run(move |conn| clients::list_visible(conn, &caller, &page)).await?;
+    Ok(super::list::answer(list))
 }
 
 /// `GET /v1/clients/{id}`.

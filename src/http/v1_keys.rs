@@ -49,6 +49,8 @@ pub struct ApiKeyWithSecret {
 pub struct KeyList {
     success: bool,
     data: Vec<ApiKey>,
+    /// Whether keys follow the last of `data`.
+    has_more: bool,
 }
 
 #[derive(utoipa::ToSchema)]
@@ -138,20 +140,25 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonBody) 
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     owner_id: Option<String>,
+    limit: Option<String>,
+    starting_after: Option<String>,
 }
 
-/// `GET /v1/api-keys`: the caller's keys; an admin may name an owner.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(("owner_id" = Option<String>, Query, description = "Admins: another owner")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller's keys", body = KeyList), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
+/// `GET /v1/api-keys`: a page of the caller's keys, oldest first; an admin
+/// may name an owner.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(("owner_id" = Option<String>, Query, description = "Admins: another owner"), ("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of the caller's keys", body = KeyList), (status = 400, description = "Bad limit or cursor", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = query.into_inner().owner_id;
-    let keys = state.db.run(move |conn| apikeys::list_as(conn, &caller, owner.as_deref())).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": keys })))
+    let ListQuery { owner_id, limit, starting_after } = query.into_inner();
+    let page = super::list::page(limit.as_deref(), starting_after)?;
+    let keys = state.db.run(move |conn| apikeys::list_as(conn, &caller, owner_id.as_deref(), &page)).await?;
+    Ok(super::list::answer(keys))
 }
 
 /// `GET /v1/api-keys/{id}`.

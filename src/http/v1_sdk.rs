@@ -23,11 +23,17 @@ pub async fn create_token(state: web::Data<AppState>, caller: Caller) -> Result<
         .json(json!({ "success": true, "data": { "id": token.id, "mode": token.mode, "token": raw } })))
 }
 
-/// `GET /v1/sdk-tokens`: the caller's SDK tokens (never the tokens).
-#[utoipa::path(get, path = "/v1/sdk-tokens", tag = "sdk", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller's SDK tokens", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
-pub async fn list_tokens(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tokens = state.db.run(move |conn| sdk::list_tokens(conn, &caller)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": tokens })))
+/// `GET /v1/sdk-tokens`: a page of the caller's SDK tokens, oldest first
+/// (never the tokens).
+#[utoipa::path(get, path = "/v1/sdk-tokens", tag = "sdk", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of the caller's SDK tokens", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = ErrorBody), (status = 401, description = "No valid credential", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<super::list::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.into_inner().page()?;
+    let tokens = state.db.run(move |conn| sdk::list_tokens(conn, &caller, &page)).await?;
+    Ok(super::list::answer(tokens))
 }
 
 /// `DELETE /v1/sdk-tokens/{id}`: revokes it at once.

@@ -13,11 +13,17 @@ use crate::accounts::{NewUser, Role};
 use crate::error::ApiError;
 use crate::people;
 
-/// `GET /v1/users`: everyone for an admin, oneself for anyone else.
-#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Everyone (admin) or oneself", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let users = state.db.run(move |conn| people::list(conn, &caller)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "data": users })))
+/// `GET /v1/users`: a page of everyone, oldest first, for an admin;
+/// oneself for anyone else.
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of everyone (admin) or oneself", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<super::list::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.into_inner().page()?;
+    let users = state.db.run(move |conn| people::list(conn, &caller, &page)).await?;
+    Ok(super::list::answer(users))
 }
 
 /// `GET /v1/users/{id}`.

@@ -15,6 +15,7 @@ use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, public_id};
+use crate::page::{Page, PageError, PageOf};
 use crate::permissions::Permissions;
 use crate::principal::Principal;
 use crate::store::clients::{self, ClientRow};
@@ -97,6 +98,8 @@ pub enum ClientError {
     /// The caller may not give a client this (403).
     #[error("{0}")]
     Forbidden(String),
+    #[error(transparent)]
+    Page(#[from] PageError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -428,8 +431,21 @@ pub fn find_visible(conn: &mut DbConn, principal: &Principal, client_id: &str) -
 }
 
 /// The caller's clients; every client for an admin.
-pub fn list_visible(conn: &mut DbConn, principal: &Principal) -> Result<Vec<Client>, ClientError> {
-    if principal.is_admin() { list(conn) } else { list_owned(conn, &principal.user.id) }
+/// One page of the clients `principal` may see — its own, or every client
+/// for an admin — oldest first. `starting_after` must name one of them,
+/// else `PageError::UnknownCursor` (the same for an unknown id and for
+/// another owner's client, so a cursor never tells whether an id exists).
+pub fn list_visible(conn: &mut DbConn, principal: &Principal, page: &Page) -> Result<PageOf<Client>, ClientError> {
+    let owner = if principal.is_admin() { None } else { Some(principal.user.id.as_str()) };
+    let after = match page.starting_after() {
+        None => None,
+        Some(id) => match clients::find(conn, id)? {
+            Some(row) if owner.is_none() || row.owner_id.as_deref() == owner => Some((row.created_at, row.id)),
+            _ => return Err(PageError::UnknownCursor.into()),
+        },
+    };
+    let rows = clients::page(conn, owner, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
+    Ok(PageOf::from_rows(rows, page, Client::from_row)?)
 }
 
 /// Updates a client the caller may see; what it adds must be the

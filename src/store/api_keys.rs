@@ -56,6 +56,27 @@ pub fn list(conn: &mut DbConn, owner_id: Option<&str>) -> Result<Vec<ApiKeyRow>,
     Ok(query.order((api_keys::created_at.asc(), api_keys::id.asc())).select(ApiKeyRow::as_select()).load(conn)?)
 }
 
+/// One page of an owner's keys, oldest first (by `created_at`, then
+/// `id`): up to `fetch` keys after the key whose `(created_at, id)` is
+/// `after`. Keyset, not OFFSET, so keys created meanwhile never shift it.
+pub fn page_of_owner(
+    conn: &mut DbConn,
+    owner_id: &str,
+    after: Option<(NaiveDateTime, &str)>,
+    fetch: i64,
+) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let mut query = api_keys::table.filter(api_keys::owner_id.eq(owner_id.to_string())).into_boxed();
+    if let Some((at, id)) = after {
+        query = query
+            .filter(api_keys::created_at.gt(at).or(api_keys::created_at.eq(at).and(api_keys::id.gt(id.to_string()))));
+    }
+    Ok(query
+        .order((api_keys::created_at.asc(), api_keys::id.asc()))
+        .limit(fetch)
+        .select(ApiKeyRow::as_select())
+        .load(conn)?)
+}
+
 /// Revokes a key now; false when it was revoked already.
 pub fn revoke(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
     let n = diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))

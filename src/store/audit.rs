@@ -33,14 +33,21 @@ pub fn for_target(conn: &mut DbConn, target: &str) -> Result<Vec<AuditEventRow>,
         .load(conn)?)
 }
 
-/// The newest events first, at most `limit`, optionally of one action,
-/// actor or target.
-pub fn recent(
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AuditEventRow>, StoreError> {
+    Ok(audit_events::table.find(id).select(AuditEventRow::as_select()).first(conn).optional()?)
+}
+
+/// One page of events, newest first (by `occurred_at`, then `id`, both
+/// descending), optionally of one action, actor or target: up to `fetch` events
+/// older than the one whose `(occurred_at, id)` is `after`. Keyset, not
+/// OFFSET, so events recorded while a reader walks back never shift it.
+pub fn page(
     conn: &mut DbConn,
     action: Option<&str>,
     actor: Option<&str>,
     target: Option<&str>,
-    limit: i64,
+    after: Option<(NaiveDateTime, &str)>,
+    fetch: i64,
 ) -> Result<Vec<AuditEventRow>, StoreError> {
     let mut query = audit_events::table.into_boxed();
     if let Some(a) = action {
@@ -52,9 +59,16 @@ pub fn recent(
     if let Some(t) = target {
         query = query.filter(audit_events::target.eq(t.to_string()));
     }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            audit_events::occurred_at
+                .lt(at)
+                .or(audit_events::occurred_at.eq(at).and(audit_events::id.lt(id.to_string()))),
+        );
+    }
     Ok(query
         .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
-        .limit(limit)
+        .limit(fetch)
         .select(AuditEventRow::as_select())
         .load(conn)?)
 }

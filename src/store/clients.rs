@@ -83,6 +83,30 @@ pub fn list_by_owner(conn: &mut DbConn, owner_id: &str) -> Result<Vec<ClientRow>
         .load(conn)?)
 }
 
+/// One page of clients (of one owner when given), oldest first (by
+/// `created_at`, then `id`): up to `fetch` after the client whose
+/// `(created_at, id)` is `after`. Keyset, not OFFSET.
+pub fn page(
+    conn: &mut DbConn,
+    owner_id: Option<&str>,
+    after: Option<(NaiveDateTime, &str)>,
+    fetch: i64,
+) -> Result<Vec<ClientRow>, StoreError> {
+    let mut query = clients::table.into_boxed();
+    if let Some(owner) = owner_id {
+        query = query.filter(clients::owner_id.eq(owner.to_string()));
+    }
+    if let Some((at, id)) = after {
+        query =
+            query.filter(clients::created_at.gt(at).or(clients::created_at.eq(at).and(clients::id.gt(id.to_string()))));
+    }
+    Ok(query
+        .order((clients::created_at.asc(), clients::id.asc()))
+        .limit(fetch)
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
 /// `NotFound` when no client has this id.
 pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, now: NaiveDateTime) -> Result<(), StoreError> {
     let n = diesel::update(clients::table.find(id))

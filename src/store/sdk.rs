@@ -52,10 +52,24 @@ pub fn find_session(conn: &mut DbConn, id: &str) -> Result<Option<SdkSessionRow>
     Ok(sdk_sessions::table.find(id).select(SdkSessionRow::as_select()).first(conn).optional()?)
 }
 
-pub fn list_tokens(conn: &mut DbConn, owner_id: &str) -> Result<Vec<SdkTokenRow>, StoreError> {
-    Ok(sdk_tokens::table
-        .filter(sdk_tokens::owner_id.eq(owner_id))
-        .order(sdk_tokens::created_at.asc())
+/// One page of an owner's SDK tokens, oldest first (by `created_at`, then
+/// `id`): up to `fetch` after the token whose `(created_at, id)` is
+/// `after`. Keyset, not OFFSET.
+pub fn page_of_owner(
+    conn: &mut DbConn,
+    owner_id: &str,
+    after: Option<(NaiveDateTime, &str)>,
+    fetch: i64,
+) -> Result<Vec<SdkTokenRow>, StoreError> {
+    let mut query = sdk_tokens::table.filter(sdk_tokens::owner_id.eq(owner_id.to_string())).into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            sdk_tokens::created_at.gt(at).or(sdk_tokens::created_at.eq(at).and(sdk_tokens::id.gt(id.to_string()))),
+        );
+    }
+    Ok(query
+        .order((sdk_tokens::created_at.asc(), sdk_tokens::id.asc()))
+        .limit(fetch)
         .select(SdkTokenRow::as_select())
         .load(conn)?)
 }

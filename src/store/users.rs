@@ -38,6 +38,17 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<UserRow>, StoreError> {
     Ok(users::table.order((users::created_at.asc(), users::id.asc())).select(UserRow::as_select()).load(conn)?)
 }
 
+/// One page of users, oldest first (by `created_at`, then `id`): up to
+/// `fetch` after the user whose `(created_at, id)` is `after`. Keyset, not
+/// OFFSET.
+pub fn page(conn: &mut DbConn, after: Option<(NaiveDateTime, &str)>, fetch: i64) -> Result<Vec<UserRow>, StoreError> {
+    let mut query = users::table.into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(users::created_at.gt(at).or(users::created_at.eq(at).and(users::id.gt(id.to_string()))));
+    }
+    Ok(query.order((users::created_at.asc(), users::id.asc())).limit(fetch).select(UserRow::as_select()).load(conn)?)
+}
+
 pub fn count_enabled_admins(conn: &mut DbConn) -> Result<i64, StoreError> {
     Ok(users::table.filter(users::role.eq("admin")).filter(users::disabled.eq(false)).count().get_result(conn)?)
 }

@@ -197,7 +197,35 @@ fn members_get_403_on_every_admin_page(backend: Backend) {
     assert!(!html.contains("/dashboard/admin/"), "{html}");
 }
 
+fn dashboard_lists_are_paginated_like_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    let admin = signed_in_admin(&app);
+    let admin_id = app.user_id(&admin.email);
+    for n in 0..25 {
+        let new = tessera::apikeys::NewKey {
+            name: format!("key {n:02}"),
+            ..crate::support::key_request(&admin_id, tessera::apikeys::Mode::Test)
+        };
+        tessera::apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, tessera::audit::Actor::Cli)
+            .unwrap();
+    }
+    let first = admin.page(&app, "/dashboard/api-keys");
+    assert_eq!(first.matches("<a href=\"/dashboard/api-keys/key_").count(), 20, "a page holds 20 keys");
+    let next = first.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap();
+    assert!(next.starts_with("/dashboard/api-keys?starting_after=key_"), "{next}");
+    let second = admin.page(&app, &next.replace("&amp;", "&"));
+    assert_eq!(second.matches("<a href=\"/dashboard/api-keys/key_").count(), 5);
+    assert!(!second.contains("rel=\"next\""), "the last page has no next link");
+    // A cursor that is not the person's own is refused, as on /v1.
+    let bea = app.person("bea@example.com");
+    bea.sign_in(&app);
+    let foreign = next.split("starting_after=").nth(1).unwrap();
+    let res = bea.get(&app.url(&format!("/dashboard/api-keys?starting_after={foreign}")));
+    assert_eq!(res.status(), 400);
+}
+
 both_backends!(
+    dashboard_lists_are_paginated_like_v1,
     connected_apps_are_listed_and_revoked_from_the_page,
     admins_manage_people_resources_and_signing_keys,
     members_get_403_on_every_admin_page,

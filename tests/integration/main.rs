@@ -16,6 +16,7 @@ mod http_skeleton;
 mod introspection;
 mod layers;
 mod oauth_holes;
+mod pagination;
 mod promises;
 mod purge;
 mod rate_limits;

@@ -1067,6 +1067,13 @@ fn openapi_matches_the_real_api(backend: Backend) {
     let listed = check("GET", "/v1/api-keys", v1.call("GET", "/v1/api-keys", Some(&root), None));
     assert_eq!(listed["data"].as_array().unwrap().len(), 2, "the root key and the one above");
     check("GET", "/v1/api-keys", v1.call("GET", "/v1/api-keys?owner_id=usr_x", Some(&bea_key), None));
+    // Every list's pages, and its refusals of a bad page, as documented.
+    for list in ["/v1/api-keys", "/v1/clients", "/v1/users", "/v1/audit-events", "/v1/sdk-tokens"] {
+        let page = check("GET", list, v1.call("GET", &format!("{list}?limit=1"), Some(&root), None));
+        assert!(page["has_more"].is_boolean(), "{list}: {page}");
+        check("GET", list, v1.call("GET", &format!("{list}?limit=101"), Some(&root), None));
+        check("GET", list, v1.call("GET", &format!("{list}?starting_after=nothing"), Some(&root), None));
+    }
     check("GET", "/v1/api-keys/{id}", v1.call("GET", &format!("/v1/api-keys/{id}"), Some(&root), None));
     check("GET", "/v1/api-keys/{id}", v1.call("GET", "/v1/api-keys/key_none", Some(&root), None));
     let rotated = check(

@@ -20,6 +20,7 @@ use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::jwt::keys::SigningAlg;
 use crate::oauth::resources::{NewResource, ResourceError, TokenAlg};
+use crate::page::Page;
 use crate::people::{self, PeopleError};
 
 /// The page for a refusal that is not about a form field.
@@ -40,6 +41,7 @@ fn people_error(e: PeopleError) -> HttpResponse {
     match e {
         PeopleError::Denied(d) => forbidden(&d.to_string()),
         PeopleError::Account(a) => admin_error(AdminError::Account(a)),
+        PeopleError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         PeopleError::CannotDisableSelf => {
             error_page(StatusCode::CONFLICT, "Not allowed", "You cannot disable yourself; ask another admin.")
         }
@@ -519,6 +521,7 @@ struct AuditPage {
     action: String,
     actor: String,
     target: String,
+    next: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -526,6 +529,7 @@ pub struct AuditQuery {
     action: Option<String>,
     actor: Option<String>,
     target: Option<String>,
+    starting_after: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -534,13 +538,30 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 /// `GET /dashboard/admin/audit?action=&actor=&target=`: the newest 100.
 pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::Query<AuditQuery>) -> HttpResponse {
-    let AuditQuery { action, actor, target } = query.into_inner();
+    let AuditQuery { action, actor, target, starting_after } = query.into_inner();
     let (action, actor, target) = (non_empty(action), non_empty(actor), non_empty(target));
-    let filter = Filter { action: action.clone(), actor: actor.clone(), target: target.clone(), limit: Some(100) };
+    let filter = Filter { action: action.clone(), actor: actor.clone(), target: target.clone() };
     let principal = signed.principal.clone();
-    match state.db.run(move |conn| audit::recent(conn, &principal, &filter)).await {
+    let page = match Page::parse(Some("100"), starting_after) {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+    };
+    match state.db.run(move |conn| audit::recent(conn, &principal, &filter, &page)).await {
         Ok(list) => {
+            let next = match (list.has_more, list.data.last()) {
+                (true, Some(last)) => {
+                    let mut q = form_urlencoded::Serializer::new(String::new());
+                    for (k, v) in [("action", &action), ("actor", &actor), ("target", &target)] {
+                        if let Some(v) = v {
+                            q.append_pair(k, v);
+                        }
+                    }
+                    Some(format!("/dashboard/admin/audit?{}", q.append_pair("starting_after", &last.id).finish()))
+                }
+                _ => None,
+            };
             let events = list
+                .data
                 .into_iter()
                 .map(|e| EventRow {
                     at: when(&e.occurred_at),
@@ -559,11 +580,12 @@ pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::
                     action: action.unwrap_or_default(),
                     actor: actor.unwrap_or_default(),
                     target: target.unwrap_or_default(),
+                    next,
                 },
             )
         }
         Err(AuditReadError::Denied(d)) => forbidden(&d.to_string()),
-        Err(AuditReadError::BadLimit) => error_page(StatusCode::BAD_REQUEST, "Not accepted", "Bad limit."),
+        Err(AuditReadError::Page(e)) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         Err(AuditReadError::Store(e)) => store_failure(e),
     }
 }

@@ -6,20 +6,25 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::next_page;
 use super::{
     FormFields, Layout, Section, Signed, forbidden, not_found, secret_page, see_other, store_failure, when, when_or,
 };
 use crate::apikeys::{self, ApiKey, ApiKeyError, KeyType, Mode, NewKey, Rotation};
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
+use crate::page::{Page, PageOf};
 use crate::permissions::Permissions;
 use crate::principal::Principal;
 
-/// The person's keys. The one place the pages list keys, so a change to
-/// `list_as` (pagination) is one line here.
-pub(super) async fn list_keys(state: &AppState, principal: &Principal) -> Result<Vec<ApiKey>, ApiKeyError> {
+/// One page of the person's keys: the one place the pages list keys.
+pub(super) async fn list_keys(
+    state: &AppState,
+    principal: &Principal,
+    page: Page,
+) -> Result<PageOf<ApiKey>, ApiKeyError> {
     let principal = principal.clone();
-    state.db.run(move |conn| apikeys::list_as(conn, &principal, None)).await
+    state.db.run(move |conn| apikeys::list_as(conn, &principal, None, &page)).await
 }
 
 /// A key as a table row shows it.
@@ -132,6 +137,8 @@ pub fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
 struct KeysPage {
     layout: Layout,
     keys: Vec<KeyRow>,
+    /// The next page's address, when there is one.
+    next: Option<String>,
     form: KeyForm,
     errors: Vec<FieldError>,
     /// The one mode this server's environment accepts.
@@ -149,7 +156,7 @@ impl KeysPage {
 fn keys_page_with(
     state: &AppState,
     signed: &Signed,
-    keys: &[ApiKey],
+    keys: &PageOf<ApiKey>,
     form: KeyForm,
     errors: Vec<FieldError>,
     status: StatusCode,
@@ -157,7 +164,8 @@ fn keys_page_with(
     let now = state.clock.now();
     let page = KeysPage {
         layout: signed.layout(Section::ApiKeys),
-        keys: keys.iter().map(|k| row(k, now)).collect(),
+        keys: keys.data.iter().map(|k| row(k, now)).collect(),
+        next: next_page("/dashboard/api-keys", keys.has_more, keys.data.last().map(|k| k.id.as_str())),
         form,
         errors,
         mode: Mode::of(state.config.environment).as_str(),
@@ -167,8 +175,16 @@ fn keys_page_with(
 }
 
 /// `GET /dashboard/api-keys`.
-pub async fn keys_page(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    match list_keys(&state, &signed.principal).await {
+pub async fn keys_page(
+    state: web::Data<AppState>,
+    signed: Signed,
+    query: web::Query<super::PageParams>,
+) -> HttpResponse {
+    let page = match query.into_inner().page() {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+    };
+    match list_keys(&state, &signed.principal, page).await {
         Ok(keys) => keys_page_with(&state, &signed, &keys, KeyForm::default(), Vec::new(), StatusCode::OK),
         Err(e) => key_error(e),
     }
@@ -178,6 +194,7 @@ pub async fn keys_page(state: web::Data<AppState>, signed: Signed) -> HttpRespon
 fn key_error(e: ApiKeyError) -> HttpResponse {
     match e {
         ApiKeyError::Unknown => not_found(),
+        ApiKeyError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         ApiKeyError::Revoked => error_page(StatusCode::CONFLICT, "Already revoked", "This key is already revoked."),
         ApiKeyError::Expired => error_page(StatusCode::CONFLICT, "Expired", "This key has expired."),
         ApiKeyError::Forbidden { message, .. } => forbidden(&message),
@@ -333,7 +350,7 @@ async fn rerender(
     kept: KeyForm,
     errors: Vec<FieldError>,
 ) -> HttpResponse {
-    match list_keys(state, &signed.principal).await {
+    match list_keys(state, &signed.principal, Page::default()).await {
         Ok(keys) => keys_page_with(state, signed, &keys, kept, errors, StatusCode::UNPROCESSABLE_ENTITY),
         Err(e) => key_error(e),
     }

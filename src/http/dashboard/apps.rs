@@ -12,13 +12,17 @@ use super::{FormFields, Layout, Section, Signed, forbidden, not_found, secret_pa
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::oauth::clients::{self, Client, ClientChanges, ClientError, GrantType, NewClient};
+use crate::page::{Page, PageOf};
 use crate::principal::Principal;
 
-/// The person's apps. The one place the pages list clients, so a change to
-/// `list_visible` (pagination) is one line here.
-pub(super) async fn list_apps(state: &AppState, principal: &Principal) -> Result<Vec<Client>, ClientError> {
+/// One page of the person's apps: the one place the pages list clients.
+pub(super) async fn list_apps(
+    state: &AppState,
+    principal: &Principal,
+    page: Page,
+) -> Result<PageOf<Client>, ClientError> {
     let principal = principal.clone();
-    state.db.run(move |conn| clients::list_visible(conn, &principal)).await
+    state.db.run(move |conn| clients::list_visible(conn, &principal, &page)).await
 }
 
 /// An app as a table row shows it.
@@ -80,6 +84,8 @@ impl AppForm {
 struct AppsPage {
     layout: Layout,
     apps: Vec<AppRow>,
+    /// The next page's address, when there is one.
+    next: Option<String>,
     form: AppForm,
     errors: Vec<FieldError>,
     grants: Vec<&'static str>,
@@ -95,6 +101,7 @@ impl AppsPage {
 fn client_error(e: ClientError) -> HttpResponse {
     match e {
         ClientError::UnknownClient => not_found(),
+        ClientError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         ClientError::Forbidden(message) => forbidden(&message),
         ClientError::NoSecret(method) => error_page(
             StatusCode::CONFLICT,
@@ -137,16 +144,22 @@ fn refusal_beside_field(e: ClientError) -> Result<FieldError, ClientError> {
 async fn apps_page_with(
     state: &web::Data<AppState>,
     signed: &Signed,
+    page: Page,
     form: AppForm,
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> HttpResponse {
-    match list_apps(state, &signed.principal).await {
+    match list_apps(state, &signed.principal, page).await {
         Ok(apps) => render(
             status,
             &AppsPage {
                 layout: signed.layout(Section::Apps),
-                apps: apps.iter().map(app_row).collect(),
+                apps: apps.data.iter().map(app_row).collect(),
+                next: super::next_page(
+                    "/dashboard/apps",
+                    apps.has_more,
+                    apps.data.last().map(|a| a.client_id.as_str()),
+                ),
                 form,
                 errors,
                 grants: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
@@ -158,8 +171,16 @@ async fn apps_page_with(
 }
 
 /// `GET /dashboard/apps`.
-pub async fn apps_page(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    apps_page_with(&state, &signed, AppForm::default(), Vec::new(), StatusCode::OK).await
+pub async fn apps_page(
+    state: web::Data<AppState>,
+    signed: Signed,
+    query: web::Query<super::PageParams>,
+) -> HttpResponse {
+    let page = match query.into_inner().page() {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+    };
+    apps_page_with(&state, &signed, page, AppForm::default(), Vec::new(), StatusCode::OK).await
 }
 
 /// `POST /dashboard/apps`: registers an app and shows its Client ID and
@@ -193,7 +214,7 @@ pub async fn create_app(state: web::Data<AppState>, signed: Signed, req: HttpReq
         }
     }
     if !errors.is_empty() {
-        return apps_page_with(&state, &signed, kept, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return apps_page_with(&state, &signed, Page::default(), kept, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let new = NewClient {
         name: form.one("name").to_string(),
@@ -225,7 +246,10 @@ pub async fn create_app(state: web::Data<AppState>, signed: Signed, req: HttpReq
             )
         }
         Err(e) => match refusal_beside_field(e) {
-            Ok(error) => apps_page_with(&state, &signed, kept, vec![error], StatusCode::UNPROCESSABLE_ENTITY).await,
+            Ok(error) => {
+                apps_page_with(&state, &signed, Page::default(), kept, vec![error], StatusCode::UNPROCESSABLE_ENTITY)
+                    .await
+            }
             Err(e) => client_error(e),
         },
     }

@@ -252,6 +252,28 @@ pub fn store_failure(e: impl Into<ApiError>) -> HttpResponse {
     error_page(e.kind.status(), "Something went wrong", message)
 }
 
+/// A list page's query: `limit` and `starting_after`, as on `/v1`; other
+/// parameters (a bookmark's leftovers) are ignored on pages.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageParams {
+    limit: Option<String>,
+    starting_after: Option<String>,
+}
+
+impl PageParams {
+    pub fn page(self) -> Result<crate::page::Page, crate::page::PageError> {
+        crate::page::Page::parse(self.limit.as_deref(), self.starting_after)
+    }
+}
+
+/// The address of the page after one ending at `last`, when there is more:
+/// lists are walked with `starting_after`, as on `/v1`.
+pub fn next_page(path: &str, has_more: bool, last: Option<&str>) -> Option<String> {
+    let last = last.filter(|_| has_more)?;
+    let query = form_urlencoded::Serializer::new(String::new()).append_pair("starting_after", last).finish();
+    Some(format!("{path}?{query}"))
+}
+
 /// A time as the pages show it: UTC, to the minute.
 pub fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()

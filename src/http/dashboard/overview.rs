@@ -12,6 +12,7 @@ use super::{Layout, Section, Signed, store_failure, when};
 use crate::audit::{self, AuditReadError, Event, Filter};
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::page::Page;
 use crate::principal::Principal;
 
 /// The most targets whose events the overview reads, and events it shows.
@@ -53,8 +54,8 @@ async fn events_about(
         .run(move |conn| {
             let mut events = Vec::new();
             for target in targets.into_iter().take(EVENT_TARGETS) {
-                let filter = Filter { target: Some(target), limit: Some(EVENTS_SHOWN as i64), ..Filter::default() };
-                events.extend(audit::recent(conn, &principal, &filter)?);
+                let filter = Filter { target: Some(target), ..Filter::default() };
+                events.extend(audit::recent(conn, &principal, &filter, &Page::first(EVENTS_SHOWN as u32))?.data);
             }
             Ok::<_, AuditReadError>(events)
         })
@@ -66,12 +67,12 @@ async fn events_about(
 
 /// `GET /dashboard`.
 pub async fn overview(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    let keys = match list_keys(&state, &signed.principal).await {
-        Ok(k) => k,
+    let keys = match list_keys(&state, &signed.principal, Page::default()).await {
+        Ok(k) => k.data,
         Err(e) => return store_failure(ApiError::from(e)),
     };
-    let apps = match list_apps(&state, &signed.principal).await {
-        Ok(a) => a,
+    let apps = match list_apps(&state, &signed.principal, Page::default()).await {
+        Ok(a) => a.data,
         Err(e) => return store_failure(ApiError::from(e)),
     };
     let targets = keys.iter().map(|k| k.id.clone()).chain(apps.iter().map(|a| a.client_id.clone())).collect();
