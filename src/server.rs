@@ -123,7 +123,9 @@ impl Prepared {
         let flusher = state.clone();
         let every = config.key_usage_flush_interval.max(std::time::Duration::from_millis(100));
         actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(every);
+            // The first flush one interval after start: nothing is noted yet.
+            let start = actix_web::rt::time::Instant::now() + every;
+            let mut tick = actix_web::rt::time::interval_at(start, every);
             loop {
                 tick.tick().await;
                 let (usage, clock) = (flusher.key_usage.clone(), flusher.clock.clone());

@@ -11,6 +11,7 @@ mod client_auth;
 mod client_credentials;
 mod http_skeleton;
 mod introspection;
+mod key_usage;
 mod layers;
 mod oauth_holes;
 mod promises;
