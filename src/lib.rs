@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod apikeys;
 pub mod audit;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -284,3 +284,50 @@ pub fn recent_uses(conn: &mut DbConn, key_id: &str, limit: usize) -> Result<Vec<
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_use(outcome: Outcome) -> Use {
+        Use::new(Utc::now(), None, "GET", "/v1/api-keys", outcome)
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts_never_grows() {
+        let recorder = UsageRecorder::default();
+        // Many keys, one use each: the buffer stops at its bound.
+        for i in 0..MAX_PENDING_USES + 10 {
+            recorder.record(&format!("key_{i}"), a_use(Outcome::Allowed));
+        }
+        let p = recorder.inner.lock().unwrap();
+        assert_eq!(p.held, MAX_PENDING_USES);
+        assert_eq!(p.uses.values().map(VecDeque::len).sum::<usize>(), MAX_PENDING_USES);
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 10);
+        // The counters still hold every key (their own bound is higher).
+        assert_eq!(p.counts.len(), MAX_PENDING_USES + 10);
+    }
+
+    #[test]
+    fn one_key_holds_its_newest_uses_and_counts_all() {
+        let recorder = UsageRecorder::default();
+        for _ in 0..RECENT_PER_KEY + 5 {
+            recorder.record("key_a", a_use(Outcome::RateLimited));
+        }
+        recorder.record("key_a", a_use(Outcome::Refused));
+        let p = recorder.inner.lock().unwrap();
+        let ring = &p.uses["key_a"];
+        assert_eq!(ring.len(), RECENT_PER_KEY);
+        assert_eq!(ring.back().map(|(_, u)| u.outcome), Some(Outcome::Refused), "the newest is kept");
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 0, "making room for the newest is no drop");
+        let counts: u64 = p.counts.values().map(|c| c.iter().sum::<u64>()).sum();
+        assert_eq!(counts, RECENT_PER_KEY as u64 + 6);
+    }
+
+    #[test]
+    fn a_long_path_is_cut_on_a_character_boundary() {
+        let long = format!("/v1/{}", "é".repeat(300));
+        let u = Use::new(Utc::now(), None, "GET", &long, Outcome::Allowed);
+        assert!(u.path.len() <= MAX_PATH_LEN && long.starts_with(&u.path), "{}", u.path);
+    }
+}
