@@ -139,6 +139,30 @@ fn uses_are_counted_per_day_by_outcome(backend: Backend) {
     assert!(usage::recent_uses(&mut app.conn(), "key_unknown", 50).unwrap().is_empty());
 }
 
+/// Regression (issue #11): a use refused for a permission the key lacks
+/// (a read-only key posting) counts as refused, with its method and path.
+fn a_permission_the_key_lacks_counts_as_refused(backend: Backend) {
+    let app = app_behind_a_proxy(backend, StdDuration::from_millis(200));
+    let root = app.root_key();
+    let (id, key, _) = app.create_key(&root, json!({ "name": "Reader", "permissions": ["read"] }));
+    let res = app
+        .client
+        .post(app.url("/v1/api-keys"))
+        .bearer_auth(&key)
+        .header("x-forwarded-for", ALLOWED_IP)
+        .json(&json!({ "name": "Not allowed" }))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let today = app.clock.now().date_naive();
+    let days = wait_for_flush(&app, &id, 1, today);
+    assert_eq!(days[29], DayCount { day: today, allowed: 0, refused: 1, rate_limited: 0 });
+    let uses = usage::recent_uses(&mut app.conn(), &id, 50).unwrap();
+    assert_eq!(uses.len(), 1);
+    assert_eq!((uses[0].method.as_str(), uses[0].path.as_str()), ("POST", "/v1/api-keys"));
+    assert_eq!((uses[0].ip.as_deref(), uses[0].outcome), (Some(ALLOWED_IP), Outcome::Refused));
+}
+
 fn a_use(at: chrono::DateTime<Utc>, n: usize) -> Use {
     Use::new(at, Some("192.0.2.1".parse().unwrap()), "GET", &format!("/v1/n/{n}"), Outcome::Allowed)
 }
@@ -193,6 +217,7 @@ fn purge_drops_usage_past_30_days(backend: Backend) {
 crate::both_backends!(
     no_request_writes_a_usage_row,
     uses_are_counted_per_day_by_outcome,
+    a_permission_the_key_lacks_counts_as_refused,
     only_the_last_50_uses_are_kept,
     purge_drops_usage_past_30_days,
 );
