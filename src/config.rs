@@ -172,6 +172,10 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// How often API keys' uses noted in memory are written (`last_used`,
+    /// usage counters). Not read from the environment: tests lengthen it
+    /// to see that no request writes them.
+    pub key_usage_flush_interval: Duration,
     /// Lifetime of access tokens; also how long a retired signing key
     /// stays in the JWKS.
     pub access_token_ttl: Duration,
@@ -233,6 +237,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             purge_interval: Duration::from_secs(3600),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            key_usage_flush_interval: Duration::from_secs(2),
             access_token_ttl: Duration::from_secs(15 * 60),
             signing_key_prepublish: Duration::from_secs(60 * 60),
             default_audience: None,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod apikeys;
 pub mod audit;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod config;

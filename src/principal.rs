@@ -176,6 +176,41 @@ pub struct Verifier<'a> {
 /// Identifies the caller of a `/v1` request. Restriction refusals (IP,
 /// referrer, endpoint) are audited here, on the same connection.
 pub fn identify(conn: &mut DbConn, verifier: &Verifier<'_>, presented: &Presented) -> Result<Principal, AuthError> {
+    identify_naming(conn, verifier, presented, &mut None)
+}
+
+/// A refused identification, with the key that one of its restrictions
+/// refused, if that was why: the key's usage counts the refusal, while
+/// the error the caller sees never names the key.
+#[derive(Debug)]
+pub struct Unidentified {
+    pub error: AuthError,
+    pub restricted_key: Option<String>,
+}
+
+impl From<StoreError> for Unidentified {
+    fn from(e: StoreError) -> Self {
+        Self { error: e.into(), restricted_key: None }
+    }
+}
+
+/// `identify`, naming the key a restriction refused (see `Unidentified`).
+pub fn identify_noting_key(
+    conn: &mut DbConn,
+    verifier: &Verifier<'_>,
+    presented: &Presented,
+) -> Result<Principal, Unidentified> {
+    let mut restricted_key = None;
+    identify_naming(conn, verifier, presented, &mut restricted_key)
+        .map_err(|error| Unidentified { error, restricted_key })
+}
+
+fn identify_naming(
+    conn: &mut DbConn,
+    verifier: &Verifier<'_>,
+    presented: &Presented,
+    restricted_key: &mut Option<String>,
+) -> Result<Principal, AuthError> {
     let bearer = presented
         .authorization
         .as_deref()
@@ -206,7 +241,7 @@ pub fn identify(conn: &mut DbConn, verifier: &Verifier<'_>, presented: &Presente
     if !via_header && raw.matches('.').count() == 2 && !raw.starts_with("sk_") && !raw.starts_with("rk_") {
         return identify_jwt(conn, verifier.server, raw);
     }
-    identify_api_key(conn, verifier, presented, raw)
+    identify_api_key(conn, verifier, presented, raw, restricted_key)
 }
 
 /// What an OAuth scope allows on `/v1`. A scope a registered resource
@@ -328,6 +363,7 @@ fn identify_api_key(
     verifier: &Verifier<'_>,
     presented: &Presented,
     raw: &str,
+    restricted_key: &mut Option<String>,
 ) -> Result<Principal, AuthError> {
     if let Err(e) = apikeys::parse(raw) {
         return Err(AuthError::unauthenticated("invalid_api_key", e.to_string()));
@@ -393,6 +429,7 @@ fn identify_api_key(
         let mut event = AuditEvent::new(Actor::System, action, Some(&key.id));
         event.ip = ip.as_deref();
         audit::record(conn, server.clock.as_ref(), event)?;
+        *restricted_key = Some(key.id.clone());
         return Err(error);
     }
     Ok(Principal {

@@ -15,7 +15,11 @@
 //!   reaches the access tokens minted with it;
 //! - a family's access-token records and the family itself once it has
 //!   ended that long ago and none of its access tokens is unexpired;
-//! - audit events older than `TESSERA_AUDIT_RETENTION_DAYS`.
+//! - audit events older than `TESSERA_AUDIT_RETENTION_DAYS`;
+//! - API keys' daily usage counters and noted uses older than 30 days
+//!   (`apikeys::usage::DAYS_KEPT`: the key's page shows no more), kept
+//!   whole for the days still shown — the 50-uses-per-key cap is kept by
+//!   the flush that writes them.
 //!
 //! It deletes in batches (`store::purge`), each a short statement, so it
 //! never holds a long lock. The server runs it every
@@ -71,6 +75,8 @@ pub struct PurgeReport {
     pub grant_access_tokens: usize,
     pub grants: usize,
     pub audit_events: usize,
+    pub key_usage_days: usize,
+    pub key_uses: usize,
 }
 
 impl PurgeReport {
@@ -85,6 +91,8 @@ impl PurgeReport {
             + self.grant_access_tokens
             + self.grants
             + self.audit_events
+            + self.key_usage_days
+            + self.key_uses
     }
 }
 
@@ -118,6 +126,9 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
     let dead_before = (now - token_life).naive_utc();
     let audit_before = (now - span(policy.audit_retention)).naive_utc();
     let limit = policy.batch_size.max(1);
+    // The first day still shown on a key's page begins at this midnight.
+    let usage_days = chrono::Days::new(u64::from(crate::apikeys::usage::DAYS_KEPT) - 1);
+    let usage_before = (now.date_naive() - usage_days).and_time(chrono::NaiveTime::MIN);
     use store::purge as rows;
     let report = PurgeReport {
         authorization_codes: drain(limit, |n| rows::authorization_codes(conn, at, n))?,
@@ -130,6 +141,8 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
         grant_access_tokens: drain(limit, |n| rows::grant_access_tokens(conn, dead_before, at, n))?,
         grants: drain(limit, |n| rows::grants(conn, dead_before, n))?,
         audit_events: drain(limit, |n| rows::audit_events(conn, audit_before, n))?,
+        key_usage_days: drain(limit, |n| rows::key_usage_days(conn, usage_before, n))?,
+        key_uses: drain(limit, |n| rows::key_uses(conn, usage_before, n))?,
     };
     tracing::info!(
         authorization_codes = report.authorization_codes,
@@ -142,6 +155,8 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
         grant_access_tokens = report.grant_access_tokens,
         grants = report.grants,
         audit_events = report.audit_events,
+        key_usage_days = report.key_usage_days,
+        key_uses = report.key_uses,
         total = report.total(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "purge finished"

@@ -118,10 +118,14 @@ impl Prepared {
     pub fn run(self, handle_signals: bool) -> std::io::Result<actix_web::dev::Server> {
         let config = self.state.config.clone();
         let state = self.state;
-        // Writes API keys' `last_used` every few seconds, off the request path.
+        // Writes API keys' `last_used`, usage counters and last uses every
+        // few seconds, in one transaction, off the request path.
         let flusher = state.clone();
+        let every = config.key_usage_flush_interval.max(std::time::Duration::from_millis(100));
         actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(2));
+            // The first flush one interval after start: nothing is noted yet.
+            let start = actix_web::rt::time::Instant::now() + every;
+            let mut tick = actix_web::rt::time::interval_at(start, every);
             loop {
                 tick.tick().await;
                 let (usage, clock) = (flusher.key_usage.clone(), flusher.clock.clone());

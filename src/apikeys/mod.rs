@@ -17,7 +17,7 @@
 
 mod format;
 mod restrictions;
-mod usage;
+pub mod usage;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

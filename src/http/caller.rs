@@ -12,9 +12,10 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::AppState;
+use crate::apikeys::usage::{Outcome, Use};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::error::{ApiError, ErrorKind};
-use crate::principal::{self, Presented, Principal, Verifier};
+use crate::principal::{self, Presented, Principal, Unidentified, Verifier};
 
 pub use crate::principal::Credential;
 
@@ -55,11 +56,24 @@ fn presented(req: &HttpRequest, state: &AppState) -> Result<Presented, ApiError>
 async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Principal, ApiError> {
     let presented = presented(req, state)?;
     let (server, environment) = (state.oauth.clone(), state.config.environment);
-    let principal = state
+    let identified = state
         .db
-        .run(move |conn| principal::identify(conn, &Verifier { server: &server, environment }, &presented))
-        .await?;
-    Ok(principal)
+        .run(move |conn| principal::identify_noting_key(conn, &Verifier { server: &server, environment }, &presented))
+        .await;
+    identified.map_err(|Unidentified { error, restricted_key }| {
+        if let Some(id) = restricted_key {
+            note_use(req, state, &id, Outcome::Refused);
+        }
+        ApiError::from(error)
+    })
+}
+
+/// Notes a use of key `id` for its counters and last uses: in memory, so
+/// the request never waits on the database (`apikeys::usage`). The path
+/// only, never the query string.
+fn note_use(req: &HttpRequest, state: &AppState, id: &str, outcome: Outcome) {
+    let ip = super::client_ip(req, &state.config.trusted_proxies);
+    state.key_usage.record(id, Use::new(state.clock.now(), ip, req.method().as_str(), req.path(), outcome));
 }
 
 /// Authenticates a `/v1` request: a failure counts against the IP's
@@ -68,7 +82,12 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"no application state"))?;
     match identify(req, state).await {
         Ok(principal) => {
-            state.limits.check_key(&principal.rate_limit_bucket(), principal.rate_limit)?;
+            if let Err(e) = state.limits.check_key(&principal.rate_limit_bucket(), principal.rate_limit) {
+                if let Credential::ApiKey { id, .. } = &principal.credential {
+                    note_use(req, state, id, Outcome::RateLimited);
+                }
+                return Err(e);
+            }
             if let Credential::ApiKey { id, .. } = &principal.credential {
                 state.key_usage.note(id, state.clock.now());
             }
@@ -115,10 +134,18 @@ fn audit_failure(state: &AppState, ip: Option<std::net::IpAddr>, e: &ApiError, p
     });
 }
 
-/// Authenticates and checks the permission `method` needs.
+/// Authenticates and checks the permission `method` needs. A key's use is
+/// noted here once its outcome is known (refusals before this point are
+/// noted where they happen): allowed, or refused for lacking the
+/// permission.
 async fn authenticate_for(req: &HttpRequest, method: &str) -> Result<Principal, ApiError> {
     let principal = authenticate(req).await?;
-    principal.require_method(method).map_err(ApiError::from)?;
+    let permitted = principal.require_method(method);
+    if let (Credential::ApiKey { id, .. }, Some(state)) = (&principal.credential, req.app_data::<web::Data<AppState>>())
+    {
+        note_use(req, state, id, if permitted.is_ok() { Outcome::Allowed } else { Outcome::Refused });
+    }
+    permitted.map_err(ApiError::from)?;
     Ok(principal)
 }
 

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod grants;
+pub mod key_usage;
 pub mod purge;
 pub mod resources;
 pub mod schema;

@@ -12,8 +12,8 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::{
-    audit_events, authorization_codes, grant_access_tokens, grants, login_failures, refresh_tokens, revoked_tokens,
-    sdk_sessions, sessions, used_assertions,
+    api_key_daily_usage, api_key_uses, audit_events, authorization_codes, grant_access_tokens, grants, login_failures,
+    refresh_tokens, revoked_tokens, sdk_sessions, sessions, used_assertions,
 };
 use super::{DbConn, StoreError};
 
@@ -172,4 +172,28 @@ pub fn audit_events(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> Res
     let batch =
         rows.filter(rows.field(audit_events::occurred_at).lt(before)).select(rows.field(audit_events::id)).limit(limit);
     Ok(diesel::delete(audit_events::table.filter(audit_events::id.eq_any(batch))).execute(conn)?)
+}
+
+/// API keys' uses noted before `before`: the key's page shows 30 days.
+pub fn key_uses(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> Result<usize, StoreError> {
+    let rows = diesel::alias!(api_key_uses as batch);
+    let batch =
+        rows.filter(rows.field(api_key_uses::used_at).lt(before)).select(rows.field(api_key_uses::id)).limit(limit);
+    Ok(diesel::delete(api_key_uses::table.filter(api_key_uses::id.eq_any(batch))).execute(conn)?)
+}
+
+/// API keys' daily counters of days that began before `before`. The key
+/// is `(key_id, day)`, and a row-value `IN` is not something diesel
+/// builds; so a batch of days is read first and deleted by day (every key
+/// of such a day is past the cut-off, so the batch may run over `limit`
+/// by the keys sharing its last day).
+pub fn key_usage_days(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> Result<usize, StoreError> {
+    let mut days: Vec<NaiveDateTime> = api_key_daily_usage::table
+        .filter(api_key_daily_usage::day.lt(before))
+        .select(api_key_daily_usage::day)
+        .limit(limit)
+        .load(conn)?;
+    days.sort_unstable();
+    days.dedup();
+    Ok(diesel::delete(api_key_daily_usage::table.filter(api_key_daily_usage::day.eq_any(days))).execute(conn)?)
 }

@@ -229,3 +229,26 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    api_key_daily_usage (key_id, day) {
+        key_id -> Text,
+        day -> Timestamp,
+        allowed -> BigInt,
+        refused -> BigInt,
+        rate_limited -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_key_uses (id) {
+        id -> Text,
+        key_id -> Text,
+        used_at -> Timestamp,
+        seq -> BigInt,
+        ip -> Nullable<Text>,
+        method -> Text,
+        path -> Text,
+        outcome -> Text,
+    }
+}

@@ -14,6 +14,7 @@ mod dashboard;
 mod dashboard_admin;
 mod http_skeleton;
 mod introspection;
+mod key_usage;
 mod layers;
 mod oauth_holes;
 mod pagination;
