@@ -812,3 +812,26 @@ pub fn verify(
         limit: Some((key.id.clone(), key.rate_limit)),
     })
 }
+
+/// A key's usage as its page shows it: requests per day for the last
+/// `usage::DAYS_KEPT` days by outcome, and its last uses, newest first.
+#[derive(Debug, Clone)]
+pub struct KeyUsage {
+    pub days: Vec<usage::DayCount>,
+    pub recent: Vec<usage::Use>,
+}
+
+/// Key `id` and its usage, if `principal` may see the key (its own, or any
+/// for an admin); any other reads as unknown.
+pub fn find_with_usage(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    id: &str,
+) -> Result<(ApiKey, KeyUsage), ApiKeyError> {
+    let key = find_as(conn, principal, id)?;
+    let today = clock.now().date_naive();
+    let days = usage::daily_counts(conn, &key.id, usage::DAYS_KEPT, today)?;
+    let recent = usage::recent_uses(conn, &key.id, usage::RECENT_PER_KEY)?;
+    Ok((key, KeyUsage { days, recent }))
+}

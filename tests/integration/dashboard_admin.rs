@@ -224,7 +224,46 @@ fn dashboard_lists_are_paginated_like_v1(backend: Backend) {
     assert_eq!(res.status(), 400);
 }
 
+fn a_keys_page_draws_its_usage(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .with_config(|c| c.key_usage_flush_interval = std::time::Duration::from_millis(50))
+        .start();
+    let admin = signed_in_admin(&app);
+    let admin_id = app.user_id(&admin.email);
+    let new = tessera::apikeys::NewKey {
+        allowed_endpoints: vec!["GET /v1/users".into()],
+        ..crate::support::key_request(&admin_id, tessera::apikeys::Mode::Test)
+    };
+    let (key, raw) =
+        tessera::apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, tessera::audit::Actor::Cli)
+            .unwrap();
+    let raw = raw.expose().to_string();
+    let path = format!("/dashboard/api-keys/{}", key.id);
+    assert!(admin.page(&app, &path).contains("This key has not been used yet"));
+    for _ in 0..3 {
+        assert_eq!(app.client.get(app.url("/v1/users?limit=5")).bearer_auth(&raw).send().unwrap().status(), 200);
+    }
+    assert_eq!(app.client.get(app.url("/v1/api-keys")).bearer_auth(&raw).send().unwrap().status(), 403);
+    // Counted in the background flush: wait for it (bounded), never on the
+    // request path.
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = admin.page(&app, &path);
+        if page.contains("<strong>3</strong> allowed") && page.contains("<strong>1</strong> refused") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(page.contains("<strong>3</strong> allowed, <strong>1</strong> refused"), "{page}");
+    assert!(page.contains("<svg") && page.contains("role=\"img\""), "the chart is drawn inline");
+    let uses = page.split("id=\"uses-h\"").nth(1).unwrap();
+    assert_eq!(uses.matches("<code>GET /v1/users</code>").count(), 3, "the query string is not shown");
+    assert!(uses.contains("<code>GET /v1/api-keys</code>"));
+    assert!(!page.contains("limit=5"));
+}
+
 both_backends!(
+    a_keys_page_draws_its_usage,
     dashboard_lists_are_paginated_like_v1,
     connected_apps_are_listed_and_revoked_from_the_page,
     admins_manage_people_resources_and_signing_keys,

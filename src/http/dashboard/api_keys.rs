@@ -368,6 +368,21 @@ struct KeyPage {
     /// Whether rotate and revoke are offered (not for a revoked or expired
     /// key).
     live: bool,
+    /// Requests per day as an inline SVG (`charts::daily_bars`: numbers and
+    /// dates only, nothing a person typed).
+    chart: String,
+    /// Totals over the chart's days: allowed, refused, rate-limited.
+    totals: (u64, u64, u64),
+    uses: Vec<UseRow>,
+}
+
+/// One use of the key, as its table row shows it.
+pub struct UseRow {
+    pub at: String,
+    pub ip: String,
+    pub method: String,
+    pub path: String,
+    pub outcome: &'static str,
 }
 
 async fn find_key(state: &AppState, signed: &Signed, id: String) -> Result<ApiKey, ApiKeyError> {
@@ -377,10 +392,28 @@ async fn find_key(state: &AppState, signed: &Signed, id: String) -> Result<ApiKe
 
 /// `GET /dashboard/api-keys/{id}`.
 pub async fn key_page(state: web::Data<AppState>, signed: Signed, id: web::Path<String>) -> HttpResponse {
-    let key = match find_key(&state, &signed, id.into_inner()).await {
-        Ok(k) => k,
-        Err(e) => return key_error(e),
-    };
+    let (clock, principal, id) = (state.clock.clone(), signed.principal.clone(), id.into_inner());
+    let (key, usage) =
+        match state.db.run(move |conn| apikeys::find_with_usage(conn, clock.as_ref(), &principal, &id)).await {
+            Ok(found) => found,
+            Err(e) => return key_error(e),
+        };
+    let totals = usage.days.iter().fold((0, 0, 0), |(a, r, l), d| (a + d.allowed, r + d.refused, l + d.rate_limited));
+    let uses = usage
+        .recent
+        .iter()
+        .map(|u| UseRow {
+            at: u.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            ip: u.ip.clone().unwrap_or_else(|| "—".into()),
+            method: u.method.clone(),
+            path: u.path.clone(),
+            outcome: match u.outcome {
+                crate::apikeys::usage::Outcome::Allowed => "allowed",
+                crate::apikeys::usage::Outcome::Refused => "refused",
+                crate::apikeys::usage::Outcome::RateLimited => "rate-limited",
+            },
+        })
+        .collect();
     let now = state.clock.now();
     let row = row(&key, now);
     let page = KeyPage {
@@ -391,6 +424,9 @@ pub async fn key_page(state: web::Data<AppState>, signed: Signed, id: web::Path<
         referrers: key.restrictions.referrers.clone(),
         endpoints: key.restrictions.endpoints.iter().map(|e| format!("{} {}", e.method, e.path)).collect(),
         rotated_from: key.rotated_from.clone(),
+        chart: crate::charts::daily_bars(&usage.days),
+        totals,
+        uses,
     };
     render(StatusCode::OK, &page)
 }
