@@ -263,9 +263,151 @@ fn a_keys_page_draws_its_usage(backend: Backend) {
 }
 
 both_backends!(
+    chromium_connects_an_app_revokes_it_and_visits_the_admin_pages,
     a_keys_page_draws_its_usage,
     dashboard_lists_are_paginated_like_v1,
     connected_apps_are_listed_and_revoked_from_the_page,
     admins_manage_people_resources_and_signing_keys,
     members_get_403_on_every_admin_page,
 );
+
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// In Chromium: register an app in the dashboard, run the code flow for it,
+/// see it under connected apps, revoke it there, see its refresh token fail
+/// and the consent page return; a key's use on its page; every admin page.
+/// A screenshot of each page goes to `target/screenshots/` (and of the
+/// last page, named after the test, on failure).
+fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backend) {
+    use fantoccini::Locator;
+    let Some(chromium) = crate::support::browser::Chromium::start() else { return };
+    let app = TestApp::builder(backend)
+        .with_config(|c| c.key_usage_flush_interval = std::time::Duration::from_millis(50))
+        .start();
+    let (email, password) = app.first_admin.clone().unwrap();
+    let test_name = "chromium_connects_an_app_revokes_it_and_visits_the_admin_pages";
+    let redirect = app.url("/callback");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let browser = runtime.block_on(chromium.session());
+    let e = |e: fantoccini::error::CmdError| e.to_string();
+    let shot = |name: &'static str| {
+        let browser = browser.clone();
+        async move { crate::support::browser::save_screenshot(&browser, name).await.map(|_| ()) }
+    };
+    let fail = |why: String| -> ! {
+        let path = runtime.block_on(crate::support::browser::save_screenshot(&browser, test_name));
+        let _ = runtime.block_on(browser.clone().close());
+        panic!("{test_name} failed ({why}); screenshot of the last page: {path:?}");
+    };
+
+    // Sign in, register the app, read its Client ID and secret.
+    let registered: Result<(String, String), String> = runtime.block_on(async {
+        browser.goto(&app.url("/dashboard/apps")).await.map_err(e)?;
+        browser.find(Locator::Css("input[name=email]")).await.map_err(e)?.send_keys(&email).await.map_err(e)?;
+        browser.find(Locator::Css("input[name=password]")).await.map_err(e)?.send_keys(&password).await.map_err(e)?;
+        browser.find(Locator::Css("button[type=submit]")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Id("create-app")).await.map_err(e)?;
+        browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Photo Printer").await.map_err(e)?;
+        browser.find(Locator::Id("redirect_uris")).await.map_err(e)?.send_keys(&redirect).await.map_err(e)?;
+        let scope = browser.find(Locator::Id("scope")).await.map_err(e)?;
+        scope.clear().await.map_err(e)?;
+        scope.send_keys("read offline_access").await.map_err(e)?;
+        browser.find(Locator::Id("create-app")).await.map_err(e)?.click().await.map_err(e)?;
+        let secret = browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+        let secret = secret.text().await.map_err(e)?.trim().to_string();
+        let source = browser.source().await.map_err(e)?;
+        let id =
+            source.split("cl_").nth(1).map(|s| format!("cl_{}", s.split('<').next().unwrap_or(""))).unwrap_or_default();
+        check!(id.len() > 10 && !secret.is_empty(), "no Client ID or secret on the page");
+        Ok((id, secret))
+    });
+    let (client_id, secret) = registered.unwrap_or_else(|why| fail(why));
+    let client = crate::support::oauth::TestClient { id: client_id.clone(), secret: Some(secret) };
+    let oauth = app.oauth2_client_to(&client, &redirect);
+
+    // The code flow in the browser, the exchange by the oauth2 crate.
+    let (url, _, verifier) = authorization_url(&oauth, &["read", "offline_access"]);
+    let landed: Result<String, String> = runtime.block_on(async {
+        browser.goto(&url).await.map_err(e)?;
+        let approve = browser.wait().for_element(Locator::Id("approve")).await.map_err(e)?;
+        shot("dashboard-consent").await?;
+        approve.click().await.map_err(e)?;
+        for _ in 0..400 {
+            let now = browser.current_url().await.map_err(e)?.to_string();
+            if now.starts_with(&redirect) {
+                return Ok(now);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Err("the browser never reached the redirect URI".into())
+    });
+    let landed = landed.unwrap_or_else(|why| fail(why));
+    let code_value =
+        crate::support::browser::param(&landed, "code").unwrap_or_else(|| fail(format!("no code: {landed}")));
+    let token = oauth.exchange_code(code(code_value)).set_pkce_verifier(verifier).request(&oauth2_http()).unwrap();
+    let refresh = token.refresh_token().expect("a refresh token").clone();
+
+    // Under connected apps; revoked there.
+    let revoked: Result<(), String> = runtime.block_on(async {
+        browser.goto(&app.url("/dashboard/connected-apps")).await.map_err(e)?;
+        let text = browser.find(Locator::Css("main")).await.map_err(e)?.text().await.map_err(e)?;
+        check!(text.contains("Photo Printer") && text.contains(&client_id), "not listed: {text}");
+        shot("dashboard-connected-apps").await?;
+        browser.find(Locator::Css("main form button.danger")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Css("p.notice")).await.map_err(e)?;
+        let text = browser.find(Locator::Css("main")).await.map_err(e)?.text().await.map_err(e)?;
+        check!(text.contains("No app has access"), "still listed: {text}");
+        Ok(())
+    });
+    revoked.unwrap_or_else(|why| fail(why));
+    assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err(), "the refresh token still works");
+
+    // The consent page returns; a key's use shows on its page; the admin pages.
+    let admin_id = app.user_id(&email);
+    let (key_id, raw) = {
+        let new = crate::support::key_request(&admin_id, tessera::apikeys::Mode::Test);
+        let (k, raw) =
+            tessera::apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, tessera::audit::Actor::Cli)
+                .unwrap();
+        (k.id, raw.expose().to_string())
+    };
+    assert_eq!(app.client.get(app.url("/v1/users")).bearer_auth(&raw).send().unwrap().status(), 200);
+    let (again, _, _) = authorization_url(&oauth, &["read"]);
+    let rest: Result<(), String> = runtime.block_on(async {
+        browser.goto(&again).await.map_err(e)?;
+        browser.wait().for_element(Locator::Id("approve")).await.map_err(e)?;
+        let key_page = app.url(&format!("/dashboard/api-keys/{key_id}"));
+        let mut seen = false;
+        for _ in 0..200 {
+            browser.goto(&key_page).await.map_err(e)?;
+            let text = browser.find(Locator::Id("usage")).await.map_err(e)?.text().await.map_err(e)?;
+            if text.contains("GET /v1/users") {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        check!(seen, "the key's use never showed on its page");
+        shot("dashboard-api-key-used").await?;
+        for (path, name) in [
+            ("/dashboard/admin/users", "dashboard-admin-users"),
+            ("/dashboard/admin/clients", "dashboard-admin-clients"),
+            ("/dashboard/admin/resources", "dashboard-admin-resources"),
+            ("/dashboard/admin/signing-keys", "dashboard-admin-signing-keys"),
+            ("/dashboard/admin/audit", "dashboard-admin-audit"),
+        ] {
+            browser.goto(&app.url(path)).await.map_err(e)?;
+            browser.wait().for_element(Locator::Css("nav[aria-label=Admin]")).await.map_err(e)?;
+            shot(name).await?;
+        }
+        Ok(())
+    });
+    rest.unwrap_or_else(|why| fail(why));
+    let _ = runtime.block_on(browser.clone().close());
+}
