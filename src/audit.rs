@@ -142,3 +142,18 @@ pub fn recent(
         audit::page(conn, action, actor, target, after.as_ref().map(|(at, id)| (*at, id.as_str())), page.fetch())?;
     PageOf::from_rows(rows, page, |row| Ok(Event::from(row)))
 }
+
+/// The newest events about what `principal`'s user owns — their API keys,
+/// their OAuth apps and their own account — at most `limit`: what the
+/// dashboard's overview shows anyone, admin or not.
+pub fn about_own(
+    conn: &mut DbConn,
+    principal: &crate::principal::Principal,
+    limit: i64,
+) -> Result<Vec<Event>, AuditReadError> {
+    let owner = principal.user.id.as_str();
+    let mut targets: Vec<String> = crate::store::api_keys::list(conn, Some(owner))?.into_iter().map(|k| k.id).collect();
+    targets.extend(crate::store::clients::list_by_owner(conn, owner)?.into_iter().map(|c| c.id));
+    targets.push(owner.to_string());
+    Ok(audit::recent_for_targets(conn, &targets, limit)?.into_iter().map(Event::from).collect())
+}

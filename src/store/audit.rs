@@ -72,3 +72,16 @@ pub fn page(
         .select(AuditEventRow::as_select())
         .load(conn)?)
 }
+
+/// The newest events whose target is one of `targets`, at most `limit`.
+pub fn recent_for_targets(conn: &mut DbConn, targets: &[String], limit: i64) -> Result<Vec<AuditEventRow>, StoreError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(audit_events::table
+        .filter(audit_events::target.eq_any(targets))
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(AuditEventRow::as_select())
+        .load(conn)?)
+}
