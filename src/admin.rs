@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, random_base62};
 use crate::jwt::keys::{self, RotationPolicy, SigningAlg, SigningKeyError, SigningKeyInfo};
 use crate::oauth::resources::{self, NewResource, ResourceError, ResourceServer};
+use crate::page::{Page, PageError, PageOf};
 use crate::principal::{AuthError, Principal};
 use crate::store::{DbConn, StoreError};
 
@@ -23,6 +24,8 @@ pub enum AdminError {
     Resource(#[from] ResourceError),
     #[error(transparent)]
     SigningKey(#[from] SigningKeyError),
+    #[error(transparent)]
+    Page(#[from] PageError),
 }
 
 impl From<StoreError> for AdminError {
@@ -104,20 +107,27 @@ pub fn rotate_signing_key(
     Ok(key)
 }
 
-/// Everyone (admins).
-pub fn list_users(conn: &mut DbConn, principal: &Principal) -> Result<Vec<User>, AdminError> {
+/// One page of everyone (admins).
+pub fn list_users(conn: &mut DbConn, principal: &Principal, page: &Page) -> Result<PageOf<User>, AdminError> {
     principal.require_admin("list users")?;
-    Ok(accounts::list_users(conn)?)
+    crate::people::list(conn, principal, page).map_err(|e| match e {
+        crate::people::PeopleError::Account(a) => AdminError::Account(a),
+        crate::people::PeopleError::Denied(d) => AdminError::Denied(d),
+        crate::people::PeopleError::Page(p) => AdminError::Page(p),
+        crate::people::PeopleError::CannotDisableSelf => AdminError::Account(AccountError::UnknownUser),
+    })
 }
 
-/// Every client (admins).
+/// One page of every client (admins).
 pub fn list_clients(
     conn: &mut DbConn,
     principal: &Principal,
-) -> Result<Vec<crate::oauth::clients::Client>, AdminError> {
+    page: &Page,
+) -> Result<PageOf<crate::oauth::clients::Client>, AdminError> {
     principal.require_admin("list every client")?;
-    crate::oauth::clients::list(conn).map_err(|e| match e {
+    crate::oauth::clients::list_visible(conn, principal, page).map_err(|e| match e {
         crate::oauth::clients::ClientError::Store(s) => s.into(),
+        crate::oauth::clients::ClientError::Page(p) => AdminError::Page(p),
         other => AdminError::Account(AccountError::Store(StoreError::Internal(other.to_string()))),
     })
 }

@@ -262,7 +262,37 @@ fn a_keys_page_draws_its_usage(backend: Backend) {
     assert!(!page.contains("limit=5"));
 }
 
+fn a_production_server_makes_live_keys_only(backend: Backend) {
+    let app =
+        TestApp::builder(backend).with_config(|c| c.environment = tessera::config::Environment::Production).start();
+    let admin = signed_in_admin(&app);
+    let page = admin.page(&app, "/dashboard/api-keys");
+    assert!(page.contains("value=\"live\"") && !page.contains("value=\"test\""), "only live is offered");
+    let csrf = dashboard_csrf(&page);
+    let form = |mode: &'static str| {
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", "Live reader".to_string()),
+            ("mode", mode.to_string()),
+            ("type", "restricted".to_string()),
+            ("permissions", "read".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        admin.submit(&app, "/dashboard/api-keys", &pairs)
+    };
+    assert_eq!(post(form("test")).status(), 422, "a test key is refused on a production server");
+    let res = post(form("live"));
+    assert_eq!(res.status(), 201);
+    let raw = the_secret(&res.text().unwrap());
+    assert!(raw.starts_with("rk_live_"), "{raw}");
+    assert_eq!(app.client.get(app.url("/v1/users")).bearer_auth(&raw).send().unwrap().status(), 200);
+    assert_eq!(app.client.post(app.url("/v1/api-keys")).bearer_auth(&raw).send().unwrap().status(), 403);
+}
+
 both_backends!(
+    a_production_server_makes_live_keys_only,
     chromium_connects_an_app_revokes_it_and_visits_the_admin_pages,
     a_keys_page_draws_its_usage,
     dashboard_lists_are_paginated_like_v1,

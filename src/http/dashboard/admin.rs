@@ -34,6 +34,7 @@ fn admin_error(e: AdminError) -> HttpResponse {
         AdminError::Resource(ResourceError::Store(s)) => store_failure(s),
         AdminError::Resource(other) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &other.to_string()),
         AdminError::SigningKey(e) => store_failure(e),
+        AdminError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
     }
 }
 
@@ -72,6 +73,7 @@ pub struct UserForm {
 struct UsersPage {
     layout: Layout,
     users: Vec<UserRow>,
+    next: Option<String>,
     form: UserForm,
     errors: Vec<FieldError>,
 }
@@ -85,15 +87,18 @@ impl UsersPage {
 async fn users_page_with(
     state: &AppState,
     signed: &Signed,
+    page: Page,
     form: UserForm,
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> HttpResponse {
     let principal = signed.principal.clone();
-    let users = match state.db.run(move |conn| admin::list_users(conn, &principal)).await {
+    let users = match state.db.run(move |conn| admin::list_users(conn, &principal, &page)).await {
         Ok(u) => u,
         Err(e) => return admin_error(e),
     };
+    let next = super::next_page("/dashboard/admin/users", users.has_more, users.data.last().map(|u| u.id.as_str()));
+    let users = users.data;
     let me = signed.principal.user.id.clone();
     let users = users
         .into_iter()
@@ -107,12 +112,19 @@ async fn users_page_with(
             name: u.name,
         })
         .collect();
-    render(status, &UsersPage { layout: signed.layout(Section::Admin), users, form, errors })
+    render(status, &UsersPage { layout: signed.layout(Section::Admin), users, next, form, errors })
 }
 
 /// `GET /dashboard/admin/users`.
-pub async fn users_page(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
-    users_page_with(&state, &signed, UserForm::default(), Vec::new(), StatusCode::OK).await
+pub async fn users_page(
+    state: web::Data<AppState>,
+    signed: Signed,
+    query: web::Query<super::PageParams>,
+) -> HttpResponse {
+    match query.into_inner().page() {
+        Ok(page) => users_page_with(&state, &signed, page, UserForm::default(), Vec::new(), StatusCode::OK).await,
+        Err(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+    }
 }
 
 /// `POST /dashboard/admin/users`: a new person with a generated password,
@@ -138,7 +150,7 @@ pub async fn create_user(state: web::Data<AppState>, signed: Signed, req: HttpRe
                 _ => "",
             };
             let errors = vec![FieldError { field, message: e.to_string() }];
-            return users_page_with(&state, &signed, kept, errors, StatusCode::BAD_REQUEST).await;
+            return users_page_with(&state, &signed, Page::default(), kept, errors, StatusCode::BAD_REQUEST).await;
         }
     };
     let (clock, principal) = (state.clock.clone(), signed.principal.clone());
@@ -158,7 +170,7 @@ pub async fn create_user(state: web::Data<AppState>, signed: Signed, req: HttpRe
         ),
         Err(PeopleError::Account(AccountError::EmailTaken)) => {
             let errors = vec![FieldError { field: "email", message: "A person with this email exists.".into() }];
-            users_page_with(&state, &signed, kept, errors, StatusCode::CONFLICT).await
+            users_page_with(&state, &signed, Page::default(), kept, errors, StatusCode::CONFLICT).await
         }
         Err(e) => people_error(e),
     }
@@ -244,15 +256,30 @@ pub async fn reset_password(
 struct ClientsPage {
     layout: Layout,
     clients: Vec<(AppRow, String)>,
+    next: Option<String>,
 }
 
 /// `GET /dashboard/admin/clients`: every client, with its owner.
-pub async fn clients_page(state: web::Data<AppState>, signed: Signed) -> HttpResponse {
+pub async fn clients_page(
+    state: web::Data<AppState>,
+    signed: Signed,
+    query: web::Query<super::PageParams>,
+) -> HttpResponse {
+    let page = match query.into_inner().page() {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+    };
     let principal = signed.principal.clone();
-    match state.db.run(move |conn| admin::list_clients(conn, &principal)).await {
+    match state.db.run(move |conn| admin::list_clients(conn, &principal, &page)).await {
         Ok(list) => {
-            let clients = list.iter().map(|c| (app_row(c), c.owner_id.clone().unwrap_or_else(|| "—".into()))).collect();
-            render(StatusCode::OK, &ClientsPage { layout: signed.layout(Section::Admin), clients })
+            let next = super::next_page(
+                "/dashboard/admin/clients",
+                list.has_more,
+                list.data.last().map(|c| c.client_id.as_str()),
+            );
+            let clients =
+                list.data.iter().map(|c| (app_row(c), c.owner_id.clone().unwrap_or_else(|| "—".into()))).collect();
+            render(StatusCode::OK, &ClientsPage { layout: signed.layout(Section::Admin), clients, next })
         }
         Err(e) => admin_error(e),
     }
