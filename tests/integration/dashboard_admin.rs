@@ -153,6 +153,13 @@ fn admins_manage_people_resources_and_signing_keys(backend: Backend) {
     assert_eq!(log.matches("<code>user.disabled</code>").count(), 1, "{log}");
     let none = admin.page(&app, &format!("/dashboard/admin/audit?action=user.disabled&actor=system&target={dee_id}"));
     assert!(none.contains("No events match"));
+    let one = admin.page(&app, "/dashboard/admin/audit?limit=1");
+    assert_eq!(one.matches("<tr><td>").count(), 1, "one event a page");
+    let next = one.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap();
+    assert!(next.contains("limit=1") && next.contains("starting_after=evt_"), "{next}");
+    let second = admin.page(&app, &next.replace("&#38;", "&"));
+    assert_eq!(second.matches("<tr><td>").count(), 1);
+    assert_ne!(one.split("<tbody>").nth(1), second.split("<tbody>").nth(1), "the next page is another event");
 }
 
 fn members_get_403_on_every_admin_page(backend: Backend) {
@@ -213,7 +220,7 @@ fn dashboard_lists_are_paginated_like_v1(backend: Backend) {
     assert_eq!(first.matches("<a href=\"/dashboard/api-keys/key_").count(), 20, "a page holds 20 keys");
     let next = first.split("rel=\"next\"").next().unwrap().rsplit("href=\"").next().unwrap().split('"').next().unwrap();
     assert!(next.starts_with("/dashboard/api-keys?starting_after=key_"), "{next}");
-    let second = admin.page(&app, &next.replace("&amp;", "&"));
+    let second = admin.page(&app, &next.replace("&#38;", "&"));
     assert_eq!(second.matches("<a href=\"/dashboard/api-keys/key_").count(), 5);
     assert!(!second.contains("rel=\"next\""), "the last page has no next link");
     // A cursor that is not the person's own is refused, as on /v1.
@@ -439,5 +446,38 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
         Ok(())
     });
     rest.unwrap_or_else(|why| fail(why));
+
+    // A live key, on a production server's dashboard.
+    let prod = TestApp::builder(Backend::Sqlite)
+        .with_config(|c| c.environment = tessera::config::Environment::Production)
+        .start();
+    let (prod_email, prod_password) = prod.first_admin.clone().unwrap();
+    let live: Result<String, String> = runtime.block_on(async {
+        browser.goto(&prod.url("/dashboard/api-keys")).await.map_err(e)?;
+        browser.find(Locator::Css("input[name=email]")).await.map_err(e)?.send_keys(&prod_email).await.map_err(e)?;
+        browser
+            .find(Locator::Css("input[name=password]"))
+            .await
+            .map_err(e)?
+            .send_keys(&prod_password)
+            .await
+            .map_err(e)?;
+        browser.find(Locator::Css("button[type=submit]")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Id("create-key")).await.map_err(e)?;
+        let mode = browser.find(Locator::Id("mode")).await.map_err(e)?.prop("value").await.map_err(e)?;
+        check!(mode.as_deref() == Some("live"), "the form offers {mode:?}, not live");
+        browser.find(Locator::Id("name")).await.map_err(e)?.send_keys("Live reader").await.map_err(e)?;
+        browser.find(Locator::Css("input[name=type][value=restricted]")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.find(Locator::Css("input[name=permissions][value=read]")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.find(Locator::Id("create-key")).await.map_err(e)?.click().await.map_err(e)?;
+        let secret = browser.wait().for_element(Locator::Css("[data-secret]")).await.map_err(e)?;
+        let raw = secret.text().await.map_err(e)?.trim().to_string();
+        shot("dashboard-api-key-live-created").await?;
+        Ok(raw)
+    });
+    let live = live.unwrap_or_else(|why| fail(why));
+    assert!(live.starts_with("rk_live_"), "{live}");
+    assert_eq!(prod.client.get(prod.url("/v1/users")).bearer_auth(&live).send().unwrap().status(), 200);
+    assert_eq!(prod.client.post(prod.url("/v1/api-keys")).bearer_auth(&live).send().unwrap().status(), 403);
     let _ = runtime.block_on(browser.clone().close());
 }

@@ -556,6 +556,7 @@ pub struct AuditQuery {
     action: Option<String>,
     actor: Option<String>,
     target: Option<String>,
+    limit: Option<String>,
     starting_after: Option<String>,
 }
 
@@ -563,13 +564,14 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// `GET /dashboard/admin/audit?action=&actor=&target=`: the newest 100.
+/// `GET /dashboard/admin/audit?action=&actor=&target=&limit=&starting_after=`:
+/// one page of the log, newest first.
 pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::Query<AuditQuery>) -> HttpResponse {
-    let AuditQuery { action, actor, target, starting_after } = query.into_inner();
+    let AuditQuery { action, actor, target, limit, starting_after } = query.into_inner();
     let (action, actor, target) = (non_empty(action), non_empty(actor), non_empty(target));
     let filter = Filter { action: action.clone(), actor: actor.clone(), target: target.clone() };
     let principal = signed.principal.clone();
-    let page = match Page::parse(Some("100"), starting_after) {
+    let page = match Page::parse(limit.as_deref(), starting_after) {
         Ok(p) => p,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
     };
@@ -578,7 +580,7 @@ pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::
             let next = match (list.has_more, list.data.last()) {
                 (true, Some(last)) => {
                     let mut q = form_urlencoded::Serializer::new(String::new());
-                    for (k, v) in [("action", &action), ("actor", &actor), ("target", &target)] {
+                    for (k, v) in [("action", &action), ("actor", &actor), ("target", &target), ("limit", &limit)] {
                         if let Some(v) = v {
                             q.append_pair(k, v);
                         }
