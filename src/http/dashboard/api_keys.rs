@@ -431,9 +431,6 @@ pub async fn key_page(state: web::Data<AppState>, signed: Signed, id: web::Path<
     render(StatusCode::OK, &page)
 }
 
-/// The overlaps the rotate form offers, in seconds.
-const OVERLAPS: [u64; 4] = [0, 3600, 24 * 3600, 7 * 24 * 3600];
-
 /// `POST /dashboard/api-keys/{id}/rotate`: shows the successor once.
 pub async fn rotate_key(
     state: web::Data<AppState>,
@@ -446,7 +443,7 @@ pub async fn rotate_key(
         Ok(f) => f,
         Err(refused) => return refused.page(),
     };
-    let Some(expire_old_in) = form.one("expire_old_in").parse::<u64>().ok().filter(|s| OVERLAPS.contains(s)) else {
+    let Some(expire_old_in) = super::chosen_overlap(&form) else {
         return error_page(StatusCode::BAD_REQUEST, "Not accepted", "Choose when the old key stops working.");
     };
     let (principal, clock, master, id) =

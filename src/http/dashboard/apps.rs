@@ -367,9 +367,6 @@ pub async fn update_app(
     }
 }
 
-/// The overlaps the rotate form offers, in seconds.
-const OVERLAPS: [u64; 4] = [0, 3600, 24 * 3600, 7 * 24 * 3600];
-
 /// `POST /dashboard/apps/{id}/rotate-secret`: the new secret, once; the
 /// old one keeps working for the chosen overlap.
 pub async fn rotate_app_secret(
@@ -383,7 +380,7 @@ pub async fn rotate_app_secret(
         Ok(f) => f,
         Err(refused) => return refused.page(),
     };
-    let Some(overlap) = form.one("expire_old_in").parse::<u64>().ok().filter(|s| OVERLAPS.contains(s)) else {
+    let Some(overlap) = super::chosen_overlap(&form) else {
         return error_page(StatusCode::BAD_REQUEST, "Not accepted", "Choose when the old secret stops working.");
     };
     let (principal, clock, master, client_id) =

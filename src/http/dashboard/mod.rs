@@ -252,6 +252,15 @@ pub fn store_failure(e: impl Into<ApiError>) -> HttpResponse {
     error_page(e.kind.status(), "Something went wrong", message)
 }
 
+/// The overlaps a rotate form offers (now, 1 hour, 24 hours, 7 days), in
+/// seconds, for keys and app secrets alike.
+pub const OVERLAPS: [u64; 4] = [0, 3600, 24 * 3600, 7 * 24 * 3600];
+
+/// The overlap a rotate form chose, if it is one the form offers.
+pub fn chosen_overlap(form: &FormFields) -> Option<u64> {
+    form.one("expire_old_in").parse::<u64>().ok().filter(|s| OVERLAPS.contains(s))
+}
+
 /// A list page's query: `limit` and `starting_after`, as on `/v1`; other
 /// parameters (a bookmark's leftovers) are ignored on pages.
 #[derive(Debug, Default, serde::Deserialize)]
