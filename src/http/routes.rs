@@ -86,6 +86,7 @@ pub fn build_app(
         .service(resource("/dashboard/apps/{id}").get(dashboard::app_page).post(dashboard::update_app))
         .service(resource("/dashboard/apps/{id}/rotate-secret").post(dashboard::rotate_app_secret))
         .service(resource("/dashboard/apps/{id}/disable").get(dashboard::disable_app_page).post(dashboard::disable_app))
+        .service(resource("/dashboard/apps/{id}/delete").get(dashboard::delete_app_page).post(dashboard::delete_app))
         .service(resource("/dashboard/connected-apps").get(dashboard::connected_apps_page))
         .service(resource("/dashboard/connected-apps/{client_id}/revoke").post(dashboard::revoke_connected_app))
         .service(resource("/dashboard/admin/users").get(dashboard::users_page).post(dashboard::create_user))

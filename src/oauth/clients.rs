@@ -500,3 +500,21 @@ pub fn disable_visible(
     find_visible(conn, principal, client_id)?;
     disable(conn, clock, client_id, principal.actor())
 }
+
+/// Deletes a client the caller may see, for good: its tokens stop (they
+/// name a client that no longer exists), its keys are revoked, and its id
+/// is never reused. Audited as `client.deleted`, with the keys revoked.
+pub fn delete_visible(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    client_id: &str,
+) -> Result<(), ClientError> {
+    require_key(principal, "delete clients")?;
+    find_visible(conn, principal, client_id)?;
+    let revoked = clients::delete(conn, client_id, clock.now().naive_utc())?;
+    let mut event = AuditEvent::new(principal.actor(), "client.deleted", Some(client_id));
+    event.details = serde_json::json!({ "api_keys_revoked": revoked });
+    audit::record(conn, clock, event)?;
+    Ok(())
+}

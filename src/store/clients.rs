@@ -161,3 +161,40 @@ pub fn rotate_secret(
     })?;
     Ok(())
 }
+
+/// Deletes a client and everything that hangs on it, in one transaction:
+/// its token families (grants, their refresh tokens and access-token
+/// records), codes, consents, secrets and used assertions. Keys bound to
+/// it are revoked (and unbound, as the foreign key requires) — never left
+/// live without their client. The ids of the keys it revoked.
+pub fn delete(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<Vec<String>, StoreError> {
+    use super::schema::{
+        api_keys, authorization_codes, consents, grant_access_tokens, grants, refresh_tokens, used_assertions,
+    };
+    let revoked = conn.transaction(|conn| {
+        let bound: Vec<String> = api_keys::table
+            .filter(api_keys::client_id.eq(id))
+            .filter(api_keys::revoked_at.is_null())
+            .select(api_keys::id)
+            .load(conn)?;
+        diesel::update(api_keys::table.filter(api_keys::client_id.eq(id)).filter(api_keys::revoked_at.is_null()))
+            .set(api_keys::revoked_at.eq(now))
+            .execute(conn)?;
+        diesel::update(api_keys::table.filter(api_keys::client_id.eq(id)))
+            .set(api_keys::client_id.eq(None::<String>))
+            .execute(conn)?;
+        let families = grants::table.filter(grants::client_id.eq(id)).select(grants::id);
+        diesel::delete(grant_access_tokens::table.filter(grant_access_tokens::grant_id.eq_any(families)))
+            .execute(conn)?;
+        let families = grants::table.filter(grants::client_id.eq(id)).select(grants::id);
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::grant_id.eq_any(families))).execute(conn)?;
+        diesel::delete(authorization_codes::table.filter(authorization_codes::client_id.eq(id))).execute(conn)?;
+        diesel::delete(grants::table.filter(grants::client_id.eq(id))).execute(conn)?;
+        diesel::delete(consents::table.filter(consents::client_id.eq(id))).execute(conn)?;
+        diesel::delete(client_secrets::table.filter(client_secrets::client_id.eq(id))).execute(conn)?;
+        diesel::delete(used_assertions::table.filter(used_assertions::client_id.eq(id))).execute(conn)?;
+        diesel::delete(clients::table.find(id)).execute(conn)?;
+        Ok::<_, diesel::result::Error>(bound)
+    })?;
+    Ok(revoked)
+}

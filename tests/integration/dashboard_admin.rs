@@ -298,7 +298,71 @@ fn a_production_server_makes_live_keys_only(backend: Backend) {
     assert_eq!(app.client.post(app.url("/v1/api-keys")).bearer_auth(&raw).send().unwrap().status(), 403);
 }
 
+fn an_app_is_deleted_for_good_after_a_confirmation(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = app.person("bea@example.com");
+    bea.sign_in(&app);
+    let csrf = bea.csrf(&app);
+    let res = bea.submit(
+        &app,
+        "/dashboard/apps",
+        &[("csrf_token", &csrf), ("name", "Doomed"), ("client_type", "confidential"), ("scope", "read")],
+    );
+    assert_eq!(res.status(), 201);
+    let html = res.text().unwrap();
+    let secret = the_secret(&html);
+    let client_id = html.split("cl_").nth(1).map(|s| format!("cl_{}", s.split('<').next().unwrap())).unwrap();
+    let token =
+        app.cc_token(&crate::support::oauth::TestClient { id: client_id.clone(), secret: Some(secret.clone()) }, &[]);
+    assert!(token["access_token"].is_string());
+    let bound = bea.submit(&app, "/dashboard/api-keys", &[("csrf_token", &csrf), ("name", "bound"), ("mode", "test")]);
+    assert_eq!(bound.status(), 201);
+    let bea_id = app.user_id(&bea.email);
+    let bound_key = {
+        let new = tessera::apikeys::NewKey {
+            client_id: Some(client_id.clone()),
+            ..crate::support::key_request(&bea_id, tessera::apikeys::Mode::Test)
+        };
+        let (k, raw) =
+            tessera::apikeys::create(&mut app.conn(), &app.clock, &app.master_key, new, tessera::audit::Actor::Cli)
+                .unwrap();
+        (k.id, raw.expose().to_string())
+    };
+    let use_bound = || {
+        app.client
+            .get(app.url("/v1/users"))
+            .header("x-api-key", &bound_key.1)
+            .header("x-client-id", &client_id)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(use_bound(), 200);
+
+    // The confirmation changes nothing; another member cannot delete it.
+    let path = format!("/dashboard/apps/{client_id}/delete");
+    assert!(bea.page(&app, &path).contains("Delete “Doomed” for good?"));
+    let cem = app.person("cem@example.com");
+    cem.sign_in(&app);
+    let cem_csrf = cem.csrf(&app);
+    assert_eq!(cem.submit(&app, &path, &[("csrf_token", &cem_csrf)]).status(), 404);
+    assert_eq!(bea.submit(&app, &path, &[]).status(), 403, "no CSRF token, no delete");
+    assert!(tessera::oauth::clients::find(&mut app.conn(), &client_id).unwrap().is_some());
+
+    let res = bea.submit(&app, &path, &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), 303);
+    assert!(tessera::oauth::clients::find(&mut app.conn(), &client_id).unwrap().is_none(), "gone");
+    assert_eq!(bea.get(&app.url(&format!("/dashboard/apps/{client_id}"))).status(), 404);
+    assert!(!bea.page(&app, "/dashboard/apps").contains(&client_id));
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.post_form("/oauth/token", &form, Some((&client_id, &secret))).status(), 401);
+    assert_eq!(use_bound(), 401, "its bound key is revoked");
+    let key = tessera::apikeys::find(&mut app.conn(), &bound_key.0).unwrap().unwrap();
+    assert!(key.revoked_at.is_some() && key.client_id.is_none());
+}
+
 both_backends!(
+    an_app_is_deleted_for_good_after_a_confirmation,
     a_production_server_makes_live_keys_only,
     chromium_connects_an_app_revokes_it_and_visits_the_admin_pages,
     a_keys_page_draws_its_usage,
@@ -449,7 +513,10 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
 
     // A live key, on a production server's dashboard.
     let prod = TestApp::builder(Backend::Sqlite)
-        .with_config(|c| c.environment = tessera::config::Environment::Production)
+        .with_config(|c| {
+            c.environment = tessera::config::Environment::Production;
+            c.key_usage_flush_interval = std::time::Duration::from_millis(50);
+        })
         .start();
     let (prod_email, prod_password) = prod.first_admin.clone().unwrap();
     let live: Result<String, String> = runtime.block_on(async {
@@ -479,5 +546,29 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
     assert!(live.starts_with("rk_live_"), "{live}");
     assert_eq!(prod.client.get(prod.url("/v1/users")).bearer_auth(&live).send().unwrap().status(), 200);
     assert_eq!(prod.client.post(prod.url("/v1/api-keys")).bearer_auth(&live).send().unwrap().status(), 403);
+    // Its uses on its page, then revoked there.
+    let revoked: Result<(), String> = runtime.block_on(async {
+        browser.find(Locator::Css("a.button.primary")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Id("usage")).await.map_err(e)?;
+        let key_page = browser.current_url().await.map_err(e)?.to_string();
+        let mut seen = false;
+        for _ in 0..200 {
+            let text = browser.find(Locator::Id("usage")).await.map_err(e)?.text().await.map_err(e)?;
+            if text.contains("GET /v1/users") && text.contains("POST /v1/api-keys") {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            browser.goto(&key_page).await.map_err(e)?;
+        }
+        check!(seen, "the live key's uses never showed on its page");
+        shot("dashboard-api-key-live-used").await?;
+        browser.find(Locator::Id("revoke")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Id("confirm")).await.map_err(e)?.click().await.map_err(e)?;
+        browser.wait().for_element(Locator::Css("h1 .status.revoked")).await.map_err(e)?;
+        Ok(())
+    });
+    revoked.unwrap_or_else(|why| fail(why));
+    assert_eq!(prod.client.get(prod.url("/v1/users")).bearer_auth(&live).send().unwrap().status(), 401);
     let _ = runtime.block_on(browser.clone().close());
 }

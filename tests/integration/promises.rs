@@ -24,7 +24,7 @@ use crate::support::{Backend, TestApp};
 
 /// Every action the code writes to the audit log, each caused over HTTP
 /// or the CLI by `every_audit_action_is_recorded` below.
-const ACTIONS: [&str; 28] = [
+const ACTIONS: [&str; 29] = [
     "api.auth_failed",
     "api_key.created",
     "api_key.forbidden_endpoint",
@@ -34,6 +34,7 @@ const ACTIONS: [&str; 28] = [
     "api_key.rotated",
     "client.auth_failed",
     "client.created",
+    "client.deleted",
     "client.disabled",
     "client.secret_rotated",
     "client.updated",
@@ -241,6 +242,8 @@ fn every_audit_action_is_recorded(backend: Backend) {
         rate_limit: None,
         key: None,
     };
+    let doomed = app.web_client("read").id;
+    tessera::oauth::clients::delete_visible(&mut app.conn(), &app.clock, &admin_principal, &doomed).unwrap();
     let staged = tessera::admin::rotate_signing_key(
         &mut app.conn(),
         &app.clock,
@@ -325,6 +328,7 @@ fn every_audit_action_is_recorded(backend: Backend) {
     one("resource_server.created", Some(&rs), "cli");
     one("resource_server.secret_rotated", Some(&rs), "cli");
     one("consent.revoked", Some(&web.id), &admin);
+    one("client.deleted", Some(&doomed), &admin);
     assert_eq!(one("signing_key.rotated", Some(&staged.kid), &admin)["details"]["alg"], "ES256");
 
     // Nothing but these actions, and no secret anywhere in the log.

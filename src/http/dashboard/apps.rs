@@ -453,3 +453,39 @@ pub async fn disable_app(
         Err(e) => client_error(e),
     }
 }
+
+/// `GET /dashboard/apps/{id}/delete`: the confirmation.
+pub async fn delete_app_page(state: web::Data<AppState>, signed: Signed, id: web::Path<String>) -> HttpResponse {
+    match find_app(&state, &signed, id.into_inner()).await {
+        Ok(client) => render(
+            StatusCode::OK,
+            &ConfirmPage {
+                layout: signed.layout(Section::Apps),
+                title: format!("Delete “{}” for good?", client.name),
+                warning: "Its Client ID stops existing: every token it holds stops working, the people who let it in are forgotten, and the API keys bound to it are revoked. This cannot be undone.".into(),
+                action: format!("/dashboard/apps/{}/delete", client.client_id),
+                button: "Delete this app",
+                back: format!("/dashboard/apps/{}", client.client_id),
+            },
+        ),
+        Err(e) => client_error(e),
+    }
+}
+
+/// `POST /dashboard/apps/{id}/delete`.
+pub async fn delete_app(
+    state: web::Data<AppState>,
+    signed: Signed,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    if let Err(refused) = FormFields::checked(&signed, &req, &body) {
+        return refused.page();
+    }
+    let (principal, clock, client_id) = (signed.principal.clone(), state.clock.clone(), id.into_inner());
+    match state.db.run(move |conn| clients::delete_visible(conn, clock.as_ref(), &principal, &client_id)).await {
+        Ok(()) => see_other("/dashboard/apps"),
+        Err(e) => client_error(e),
+    }
+}

@@ -15,7 +15,10 @@ pub use admin::{
     resources_page, rotate_resource, rotate_signing_key, signing_keys_page, users_page,
 };
 pub use api_keys::{create_key, key_page, keys_page, revoke_key, revoke_key_page, rotate_key};
-pub use apps::{app_page, apps_page, create_app, disable_app, disable_app_page, rotate_app_secret, update_app};
+pub use apps::{
+    app_page, apps_page, create_app, delete_app, delete_app_page, disable_app, disable_app_page, rotate_app_secret,
+    update_app,
+};
 pub use connected::{connected_apps_page, revoke_connected_app};
 pub use overview::overview;
 
