@@ -5,6 +5,7 @@
 //! read inactive).
 
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 use serde::Serialize;
 
 use super::clients;
@@ -35,6 +36,12 @@ pub enum ConnectedAppError {
     NotConnected,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for ConnectedAppError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(e.into())
+    }
 }
 
 /// The apps `user_id` has consented to, one entry per app and audience.
@@ -76,16 +83,22 @@ pub fn revoke(
     user_id: &str,
     client_id: &str,
 ) -> Result<usize, ConnectedAppError> {
-    let forgotten = grants::delete_consents(conn, user_id, client_id)?;
-    let families = grants::live_grants_of(conn, user_id, client_id)?;
-    if forgotten == 0 && families.is_empty() {
-        return Err(ConnectedAppError::NotConnected);
-    }
-    for grant in &families {
-        user_grants::revoke_grant(conn, clock, &grant.id, "access revoked by the person")?;
-    }
-    let mut event = AuditEvent::new(Actor::User(user_id.to_string()), "consent.revoked", Some(client_id));
-    event.details = serde_json::json!({ "families": families.len() });
-    audit::record(conn, clock, event)?;
-    Ok(families.len())
+    // One transaction: a failure halfway must not leave the consent gone
+    // and a family live, nor a revocation unaudited.
+    conn.transaction(|conn| {
+        let forgotten = grants::delete_consents(conn, user_id, client_id)?;
+        let families = grants::live_grants_of(conn, user_id, client_id)?;
+        if forgotten == 0 && families.is_empty() {
+            return Err(ConnectedAppError::NotConnected);
+        }
+        // A code issued just before must not start a new family after.
+        grants::delete_unused_codes(conn, user_id, client_id)?;
+        for grant in &families {
+            user_grants::revoke_grant(conn, clock, &grant.id, "access revoked by the person")?;
+        }
+        let mut event = AuditEvent::new(Actor::User(user_id.to_string()), "consent.revoked", Some(client_id));
+        event.details = serde_json::json!({ "families": families.len() });
+        audit::record(conn, clock, event)?;
+        Ok(families.len())
+    })
 }

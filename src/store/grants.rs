@@ -233,3 +233,16 @@ pub fn last_issued(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<
         .first(conn)?;
     Ok(granted.max(refreshed))
 }
+
+/// Deletes the authorization codes `client_id` holds for `user_id` that
+/// were never redeemed: after the person takes their consent back, no code
+/// from before may start a new token family.
+pub fn delete_unused_codes(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        authorization_codes::table
+            .filter(authorization_codes::user_id.eq(user_id))
+            .filter(authorization_codes::client_id.eq(client_id))
+            .filter(authorization_codes::used_at.is_null()),
+    )
+    .execute(conn)?)
+}

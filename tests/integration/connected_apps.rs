@@ -34,8 +34,15 @@ fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     let (again, _, _) = authorization_url(&oauth, &["read"]);
     assert!(person.open_authorize(&app, &again).is_err(), "consent is remembered");
 
+    // A code issued just before the revocation…
+    let (pending_url, _, pending_verifier) = authorization_url(&oauth, &["read"]);
+    let pending = person.approve(&app, &pending_url);
+
     let families = connected_apps::revoke(&mut app.conn(), &app.clock, &user, &client.id).unwrap();
     assert_eq!(families, 1);
+    // … starts no new family after it.
+    let late = oauth.exchange_code(code(pending)).set_pkce_verifier(pending_verifier).request(&oauth2_http());
+    assert!(late.is_err(), "a code from before the revocation was redeemed");
     // The refresh token fails, the access token reads inactive.
     assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err());
     assert_eq!(app.introspect(&access, (&client.id, client.secret()))["active"], false);
