@@ -417,22 +417,50 @@ pub async fn rotate_app_secret(
     }
 }
 
-/// `GET /dashboard/apps/{id}/disable`: the confirmation.
-pub async fn disable_app_page(state: web::Data<AppState>, signed: Signed, id: web::Path<String>) -> HttpResponse {
-    match find_app(&state, &signed, id.into_inner()).await {
+/// What a confirmation page asks about an app: its verb in the path, and
+/// the words of the page.
+struct Ending {
+    verb: &'static str,
+    title: &'static str,
+    warning: &'static str,
+    button: &'static str,
+}
+
+const DISABLE: Ending = Ending {
+    verb: "disable",
+    title: "Disable “{}”?",
+    warning: "The app can no longer sign people in or get tokens, and its API keys stop working.",
+    button: "Disable this app",
+};
+
+const DELETE: Ending = Ending {
+    verb: "delete",
+    title: "Delete “{}” for good?",
+    warning: "Its Client ID stops existing: every token it holds stops working, the people who let it in are forgotten, and the API keys bound to it are revoked. This cannot be undone.",
+    button: "Delete this app",
+};
+
+/// The confirmation page for `ending` an app the person may see.
+async fn confirm_ending(state: &AppState, signed: &Signed, id: String, ending: Ending) -> HttpResponse {
+    match find_app(state, signed, id).await {
         Ok(client) => render(
             StatusCode::OK,
             &ConfirmPage {
                 layout: signed.layout(Section::Apps),
-                title: format!("Disable “{}”?", client.name),
-                warning: "The app can no longer sign people in or get tokens, and its API keys stop working.".into(),
-                action: format!("/dashboard/apps/{}/disable", client.client_id),
-                button: "Disable this app",
+                title: ending.title.replace("{}", &client.name),
+                warning: ending.warning.into(),
+                action: format!("/dashboard/apps/{}/{}", client.client_id, ending.verb),
+                button: ending.button,
                 back: format!("/dashboard/apps/{}", client.client_id),
             },
         ),
         Err(e) => client_error(e),
     }
+}
+
+/// `GET /dashboard/apps/{id}/disable`: the confirmation.
+pub async fn disable_app_page(state: web::Data<AppState>, signed: Signed, id: web::Path<String>) -> HttpResponse {
+    confirm_ending(&state, &signed, id.into_inner(), DISABLE).await
 }
 
 /// `POST /dashboard/apps/{id}/disable`.
@@ -456,20 +484,7 @@ pub async fn disable_app(
 
 /// `GET /dashboard/apps/{id}/delete`: the confirmation.
 pub async fn delete_app_page(state: web::Data<AppState>, signed: Signed, id: web::Path<String>) -> HttpResponse {
-    match find_app(&state, &signed, id.into_inner()).await {
-        Ok(client) => render(
-            StatusCode::OK,
-            &ConfirmPage {
-                layout: signed.layout(Section::Apps),
-                title: format!("Delete “{}” for good?", client.name),
-                warning: "Its Client ID stops existing: every token it holds stops working, the people who let it in are forgotten, and the API keys bound to it are revoked. This cannot be undone.".into(),
-                action: format!("/dashboard/apps/{}/delete", client.client_id),
-                button: "Delete this app",
-                back: format!("/dashboard/apps/{}", client.client_id),
-            },
-        ),
-        Err(e) => client_error(e),
-    }
+    confirm_ending(&state, &signed, id.into_inner(), DELETE).await
 }
 
 /// `POST /dashboard/apps/{id}/delete`.
