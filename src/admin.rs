@@ -26,6 +26,8 @@ pub enum AdminError {
     SigningKey(#[from] SigningKeyError),
     #[error(transparent)]
     Page(#[from] PageError),
+    #[error(transparent)]
+    People(#[from] crate::people::PeopleError),
 }
 
 impl From<StoreError> for AdminError {
@@ -110,12 +112,7 @@ pub fn rotate_signing_key(
 /// One page of everyone (admins).
 pub fn list_users(conn: &mut DbConn, principal: &Principal, page: &Page) -> Result<PageOf<User>, AdminError> {
     principal.require_admin("list users")?;
-    crate::people::list(conn, principal, page).map_err(|e| match e {
-        crate::people::PeopleError::Account(a) => AdminError::Account(a),
-        crate::people::PeopleError::Denied(d) => AdminError::Denied(d),
-        crate::people::PeopleError::Page(p) => AdminError::Page(p),
-        crate::people::PeopleError::CannotDisableSelf => AdminError::Account(AccountError::UnknownUser),
-    })
+    Ok(crate::people::list(conn, principal, page)?)
 }
 
 /// One page of every client (admins).

@@ -35,6 +35,7 @@ fn admin_error(e: AdminError) -> HttpResponse {
         AdminError::Resource(other) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &other.to_string()),
         AdminError::SigningKey(e) => store_failure(e),
         AdminError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
+        AdminError::People(e) => people_error(e),
     }
 }
 
