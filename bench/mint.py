@@ -4,13 +4,17 @@ that wrk measures the token endpoint alone. Signs in as a person, approves
 the consent page once, then asks /oauth/authorize for codes (consent is
 remembered, so each answer is a redirect with a code).
 
-usage: mint.py BASE EMAIL PASSWORD CLIENT_ID REDIRECT CODES REFRESH OUT_CODES OUT_REFRESH
+usage: mint.py BASE EMAIL PASSWORD CLIENT_ID REDIRECT CODES REFRESH OUT_CODES OUT_REFRESH [SCOPE]
+
+SCOPE defaults to "read"; offline_access is always added (for the refresh
+tokens). "openid read" measures the grants with an ID token.
 """
 import base64, hashlib, html, http.client, re, sys, urllib.parse
 
 base, email, password, client_id, redirect = sys.argv[1:6]
 n_codes, n_refresh = int(sys.argv[6]), int(sys.argv[7])
 out_codes, out_refresh = sys.argv[8], sys.argv[9]
+scope = (sys.argv[10] if len(sys.argv) > 10 else "read") + " offline_access"
 host = urllib.parse.urlparse(base).netloc
 conn = http.client.HTTPConnection(host)
 cookies = {}
@@ -43,7 +47,7 @@ status, _, _ = request("POST", "/login", hidden(page) + [("email", email), ("pas
 assert status == 302, f"sign-in failed: {status}"
 query = urllib.parse.urlencode({
     "response_type": "code", "client_id": client_id, "redirect_uri": redirect,
-    "scope": "read offline_access", "code_challenge": CHALLENGE, "code_challenge_method": "S256",
+    "scope": scope, "code_challenge": CHALLENGE, "code_challenge_method": "S256",
 })
 status, _, page = request("GET", f"/oauth/authorize?{query}")
 if status == 200:

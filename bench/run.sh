@@ -114,6 +114,14 @@ run_list "POST /oauth/token (code)" "$WORK/codes" \
   "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fbench.example%2Fcallback&client_id=$WEB&code_verifier=$VERIFIER"
 run_list "POST /oauth/token (refresh)" "$WORK/refresh" "grant_type=refresh_token&refresh_token={}&client_id=$WEB"
 
+# The same with OpenID Connect: each answer also carries an RS256 ID token.
+OIDC="$("$BIN" client create --name oidc --public --redirect-uri "$REDIRECT" --scope "openid read" --json | json '["client_id"]')"
+python3 "$ROOT/bench/mint.py" "$BASE" admin@localhost "$ADMIN_PASSWORD" "$OIDC" "$REDIRECT" \
+  "$CODES" "$REFRESH" "$WORK/codes" "$WORK/refresh" "openid read" >/dev/null
+run_list "POST /oauth/token (code, openid)" "$WORK/codes" \
+  "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fbench.example%2Fcallback&client_id=$OIDC&code_verifier=$VERIFIER"
+run_list "POST /oauth/token (refresh, openid)" "$WORK/refresh" "grant_type=refresh_token&refresh_token={}&client_id=$OIDC"
+
 python3 - "$RESULTS" <<'PY'
 import sys
 rows = [line.strip().rsplit(" ", 4) for line in open(sys.argv[1]) if line.strip()]

@@ -9,6 +9,7 @@ use crate::audit::{self, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, random_base62};
 use crate::jwt::keys::{self, RotationPolicy, SigningAlg, SigningKeyError, SigningKeyInfo};
+use crate::oauth::registration::{self, InitialAccessToken, InitialTokenError};
 use crate::oauth::resources::{self, NewResource, ResourceError, ResourceServer};
 use crate::page::{Page, PageError, PageOf};
 use crate::principal::{AuthError, Principal};
@@ -28,6 +29,8 @@ pub enum AdminError {
     Page(#[from] PageError),
     #[error(transparent)]
     People(#[from] crate::people::PeopleError),
+    #[error(transparent)]
+    Registration(#[from] InitialTokenError),
 }
 
 impl From<StoreError> for AdminError {
@@ -127,4 +130,32 @@ pub fn list_clients(
         crate::oauth::clients::ClientError::Page(p) => AdminError::Page(p),
         other => AdminError::Account(AccountError::Store(StoreError::Internal(other.to_string()))),
     })
+}
+
+/// Every initial access token for dynamic client registration.
+pub fn list_initial_tokens(conn: &mut DbConn, principal: &Principal) -> Result<Vec<InitialAccessToken>, AdminError> {
+    principal.require_admin("see initial access tokens")?;
+    Ok(registration::list_initial_tokens(conn)?)
+}
+
+/// Makes an initial access token; the token is returned once.
+pub fn create_initial_token(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    expires_in: Option<u64>,
+    max_uses: Option<i64>,
+) -> Result<(InitialAccessToken, Secret), AdminError> {
+    principal.require_admin("make initial access tokens")?;
+    Ok(registration::create_initial_token(conn, clock, expires_in, max_uses, principal.actor())?)
+}
+
+pub fn revoke_initial_token(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    principal: &Principal,
+    id: &str,
+) -> Result<(), AdminError> {
+    principal.require_admin("revoke initial access tokens")?;
+    Ok(registration::revoke_initial_token(conn, clock, id, principal.actor())?)
 }

@@ -49,6 +49,9 @@ settings! {
     API_RATE_LIMIT_MAX = "api_rate_limit_max", "TESSERA_API_RATE_LIMIT_MAX";
     IP_RATE_LIMIT = "ip_rate_limit", "TESSERA_IP_RATE_LIMIT";
     TRUSTED_PROXIES = "trusted_proxies", "TESSERA_TRUSTED_PROXIES";
+    REGISTRATION = "registration", "TESSERA_REGISTRATION";
+    REGISTRATION_SCOPES = "registration_scopes", "TESSERA_REGISTRATION_SCOPES";
+    REGISTRATION_RATE_LIMIT = "registration_rate_limit", "TESSERA_REGISTRATION_RATE_LIMIT";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -205,6 +208,13 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed (IPs or CIDRs); empty:
     /// the socket address is the client's address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may register clients at `POST /oauth/register` (RFC 7591).
+    pub registration: crate::oauth::registration::RegistrationMode,
+    /// The scopes a self-registered client may have (and gets when it asks
+    /// for none); never `admin`.
+    pub registration_scopes: crate::oauth::scope::Scopes,
+    /// Registrations per minute per IP.
+    pub registration_rate_limit: u32,
 }
 
 impl fmt::Debug for Config {
@@ -250,6 +260,11 @@ impl Default for Config {
             api_rate_limit_max: 1000,
             ip_rate_limit: 20,
             trusted_proxies: Vec::new(),
+            registration: crate::oauth::registration::RegistrationMode::Closed,
+            registration_scopes: crate::oauth::scope::Scopes::from_stored(
+                crate::oauth::registration::DEFAULT_REGISTRATION_SCOPES,
+            ),
+            registration_rate_limit: 10,
         }
     }
 }
@@ -418,6 +433,25 @@ impl Config {
         if let Some(v) = get(&IP_RATE_LIMIT) {
             config.ip_rate_limit = parse_number(&IP_RATE_LIMIT, v, 1, 1_000_000)?;
         }
+        if let Some(v) = get(&REGISTRATION) {
+            config.registration = crate::oauth::registration::RegistrationMode::parse(v).ok_or_else(|| {
+                ConfigError::new(&REGISTRATION, format!("unknown policy `{v}`; expected `closed`, `token` or `open`"))
+            })?;
+        }
+        if let Some(v) = get(&REGISTRATION_SCOPES) {
+            let scopes =
+                crate::oauth::scope::Scopes::parse(v).map_err(|e| ConfigError::new(&REGISTRATION_SCOPES, e))?;
+            if scopes.iter().any(crate::oauth::registration::is_admin_scope) {
+                return Err(ConfigError::new(
+                    &REGISTRATION_SCOPES,
+                    "a self-registered client never gets an admin scope",
+                ));
+            }
+            config.registration_scopes = scopes;
+        }
+        if let Some(v) = get(&REGISTRATION_RATE_LIMIT) {
+            config.registration_rate_limit = parse_number(&REGISTRATION_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
         Ok(config)
     }
 
@@ -525,6 +559,10 @@ mod tests {
             ("TESSERA_LOG_FORMAT", "xml"),
             ("TESSERA_MASTER_KEY", "tooshort"),
             ("TESSERA_DATABASE_POOL_SIZE", "0"),
+            ("TESSERA_REGISTRATION", "anyone"),
+            ("TESSERA_REGISTRATION_SCOPES", "read admin"),
+            ("TESSERA_REGISTRATION_SCOPES", "payments:admin"),
+            ("TESSERA_REGISTRATION_RATE_LIMIT", "0"),
         ] {
             let err = Config::load(None, &env(&[(name, value)])).unwrap_err();
             assert_eq!(err.setting, name, "{err}");

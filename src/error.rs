@@ -264,7 +264,7 @@ impl From<ApiKeyError> for ApiError {
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Invalid(m) => Self::bad_request("validation_error", m),
+            ClientError::Invalid(m) | ClientError::InvalidRedirectUri(m) => Self::bad_request("validation_error", m),
             ClientError::UnknownClient => Self::new(ErrorKind::NotFound, "client_not_found", "No such client"),
             ClientError::UnknownOwner => Self::bad_request("validation_error", "No such owner"),
             ClientError::NoSecret(_) => Self::new(ErrorKind::Conflict, "no_client_secret", e.to_string()),
@@ -327,5 +327,64 @@ impl From<crate::sessions::SessionError> for crate::oauth::OAuthError {
         match e {
             crate::sessions::SessionError::Store(s) => s.into(),
         }
+    }
+}
+
+/// RFC 7591 §3.2.2 and RFC 7592 errors: `{"error", "error_description"}`,
+/// never cached; a bad token is 401 with a Bearer challenge (RFC 6750).
+impl ResponseError for crate::oauth::registration::RegistrationError {
+    fn status_code(&self) -> StatusCode {
+        use crate::oauth::registration::RegistrationError as E;
+        match self {
+            E::InvalidRedirectUri(_) | E::InvalidClientMetadata(_) => StatusCode::BAD_REQUEST,
+            E::Closed => StatusCode::FORBIDDEN,
+            E::InvalidToken => StatusCode::UNAUTHORIZED,
+            E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            E::Store(StoreError::Unavailable(_) | StoreError::Query(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        use crate::oauth::registration::RegistrationError as E;
+        let (error, description) = match self {
+            E::InvalidRedirectUri(m) => ("invalid_redirect_uri", m.clone()),
+            E::InvalidClientMetadata(m) => ("invalid_client_metadata", m.clone()),
+            E::Closed => ("access_denied", self.to_string()),
+            E::InvalidToken => ("invalid_token", self.to_string()),
+            E::RateLimited { message, .. } => ("rate_limit_exceeded", message.clone()),
+            E::Store(cause @ (StoreError::Unavailable(_) | StoreError::Query(_))) => {
+                tracing::warn!(
+                    request_id = current_request_id().as_deref().unwrap_or("-"),
+                    error = %cause,
+                    "database unavailable"
+                );
+                let e = crate::oauth::OAuthError::unavailable();
+                (e.error, e.description.to_string())
+            }
+            E::Store(cause) => {
+                let e = crate::oauth::OAuthError::server_error(cause);
+                (e.error, e.description.to_string())
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        response.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        match self {
+            E::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ));
+            }
+            E::RateLimited { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            E::Store(_) if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(5)));
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({ "error": error, "error_description": description }))
     }
 }

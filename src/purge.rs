@@ -15,6 +15,8 @@
 //!   reaches the access tokens minted with it;
 //! - a family's access-token records and the family itself once it has
 //!   ended that long ago and none of its access tokens is unexpired;
+//! - initial access tokens (dynamic client registration) past their
+//!   expiry: they register nothing any more;
 //! - audit events older than `TESSERA_AUDIT_RETENTION_DAYS`;
 //! - API keys' daily usage counters and noted uses older than 30 days
 //!   (`apikeys::usage::DAYS_KEPT`: the key's page shows no more), kept
@@ -77,6 +79,7 @@ pub struct PurgeReport {
     pub audit_events: usize,
     pub key_usage_days: usize,
     pub key_uses: usize,
+    pub initial_access_tokens: usize,
 }
 
 impl PurgeReport {
@@ -93,6 +96,7 @@ impl PurgeReport {
             + self.audit_events
             + self.key_usage_days
             + self.key_uses
+            + self.initial_access_tokens
     }
 }
 
@@ -143,6 +147,7 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
         audit_events: drain(limit, |n| rows::audit_events(conn, audit_before, n))?,
         key_usage_days: drain(limit, |n| rows::key_usage_days(conn, usage_before, n))?,
         key_uses: drain(limit, |n| rows::key_uses(conn, usage_before, n))?,
+        initial_access_tokens: drain(limit, |n| rows::initial_access_tokens(conn, at, n))?,
     };
     tracing::info!(
         authorization_codes = report.authorization_codes,
@@ -157,6 +162,7 @@ pub fn purge(conn: &mut DbConn, clock: &dyn Clock, policy: &PurgePolicy) -> Resu
         audit_events = report.audit_events,
         key_usage_days = report.key_usage_days,
         key_uses = report.key_uses,
+        initial_access_tokens = report.initial_access_tokens,
         total = report.total(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "purge finished"

@@ -18,6 +18,7 @@ use crate::http::routes::build_app;
 use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
 use crate::oauth::AuthServer;
+use crate::oauth::registration::{self, RegistrationMode, RegistrationPolicy};
 use crate::oauth::user_grants::RefreshPolicy;
 use crate::store::{self, Db};
 
@@ -74,6 +75,11 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         jwt::keys::ensure_active(&mut conn, clock.as_ref(), &master_key, SigningAlg::Rs256)
             .map_err(|e| StartError::new("TESSERA_MASTER_KEY", format!("cannot prepare the signing key: {e}")))?;
     }
+    if config.registration != RegistrationMode::Closed {
+        let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
+        registration::check_policy_scopes(&mut conn, &config.registration_scopes)
+            .map_err(|m| StartError::new("TESSERA_REGISTRATION_SCOPES", m))?;
+    }
     let issuer = config.issuer_for(addr);
     let oauth = Arc::new(AuthServer {
         issuer: issuer.clone(),
@@ -82,12 +88,14 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         clock: clock.clone(),
         keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
         refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
+        registration: RegistrationPolicy { mode: config.registration, scopes: config.registration_scopes.clone() },
     });
     let limits = RateLimits::new(
         LimitSettings {
             default_per_key: config.api_rate_limit,
             max_per_key: config.api_rate_limit_max,
             failures_per_ip: config.ip_rate_limit,
+            registrations_per_minute: config.registration_rate_limit,
         },
         clock.clone(),
     );

@@ -324,6 +324,8 @@ pub fn start(
 pub struct Session {
     pub id: String,
     pub user: User,
+    /// When the person signed in (the session's creation): `auth_time`.
+    pub signed_in_at: DateTime<Utc>,
 }
 
 /// The session a cookie names, if it is alive and its user enabled; an
@@ -357,7 +359,7 @@ pub fn resolve(
     if now - row.last_seen_at.and_utc() > chrono::Duration::seconds(60) {
         sessions::touch(conn, &id, now.naive_utc())?;
     }
-    Ok(Some(Session { id, user: User::from(user) }))
+    Ok(Some(Session { id, user: User::from(user), signed_in_at: row.created_at.and_utc() }))
 }
 
 /// Ends a session server-side.

@@ -9,7 +9,7 @@ use crate::accounts::Email;
 use crate::audit::Actor;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::oauth::clients::{self, AuthMethod, Client, DEFAULT_SECRET_OVERLAP_SECS, GrantType, NewClient};
+use crate::oauth::clients::{self, AuthMethod, Client, DEFAULT_SECRET_OVERLAP_SECS, GrantType, NewClient, SigningAlg};
 use crate::server;
 use crate::store::users as user_rows;
 
@@ -43,6 +43,17 @@ pub(super) enum ClientCommand {
         /// The email of the user who owns the client.
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
+        /// Whether the code flow must use PKCE; `optional` only for a
+        /// confidential client (a web app with a backend).
+        #[arg(long, value_enum, default_value = "required")]
+        pkce: PkcePolicy,
+        /// The algorithm of its ID tokens (default RS256).
+        #[arg(long = "id-token-alg", value_enum, value_name = "ALG")]
+        id_token_alg: Option<SigningAlg>,
+        /// An exact URI logout may send the person back to (repeat for
+        /// several).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +73,13 @@ pub(super) enum ClientCommand {
     },
     /// Disable a client: it can no longer authenticate.
     Disable { id: String },
+}
+
+/// `--pkce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum PkcePolicy {
+    Required,
+    Optional,
 }
 
 pub(super) fn print_clients(list: &[Client], json: bool) -> CliResult {
@@ -98,6 +116,9 @@ pub(super) fn client(config: &Config, command: ClientCommand) -> CliResult {
             auth_method,
             jwks,
             owner,
+            pkce,
+            id_token_alg,
+            post_logout_redirect_uris,
             json,
         } => {
             let jwks = jwks
@@ -116,8 +137,20 @@ pub(super) fn client(config: &Config, command: ClientCommand) -> CliResult {
                 }
                 None => None,
             };
-            let new =
-                NewClient { name, public, redirect_uris, grant_types, scope, audiences, auth_method, jwks, owner_id };
+            let new = NewClient {
+                name,
+                public,
+                redirect_uris,
+                grant_types,
+                scope,
+                audiences,
+                auth_method,
+                jwks,
+                owner_id,
+                require_pkce: Some(pkce == PkcePolicy::Required),
+                id_token_alg,
+                post_logout_redirect_uris,
+            };
             let (client, secret) = clients::create(&mut conn, &clock, &master, new, Actor::Cli)?;
             if json {
                 let mut value = serde_json::to_value(&client)?;

@@ -18,6 +18,7 @@ use crate::server;
 
 mod client;
 mod key;
+mod registration;
 mod resource;
 mod signing_key;
 mod user;
@@ -25,6 +26,7 @@ mod user;
 use crate::store::users as user_rows;
 use client::{ClientCommand, client};
 use key::{KeyCommand, key};
+use registration::{RegistrationCommand, registration};
 use resource::{ResourceCommand, resource};
 use signing_key::{SigningKeyCommand, signing_key};
 use user::{UserCommand, user};
@@ -70,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Dynamic client registration: initial access tokens.
+    Registration {
+        #[command(subcommand)]
+        command: RegistrationCommand,
+    },
     /// Delete now what can no longer matter (expired codes and sessions,
     /// dead refresh tokens, old audit events, …); prints the counts.
     Purge {
@@ -95,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Client { command } => client(&config, command),
         Command::Resource { command } => resource(&config, command),
         Command::Key { command } => key(&config, command),
+        Command::Registration { command } => registration(&config, command),
         Command::Purge { json } => purge(&config, json),
     };
     match result {

@@ -47,13 +47,18 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age: std::tim
         .finish()
 }
 
+/// The removal of the session cookie.
+pub(super) fn expired_session_cookie(state: &AppState) -> Cookie<'static> {
+    expired_cookie(state, SESSION_COOKIE)
+}
+
 fn expired_cookie(state: &AppState, name: &'static str) -> Cookie<'static> {
     let mut c = cookie(state, name, String::new(), std::time::Duration::ZERO);
     c.make_removal();
     c
 }
 
-fn peer_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
+pub(super) fn peer_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let trusted = req.app_data::<web::Data<AppState>>().map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
     super::client_ip(req, &trusted)
 }
@@ -91,14 +96,21 @@ fn login_form(state: &AppState, status: StatusCode, next: &str, email: &str, err
 #[derive(serde::Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// An email to pre-fill (OpenID Connect `login_hint`).
+    login_hint: Option<String>,
+    /// `login`: show the form even over a live session (the application
+    /// asked for a fresh sign-in).
+    prompt: Option<String>,
 }
 
 /// `GET /login`.
 pub async fn login_page(state: web::Data<AppState>, req: HttpRequest, query: web::Query<NextQuery>) -> HttpResponse {
     let next = LocalPath::parse_or_root(query.next.as_deref());
+    let hint = query.login_hint.as_deref().filter(|h| h.len() <= 254).unwrap_or("");
+    let fresh = query.prompt.as_deref() == Some("login");
     match sessions(&state).current(session_cookie(&req)).await {
-        Ok(Some(_)) if !next.is_root() => redirect(next.as_str()),
-        Ok(_) => login_form(&state, StatusCode::OK, next.as_str(), "", None),
+        Ok(Some(_)) if !next.is_root() && !fresh => redirect(next.as_str()),
+        Ok(_) => login_form(&state, StatusCode::OK, next.as_str(), hint, None),
         Err(e) => server_error_page(e),
     }
 }
@@ -175,11 +187,16 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest, form: web::For
         Ok(SignOut::Refused) => {
             error_page(StatusCode::BAD_REQUEST, "Sign-out refused", "The sign-out form expired; please try again.")
         }
-        Ok(SignOut::Done | SignOut::NoSession) => {
+        Ok(SignOut::Done) => {
             let mut res = redirect("/");
             let _ = res.add_removal_cookie(&expired_cookie(&state, SESSION_COOKIE));
             res
         }
+        // No live session: nothing to end, and no cookie to clear (a
+        // cross-site POST arrives without it under SameSite=Lax; clearing
+        // the browser's cookie would sign the person out without their
+        // form).
+        Ok(SignOut::NoSession) => redirect("/"),
         Err(e) => server_error_page(e),
     }
 }
@@ -193,6 +210,9 @@ struct ScopeLine {
 fn describe_scope(scope: &str) -> String {
     match scope {
         authorize::OFFLINE_ACCESS => "Keep access while you are away (stay connected until you revoke it)".into(),
+        "openid" => "Sign you in with your Tessera account (your user id)".into(),
+        "profile" => "See your name".into(),
+        "email" => "See your email address".into(),
         "read" => "Read your data".into(),
         "write" => "Create and change your data".into(),
         "delete" => "Delete your data".into(),
@@ -265,9 +285,16 @@ fn too_many_params(e: TooManyParams) -> HttpResponse {
 async fn authorize_with(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
     match authorize::authorize(&sessions(&state), state.oauth.clone(), params, session_cookie(&req)).await {
         Ok(Decision::Redirect(url)) => redirect(&url),
-        Ok(Decision::SignIn { next }) => {
-            let query = form_urlencoded::Serializer::new(String::new()).append_pair("next", &next).finish();
-            redirect(&format!("/login?{query}"))
+        Ok(Decision::SignIn { next, login_hint, fresh }) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("next", &next);
+            if let Some(hint) = &login_hint {
+                query.append_pair("login_hint", hint);
+            }
+            if fresh {
+                query.append_pair("prompt", "login");
+            }
+            redirect(&format!("/login?{}", query.finish()))
         }
         Ok(Decision::Consent(question)) => consent_page(&question),
         Err(e) => authorize_error(&state, e),

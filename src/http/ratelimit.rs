@@ -52,11 +52,16 @@ pub struct LimitSettings {
     pub max_per_key: u32,
     /// Failed authentications per IP (`TESSERA_IP_RATE_LIMIT`).
     pub failures_per_ip: u32,
+    /// Client registrations per minute per IP
+    /// (`TESSERA_REGISTRATION_RATE_LIMIT`).
+    pub registrations_per_minute: u32,
 }
 
 pub struct RateLimits {
     settings: LimitSettings,
     per_ip: KeyedLimiter<IpAddr>,
+    /// `POST /oauth/register`, per IP: a bucket of its own.
+    registrations: KeyedLimiter<IpAddr>,
     /// One keyed limiter per distinct per-second limit.
     by_limit: Mutex<HashMap<u32, Arc<KeyedLimiter<String>>>>,
     clock: LimiterClock,
@@ -79,6 +84,10 @@ impl RateLimits {
         Self {
             settings,
             per_ip: RateLimiter::dashmap_with_clock(quota(settings.failures_per_ip), clock.clone()),
+            registrations: RateLimiter::dashmap_with_clock(
+                Quota::per_minute(NonZeroU32::new(settings.registrations_per_minute).unwrap_or(NonZeroU32::MIN)),
+                clock.clone(),
+            ),
             by_limit: Mutex::default(),
             clock,
         }
@@ -95,6 +104,10 @@ impl RateLimits {
     }
 
     fn exceeded(&self, limit: u32, not_until: &NotUntil<Nanos>, what: &str) -> ApiError {
+        self.exceeded_per(limit, "second", not_until, what)
+    }
+
+    fn exceeded_per(&self, limit: u32, per: &str, not_until: &NotUntil<Nanos>, what: &str) -> ApiError {
         let wait = not_until.wait_time_from(self.clock.now());
         ApiError {
             retry_after: Some(ceil_secs(wait)),
@@ -102,7 +115,7 @@ impl RateLimits {
             ..ApiError::new(
                 ErrorKind::RateLimited,
                 "rate_limit_exceeded",
-                format!("Too many requests {what}: the limit is {limit} per second"),
+                format!("Too many requests {what}: the limit is {limit} per {per}"),
             )
         }
     }
@@ -141,6 +154,18 @@ impl RateLimits {
             .check_key(&ip)
             .map_err(|not_until| self.exceeded(self.settings.failures_per_ip, &not_until, "from this IP address"))
     }
+
+    /// Counts one client registration from `ip`.
+    pub fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        if self.registrations.len() > MAX_TRACKED {
+            self.registrations.retain_recent();
+        }
+        self.registrations.check_key(&ip).map_err(|not_until| {
+            let limit = self.settings.registrations_per_minute;
+            self.exceeded_per(limit, "minute", &not_until, "to register clients from this IP address")
+        })
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +174,7 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn limits(clock: &ManualClock, default_per_key: u32, max_per_key: u32) -> RateLimits {
-        let settings = LimitSettings { default_per_key, max_per_key, failures_per_ip: 2 };
+        let settings = LimitSettings { default_per_key, max_per_key, failures_per_ip: 2, registrations_per_minute: 2 };
         RateLimits::new(settings, Arc::new(clock.clone()))
     }
 

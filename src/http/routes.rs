@@ -7,8 +7,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, Error, Resource, web};
 
 use super::{
-    AppState, browser, dashboard, health, middleware, oauth, openapi, pages, v1_audit, v1_clients, v1_keys, v1_sdk,
-    v1_users, well_known,
+    AppState, browser, dashboard, health, middleware, oauth, oidc, openapi, pages, registration, v1_audit, v1_clients,
+    v1_keys, v1_sdk, v1_users, well_known,
 };
 use crate::error::ApiError;
 
@@ -75,6 +75,8 @@ pub fn build_app(
         .service(resource("/logout").post(browser::logout))
         .service(resource("/oauth/authorize").get(browser::authorize_get).post(browser::authorize_post))
         .service(resource("/oauth/consent").post(browser::consent))
+        .service(resource("/oauth/userinfo").get(oidc::userinfo).post(oidc::userinfo))
+        .service(resource("/oauth/logout").get(oidc::logout_get).post(oidc::logout_post))
         .service(resource("/dashboard").get(dashboard::overview))
         .service(resource("/dashboard/api-keys").get(dashboard::keys_page).post(dashboard::create_key))
         .service(resource("/dashboard/api-keys/{id}").get(dashboard::key_page))
@@ -105,9 +107,22 @@ pub fn build_app(
                 .post(dashboard::rotate_signing_key),
         )
         .service(resource("/dashboard/admin/audit").get(dashboard::audit_page))
+        .service(
+            resource("/dashboard/admin/registration")
+                .get(dashboard::registration_page)
+                .post(dashboard::create_initial_token),
+        )
+        .service(resource("/dashboard/admin/registration/{id}/revoke").post(dashboard::revoke_initial_token))
         .service(resource("/oauth/token").post(oauth::token))
         .service(resource("/oauth/introspect").post(oauth::introspect))
         .service(resource("/oauth/revoke").post(oauth::revoke))
+        .service(resource("/oauth/register").post(registration::register))
+        .service(
+            resource("/oauth/register/{client_id}")
+                .get(registration::read)
+                .put(registration::replace)
+                .delete(registration::delete),
+        )
         .service(resource("/v1/api-keys").get(v1_keys::list).post(v1_keys::create))
         .service(resource("/v1/api-keys/{id}").get(v1_keys::get).delete(v1_keys::revoke))
         .service(resource("/v1/api-keys/{id}/rotate").post(v1_keys::rotate))

@@ -29,6 +29,25 @@ pub struct Register {
     token_endpoint_auth_method: Option<String>,
     /// A JWK Set, for private_key_jwt.
     jwks: Option<serde_json::Value>,
+    /// Whether the code flow must use PKCE (default true); false only for
+    /// a confidential client.
+    require_pkce: Option<bool>,
+    /// RS256 (default), ES256 or EdDSA.
+    id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+}
+
+pub(super) fn parse_id_token_alg(text: Option<&str>) -> Result<Option<clients::SigningAlg>, ApiError> {
+    text.map(|a| {
+        clients::SigningAlg::parse(a).ok_or_else(|| {
+            ApiError::bad_request(
+                "validation_error",
+                format!("unknown id_token_signed_response_alg {a:?}: use RS256, ES256 or EdDSA"),
+            )
+        })
+    })
+    .transpose()
 }
 
 /// `POST /v1/clients`: the secret, if any, appears only here.
@@ -65,6 +84,9 @@ pub async fn register(
         auth_method,
         jwks: body.jwks.map(|j| j.to_string()),
         owner_id: None,
+        require_pkce: body.require_pkce,
+        id_token_alg: parse_id_token_alg(body.id_token_signed_response_alg.as_deref())?,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
     };
     let (clock, master) = (state.clock.clone(), state.master_key.clone());
     let (client, secret) =
@@ -101,6 +123,9 @@ pub struct Update {
     redirect_uris: Option<Vec<String>>,
     scope: Option<String>,
     audiences: Option<Vec<String>>,
+    require_pkce: Option<bool>,
+    id_token_signed_response_alg: Option<String>,
+    post_logout_redirect_uris: Option<Vec<String>>,
 }
 
 /// `PATCH /v1/clients/{id}`.
@@ -117,9 +142,13 @@ pub async fn update(
         redirect_uris: body.redirect_uris,
         scope: body.scope,
         audiences: body.audiences,
+        require_pkce: body.require_pkce,
+        id_token_alg: parse_id_token_alg(body.id_token_signed_response_alg.as_deref())?,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
     };
-    let clock = state.clock.clone();
-    let client = state.db.run(move |conn| clients::update_visible(conn, clock.as_ref(), &caller, &id, changes)).await?;
+    let (clock, master) = (state.clock.clone(), state.master_key.clone());
+    let client =
+        state.db.run(move |conn| clients::update_visible(conn, clock.as_ref(), &master, &caller, &id, changes)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": client })))
 }
 

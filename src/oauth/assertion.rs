@@ -120,6 +120,9 @@ pub struct Rules<'a> {
 }
 
 /// Verifies a JWT signed by `client` under `rules`; its `sub` on success.
+/// `secrets` are the client's live secrets, opened: HS256 keys for a
+/// `client_secret_jwt` assertion, and for a `/v1` JWT of any client that
+/// authenticates with a secret.
 pub fn verify_with(
     conn: &mut DbConn,
     clock: &dyn Clock,
@@ -134,10 +137,19 @@ pub fn verify_with(
         Ok(h) => h,
         Err(_) => return refuse("the client assertion is not a well-formed JWT"),
     };
-    let candidates: Vec<(Algorithm, DecodingKey)> = match client.token_endpoint_auth_method {
-        AuthMethod::ClientSecretJwt => {
-            secrets.iter().map(|s| (Algorithm::HS256, DecodingKey::from_secret(s))).collect()
+    let method = client.token_endpoint_auth_method;
+    // A client assertion only for a client registered to send one; a
+    // `/v1` bearer JWT from any client that holds a secret (the HS256 JWT
+    // the guides sign with the client secret).
+    let hmac = method == AuthMethod::ClientSecretJwt || (!rules.client_assertion && method.uses_secret());
+    let candidates: Vec<(Algorithm, DecodingKey)> = match method {
+        _ if hmac && secrets.is_empty() => {
+            return refuse(
+                "the client's secret was issued before Tessera sealed every client secret, so it cannot verify \
+                 a JWT: rotate the client secret, then sign with the new one",
+            );
         }
+        _ if hmac => secrets.iter().map(|s| (Algorithm::HS256, DecodingKey::from_secret(s))).collect(),
         AuthMethod::PrivateKeyJwt => {
             let Some(set) = client.jwk_set() else {
                 return refuse("the client has no usable JWKS");
@@ -156,12 +168,10 @@ pub fn verify_with(
             }
             keys
         }
-        _ => return refuse("this client does not authenticate with a JWT assertion"),
+        _ if rules.client_assertion => return refuse("this client does not authenticate with a JWT assertion"),
+        _ => return refuse("this client has no secret or key to sign a JWT with"),
     };
-    let expected = match client.token_endpoint_auth_method {
-        AuthMethod::ClientSecretJwt => vec![Algorithm::HS256],
-        _ => candidates.iter().map(|(a, _)| *a).collect(),
-    };
+    let expected = if hmac { vec![Algorithm::HS256] } else { candidates.iter().map(|(a, _)| *a).collect() };
     if !expected.contains(&header.alg) {
         return refuse(&format!(
             "the assertion is signed {:?}, but this client's key allows only {}",

@@ -16,7 +16,7 @@ use super::clients::{self, Client, GrantType, split_uri};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Params};
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, constant_time_eq, fingerprint, random_base62};
-use crate::sessions::{self, SessionError, SessionPolicy, Sessions};
+use crate::sessions::{self, Session, SessionError, SessionPolicy, Sessions};
 use crate::store::grants::{self, CodeRow};
 use crate::store::{DbConn, StoreError, users};
 
@@ -26,15 +26,46 @@ pub const CODE_TTL_SECS: i64 = 60;
 pub const OFFLINE_ACCESS: &str = "offline_access";
 pub const MAX_STATE_LEN: usize = 2048;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// Sign in and consent as needed.
-    Default,
+/// `prompt` (OpenID Connect Core §3.1.2.1): a space-separated set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
     /// Never show a page: `login_required` / `consent_required` instead.
-    None,
+    pub none: bool,
+    /// Sign in again, even with a live session.
+    pub login: bool,
     /// Always show the consent page.
-    Consent,
+    pub consent: bool,
 }
+
+impl Prompt {
+    /// The values this server acts on, for discovery.
+    pub const SUPPORTED: [&str; 3] = ["none", "login", "consent"];
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut prompt = Self::default();
+        for value in text.split(' ').filter(|v| !v.is_empty()) {
+            match value {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                other => {
+                    return Err(format!("prompt {} is not supported (none, login, consent)", super::printable(other)));
+                }
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err("prompt=none cannot be combined with other values".into());
+        }
+        Ok(prompt)
+    }
+}
+
+/// The internal parameter the sign-in round trip adds to an authorization
+/// request that asked for a fresh sign-in (`prompt=login`, or `max_age`
+/// passed): a sign-in at or after this Unix time satisfies it. It only
+/// ever weakens its own request's demand, so a client gains nothing by
+/// sending it.
+pub const AUTH_AFTER: &str = "auth_after";
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
@@ -45,8 +76,19 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub scope: Scopes,
     pub audience: String,
-    pub code_challenge: String,
+    /// The S256 challenge; `None` only for a client whose PKCE policy is
+    /// `optional` and that sent none.
+    pub code_challenge: Option<String>,
     pub prompt: Prompt,
+    /// OpenID Connect: echoed in the ID token.
+    pub nonce: Option<String>,
+    /// OpenID Connect: the longest ago, in seconds, the person may have
+    /// signed in.
+    pub max_age: Option<i64>,
+    /// OpenID Connect: the email to pre-fill on the sign-in page.
+    pub login_hint: Option<String>,
+    /// See `AUTH_AFTER`.
+    pub auth_after: Option<i64>,
     /// The parameters as received, for the consent form to send back.
     pub params: Vec<(String, String)>,
 }
@@ -202,7 +244,13 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         return Err(fail("unauthorized_client", "this client may not use the authorization code grant"));
     }
     let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
-        (None, _) => return Err(fail("invalid_request", "PKCE is required: code_challenge is missing")),
+        (None, Some(_)) => {
+            return Err(fail("invalid_request", "code_challenge_method was sent without code_challenge"));
+        }
+        (None, None) if client.require_pkce => {
+            return Err(fail("invalid_request", "PKCE is required: code_challenge is missing"));
+        }
+        (None, None) => None,
         (Some(_), Some(m)) if m != "S256" => {
             return Err(fail("invalid_request", "code_challenge_method must be S256"));
         }
@@ -212,14 +260,31 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         (Some(c), Some(_)) if !valid_challenge(c) => {
             return Err(fail("invalid_request", "code_challenge must be 43 base64url characters (S256)"));
         }
-        (Some(c), Some(_)) => c.to_string(),
+        (Some(c), Some(_)) => Some(c.to_string()),
     };
-    let prompt = match params.get("prompt") {
-        None => Prompt::Default,
-        Some("none") => Prompt::None,
-        Some("consent") => Prompt::Consent,
-        Some(_) => return Err(fail("invalid_request", "prompt must be none or consent")),
+    let prompt = match params.get("prompt").map(Prompt::parse).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(why) => return Err(fail("invalid_request", &why)),
     };
+    let nonce = params.get("nonce").map(str::to_string);
+    if nonce.as_ref().is_some_and(|n| n.is_empty() || n.len() > super::id_token::MAX_NONCE_LEN) {
+        return Err(fail("invalid_request", "nonce must be 1 to 512 characters"));
+    }
+    let max_age = match params.get("max_age").map(str::parse::<u32>).transpose() {
+        Ok(m) => m.map(i64::from),
+        Err(_) => return Err(fail("invalid_request", "max_age must be a number of seconds")),
+    };
+    let auth_after = match params.get(AUTH_AFTER).map(str::parse::<i64>).transpose() {
+        Ok(t) => t,
+        Err(_) => return Err(fail("invalid_request", "auth_after must be a Unix time")),
+    };
+    let login_hint = params.get("login_hint").filter(|h| h.len() <= 254 && !h.contains(char::is_control));
+    for unsupported in ["request", "request_uri"] {
+        if params.get(unsupported).is_some() {
+            let error = if unsupported == "request" { "request_not_supported" } else { "request_uri_not_supported" };
+            return Err(fail(error, &format!("the {unsupported} parameter is not supported")));
+        }
+    }
     let requested_audience = match (params.get("resource"), params.get("audience")) {
         (Some(r), Some(a)) if r != a => return Err(fail("invalid_target", "resource and audience differ")),
         (r, a) => r.or(a),
@@ -230,8 +295,14 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         Ok(s) => s,
         Err(e) => return Err(fail("invalid_scope", &e)),
     };
+
     let scope = access_token::choose_scope(&grantable(&client, &audience), requested)
         .map_err(|e| redirect_or_page(e, &fail))?;
+    // Without PKCE, only the nonce ties an ID token to the browser that
+    // asked for it (code injection, RFC 9700 §4.5.3.2).
+    if code_challenge.is_none() && scope.contains(super::id_token::OPENID) && nonce.is_none() {
+        return Err(fail("invalid_request", "an OpenID Connect request without PKCE needs a nonce"));
+    }
     Ok(AuthorizeRequest {
         client,
         redirect_uri,
@@ -241,6 +312,10 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         audience: audience.identifier,
         code_challenge,
         prompt,
+        nonce,
+        max_age,
+        login_hint: login_hint.map(str::to_string),
+        auth_after,
         params: params.pairs().to_vec(),
     })
 }
@@ -269,7 +344,7 @@ pub fn needs_consent(
     req: &AuthorizeRequest,
     user_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    if req.prompt == Prompt::Consent {
+    if req.prompt.consent {
         return Ok(req.scope.iter().map(str::to_string).collect());
     }
     let audience = consent_audience(server, &req.audience);
@@ -290,14 +365,15 @@ pub fn record_consent(
     grants::add_consent(conn, user_id, &req.client.client_id, audience, &scopes, server.clock.now().naive_utc())
 }
 
-/// Issues a code for the request and returns the URL to send the person
-/// back to, with `code`, `state` and `iss`.
+/// Issues a code for the request made in `session` and returns the URL to
+/// send the person back to, with `code`, `state` and `iss`.
 pub fn issue_code(
     conn: &mut DbConn,
     server: &AuthServer,
     req: &AuthorizeRequest,
-    user_id: &str,
+    session: &Session,
 ) -> Result<String, StoreError> {
+    let user_id = session.user.id.as_str();
     let code = random_base62(SECRET_LEN_256_BITS);
     let now = server.clock.now();
     grants::insert_code(
@@ -308,13 +384,16 @@ pub fn issue_code(
             user_id: user_id.to_string(),
             redirect_uri: req.redirect_uri.clone(),
             redirect_uri_given: req.redirect_uri_given,
-            code_challenge: req.code_challenge.clone(),
+            code_challenge: req.code_challenge.clone().unwrap_or_default(),
             scope: req.scope.to_string(),
             audience: req.audience.clone(),
             created_at: now.naive_utc(),
             expires_at: (now + chrono::Duration::seconds(CODE_TTL_SECS)).naive_utc(),
             used_at: None,
             grant_id: None,
+            nonce: req.nonce.clone(),
+            auth_time: Some(session.signed_in_at.naive_utc()),
+            sid: Some(super::id_token::session_sid(server.keys.master(), &session.id)),
         },
     )?;
     let mut pairs = vec![("code", code.as_str())];
@@ -352,8 +431,8 @@ pub enum Decision {
     /// Back to the client: a code, or an error such as `login_required`.
     Redirect(String),
     /// To the sign-in page, which sends the person back to `next` (this
-    /// request).
-    SignIn { next: String },
+    /// request); `fresh` asks for a sign-in even over a live session.
+    SignIn { next: String, login_hint: Option<String>, fresh: bool },
     /// The consent page.
     Consent(Box<ConsentQuestion>),
 }
@@ -411,21 +490,47 @@ fn decide(
         Some(c) => sessions::resolve(conn, server.clock.as_ref(), policy, c)?,
         None => None,
     };
-    let Some(session) = session else {
-        return Ok(match request.prompt {
-            Prompt::None => refuse("login_required", "the person is not signed in"),
-            _ => Decision::SignIn { next: format!("{}?{}", super::AUTHORIZE_PATH, canonical_params(params.pairs())) },
-        });
+    let now = server.clock.now().timestamp();
+    let stale = |s: &Session| {
+        let signed_in = s.signed_in_at.timestamp();
+        match request.auth_after {
+            // Back from the sign-in this request asked for.
+            Some(after) => signed_in < after,
+            None => request.prompt.login || request.max_age.is_some_and(|m| now - signed_in > m),
+        }
+    };
+    let session = match session {
+        Some(s) if !stale(&s) => s,
+        found => {
+            if request.prompt.none {
+                return Ok(refuse("login_required", "the person must sign in"));
+            }
+            let mut pairs: Vec<(String, String)> =
+                params.pairs().iter().filter(|(k, _)| k != AUTH_AFTER).cloned().collect();
+            // A sign-in over a live session must happen after now.
+            let fresh = found.is_some() || request.prompt.login || request.max_age.is_some();
+            if fresh {
+                pairs.push((AUTH_AFTER.to_string(), now.to_string()));
+            }
+            return Ok(Decision::SignIn {
+                next: format!("{}?{}", super::AUTHORIZE_PATH, canonical_params(&pairs)),
+                login_hint: request.login_hint.clone(),
+                fresh,
+            });
+        }
     };
     let needed = needs_consent(conn, server, &request, &session.user.id)?;
     if needed.is_empty() {
-        return Ok(Decision::Redirect(issue_code(conn, server, &request, &session.user.id)?));
+        return Ok(Decision::Redirect(issue_code(conn, server, &request, &session)?));
     }
-    if request.prompt == Prompt::None {
+    if request.prompt.none {
         return Ok(refuse("consent_required", "the person has not approved these scopes for this application"));
     }
     let owner = match &request.client.owner_id {
         Some(id) => users::find_by_id(conn, id)?.map_or("an unknown owner".to_string(), |u| u.display_name),
+        None if super::registration::is_self_registered(conn, &request.client.client_id)? => {
+            "itself: it is self-registered, and the operator of this server does not vouch for it".to_string()
+        }
         None => "the operator of this server".to_string(),
     };
     let already = request.scope.iter().filter(|s| !needed.iter().any(|n| n == s)).map(str::to_string).collect();
@@ -487,7 +592,7 @@ pub async fn consent(
                 return Ok(ConsentOutcome::Redirect(denied.url(&server.issuer)));
             }
             record_consent(conn, &server, &request, &session.user.id)?;
-            Ok(ConsentOutcome::Redirect(issue_code(conn, &server, &request, &session.user.id)?))
+            Ok(ConsentOutcome::Redirect(issue_code(conn, &server, &request, &session)?))
         })
         .await
 }

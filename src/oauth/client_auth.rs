@@ -1,6 +1,9 @@
 //! Client authentication at the token, introspection and revocation
 //! endpoints: exactly one method per request, and it must be the one the
-//! client registered. Every failure is an audit event (client id, IP,
+//! client registered, except that a `client_secret_basic` or
+//! `client_secret_post` client may send its secret either way (RFC 6749
+//! §2.3.1). A secret is never an assertion's key here, and a JWT client
+//! never sends a secret. Every failure is an audit event (client id, IP,
 //! reason; never the secret).
 
 use base64::Engine;
@@ -193,8 +196,11 @@ pub fn authenticate(
     };
     let registered = client.token_endpoint_auth_method;
     let method_ok = match &credentials {
-        Credentials::Basic { .. } => registered == AuthMethod::ClientSecretBasic,
-        Credentials::Post { .. } => registered == AuthMethod::ClientSecretPost,
+        // RFC 6749 §2.3.1 lets a server take the secret either way; the
+        // guides send it in the body whatever the client registered.
+        Credentials::Basic { .. } | Credentials::Post { .. } => {
+            matches!(registered, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+        }
         Credentials::Assertion { .. } => {
             matches!(registered, AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt)
         }

@@ -1,7 +1,12 @@
 //! Client secrets: server-generated (43 base62 characters, 256 bits),
-//! shown once, stored as SHA-256 fingerprints; a `client_secret_jwt`
-//! client's copy sealed under the master key. Rotation keeps at most two
-//! live: the new one, and the newest old one until its overlap ends.
+//! shown once, stored as SHA-256 fingerprints, and a copy sealed under the
+//! master key (every method that uses a secret: `client_secret_basic`,
+//! `client_secret_post` and `client_secret_jwt`), because verifying an HMAC
+//! signed with it (a client assertion, or a client-signed JWT on `/v1`)
+//! needs the secret itself. A secret issued before every secret was sealed
+//! has no sealed copy: it authenticates, but signs no JWT until rotated.
+//! Rotation keeps at most two live: the new one, and the newest old one
+//! until its overlap ends.
 
 use chrono::{DateTime, Utc};
 
@@ -25,8 +30,7 @@ pub(super) fn new_secret(
 ) -> (ClientSecretRow, Secret) {
     let secret = Secret::new(random_base62(SECRET_LEN_256_BITS));
     let id = public_id("csec");
-    let sealed =
-        (method == AuthMethod::ClientSecretJwt).then(|| master.seal(&seal_context(&id), secret.expose().as_bytes()));
+    let sealed = method.uses_secret().then(|| master.seal(&seal_context(&id), secret.expose().as_bytes()));
     let row = ClientSecretRow {
         fingerprint: fingerprint(secret.expose()),
         sealed,
@@ -74,7 +78,8 @@ pub struct LiveSecret {
 }
 
 impl LiveSecret {
-    /// The secret itself, for `client_secret_jwt` (HMAC) verification.
+    /// The secret itself, for HMAC (HS256) verification; `None` for a
+    /// secret issued before every client secret was sealed.
     pub fn open(&self, master: &MasterKey) -> Option<Vec<u8>> {
         let sealed = self.sealed.as_deref()?;
         master.open(&seal_context(&self.id), sealed).ok()

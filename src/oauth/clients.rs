@@ -1,9 +1,10 @@
 //! OAuth clients: registration, secrets and their rotation.
 //!
 //! Secrets are server-generated (43 base62 characters, 256 bits) and shown
-//! once; the database keeps their SHA-256 fingerprint. A client that signs
-//! `client_secret_jwt` assertions also has a copy sealed under the master
-//! key, because verifying an HMAC needs the key itself.
+//! once; the database keeps their SHA-256 fingerprint and a copy sealed
+//! under the master key, because verifying an HMAC the client signs with
+//! it (a `client_secret_jwt` assertion, or a JWT on `/v1`) needs the key
+//! itself.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::jwk::JwkSet;
@@ -15,6 +16,7 @@ use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, public_id};
+pub use crate::jwt::keys::SigningAlg;
 use crate::page::{Page, PageError, PageOf};
 use crate::permissions::Permissions;
 use crate::principal::Principal;
@@ -89,6 +91,10 @@ impl AuthMethod {
 pub enum ClientError {
     #[error("invalid client: {0}")]
     Invalid(String),
+    /// A redirect or post-logout redirect URI is not acceptable (RFC 7591
+    /// tells this apart as `invalid_redirect_uri`).
+    #[error("invalid client: {0}")]
+    InvalidRedirectUri(String),
     #[error("no client with this id")]
     UnknownClient,
     #[error("no user with this email")]
@@ -131,6 +137,14 @@ pub struct Client {
     pub jwks: Option<serde_json::Value>,
     pub owner_id: Option<String>,
     pub disabled: bool,
+    /// Whether the code flow must use PKCE (always, for a public client).
+    pub require_pkce: bool,
+    /// The algorithm of its ID tokens; `None` is the server's default,
+    /// RS256.
+    #[serde(rename = "id_token_signed_response_alg", skip_serializing_if = "Option::is_none")]
+    pub id_token_alg: Option<SigningAlg>,
+    /// Where RP-initiated logout may send the person (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -165,6 +179,13 @@ impl Client {
             token_endpoint_auth_method: AuthMethod::parse(&row.auth_method).ok_or_else(|| corrupt("auth method"))?,
             jwks: row.jwks.as_deref().map(serde_json::from_str).transpose().map_err(|_| corrupt("JWKS"))?,
             client_type: if row.client_type == "public" { "public" } else { "confidential" },
+            require_pkce: row.require_pkce || row.client_type == "public",
+            id_token_alg: match row.id_token_alg.as_deref() {
+                None => None,
+                Some(a) => Some(SigningAlg::parse(a).ok_or_else(|| corrupt("ID token algorithm"))?),
+            },
+            post_logout_redirect_uris: serde_json::from_str(&row.post_logout_redirect_uris)
+                .map_err(|_| corrupt("post-logout redirect URIs"))?,
             client_id: row.id,
             name: row.name,
             owner_id: row.owner_id,
@@ -192,10 +213,19 @@ pub struct NewClient {
     /// A JWK Set (JSON), required for `private_key_jwt`.
     pub jwks: Option<String>,
     pub owner_id: Option<String>,
+    /// `None`: required. `Some(false)` only for a confidential client.
+    pub require_pkce: Option<bool>,
+    /// `id_token_signed_response_alg`; `None` is RS256.
+    pub id_token_alg: Option<SigningAlg>,
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
+}
+
+fn invalid_redirect(message: impl Into<String>) -> ClientError {
+    ClientError::InvalidRedirectUri(message.into())
 }
 
 pub use crate::uri::{check_absolute_uri, split_uri};
@@ -222,9 +252,9 @@ impl NewClient {
             return Err(invalid("the name holds control or bidirectional-override characters"));
         }
         if self.redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(invalid(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
+            return Err(invalid_redirect(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
         }
-        self.redirect_uris.iter().try_for_each(|u| crate::uri::check_redirect_uri(u).map_err(invalid))?;
+        self.redirect_uris.iter().try_for_each(|u| crate::uri::check_redirect_uri(u).map_err(invalid_redirect))?;
         let mut grants = self.grant_types.clone();
         if grants.is_empty() {
             if !self.public {
@@ -250,8 +280,24 @@ impl NewClient {
                 "a confidential client must authenticate; use --public for a client without credentials",
             ));
         }
+        let require_pkce = self.require_pkce.unwrap_or(true);
+        if self.public && !require_pkce {
+            return Err(invalid("a public client must use PKCE: only a confidential client may make it optional"));
+        }
+        if self.post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(invalid_redirect(format!("more than {MAX_REDIRECT_URIS} post-logout redirect URIs")));
+        }
+        for uri in &self.post_logout_redirect_uris {
+            crate::uri::check_redirect_uri(uri)
+                .map_err(|why| invalid_redirect(format!("post-logout redirect URI: {why}")))?;
+        }
+        if !self.post_logout_redirect_uris.is_empty() && !grants.contains(&GrantType::AuthorizationCode) {
+            return Err(invalid(
+                "post-logout redirect URIs are for clients that sign people in (the authorization_code grant)",
+            ));
+        }
         if grants.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err(invalid("the authorization_code grant needs at least one redirect URI"));
+            return Err(invalid_redirect("the authorization_code grant needs at least one redirect URI"));
         }
         let jwks = match (method, self.jwks) {
             (AuthMethod::PrivateKeyJwt, Some(text)) => Some(check_jwks(&text)?),
@@ -280,6 +326,10 @@ impl NewClient {
             disabled: false,
             created_at: now.naive_utc(),
             updated_at: now.naive_utc(),
+            require_pkce,
+            id_token_alg: self.id_token_alg.map(|a| a.as_str().to_string()),
+            post_logout_redirect_uris: serde_json::to_string(&self.post_logout_redirect_uris)
+                .map_err(|e| invalid(e.to_string()))?,
         })
     }
 }
@@ -295,6 +345,7 @@ pub fn create(
 ) -> Result<(Client, Option<Secret>), ClientError> {
     let now = clock.now();
     let row = new.validate(public_id("cl"), now)?;
+    publish_id_token_key(conn, clock, master, &row)?;
     let method = AuthMethod::parse(&row.auth_method).unwrap_or(AuthMethod::None);
     let secret = method.uses_secret().then(|| new_secret(master, &row.id, method, now));
     clients::insert(conn, &row, secret.as_ref().map(|(r, _)| r))?;
@@ -323,12 +374,34 @@ pub struct ClientChanges {
     pub redirect_uris: Option<Vec<String>>,
     pub scope: Option<String>,
     pub audiences: Option<Vec<String>>,
+    pub require_pkce: Option<bool>,
+    pub id_token_alg: Option<SigningAlg>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+}
+
+/// A client's ID tokens are signed with the server's active key of its
+/// algorithm: made now if there is none, so that it is in the JWKS before
+/// the first ID token (relying parties cache the JWKS).
+fn publish_id_token_key(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    row: &ClientRow,
+) -> Result<(), ClientError> {
+    if let Some(alg) = row.id_token_alg.as_deref().and_then(SigningAlg::parse) {
+        crate::jwt::keys::ensure_active(conn, clock, master, alg).map_err(|e| match e {
+            crate::jwt::keys::SigningKeyError::Store(s) => ClientError::Store(s),
+            other => ClientError::Store(StoreError::Internal(other.to_string())),
+        })?;
+    }
+    Ok(())
 }
 
 /// Applies `changes` with the same rules as registration.
 pub fn update(
     conn: &mut DbConn,
     clock: &dyn Clock,
+    master: &MasterKey,
     client_id: &str,
     changes: ClientChanges,
     actor: Actor,
@@ -344,8 +417,14 @@ pub fn update(
         auth_method: Some(client.token_endpoint_auth_method),
         jwks: client.jwks.as_ref().map(|j| j.to_string()),
         owner_id: client.owner_id.clone(),
+        require_pkce: Some(changes.require_pkce.unwrap_or(client.require_pkce)),
+        id_token_alg: changes.id_token_alg.or(client.id_token_alg),
+        post_logout_redirect_uris: changes
+            .post_logout_redirect_uris
+            .unwrap_or(client.post_logout_redirect_uris.clone()),
     };
     let row = merged.validate(client.client_id.clone(), clock.now())?;
+    publish_id_token_key(conn, clock, master, &row)?;
     clients::update(conn, &row)?;
     audit::record(conn, clock, AuditEvent::new(actor, "client.updated", Some(client_id)))?;
     find(conn, client_id)?.ok_or(ClientError::UnknownClient)
@@ -453,6 +532,7 @@ pub fn list_visible(conn: &mut DbConn, principal: &Principal, page: &Page) -> Re
 pub fn update_visible(
     conn: &mut DbConn,
     clock: &dyn Clock,
+    master: &MasterKey,
     principal: &Principal,
     client_id: &str,
     changes: ClientChanges,
@@ -472,7 +552,7 @@ pub fn update_visible(
     if let Some(text) = &changes.scope {
         check_scope_within_caller(principal, &parse_scope(text)?)?;
     }
-    update(conn, clock, client_id, changes, principal.actor())
+    update(conn, clock, master, client_id, changes, principal.actor())
 }
 
 /// Rotates the secret of a client the caller may see.
@@ -512,8 +592,14 @@ pub fn delete_visible(
 ) -> Result<(), ClientError> {
     require_key(principal, "delete clients")?;
     find_visible(conn, principal, client_id)?;
+    delete(conn, clock, client_id, principal.actor())
+}
+
+/// Deletes a client for good (see `delete_visible`), audited as
+/// `client.deleted` with the keys it revoked.
+pub fn delete(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, actor: Actor) -> Result<(), ClientError> {
     let revoked = clients::delete(conn, client_id, clock.now().naive_utc())?;
-    let mut event = AuditEvent::new(principal.actor(), "client.deleted", Some(client_id));
+    let mut event = AuditEvent::new(actor, "client.deleted", Some(client_id));
     event.details = serde_json::json!({ "api_keys_revoked": revoked });
     audit::record(conn, clock, event)?;
     Ok(())

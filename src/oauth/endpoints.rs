@@ -11,8 +11,12 @@ use super::client_auth::{self, Caller};
 use super::clients::{AuthMethod, Client, GrantType, check_absolute_uri};
 use super::scope::Scopes;
 use super::user_grants;
-use super::{AUTHORIZE_PATH, AuthServer, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request, TOKEN_PATH};
+use super::{
+    AUTHORIZE_PATH, AuthServer, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request,
+    TOKEN_PATH, USERINFO_PATH,
+};
 use crate::audit::{self, Actor, AuditEvent};
+use crate::jwt::keys::SigningAlg;
 use crate::store::{Db, DbConn, tokens};
 
 /// Runs an endpoint with one connection on the blocking pool.
@@ -46,7 +50,13 @@ pub async fn serve_revocation(db: &Db, server: Arc<AuthServer>, request: Request
 
 /// The RFC 8414 document, as the HTTP layer calls it.
 pub async fn serve_metadata(db: &Db, server: Arc<AuthServer>) -> Result<serde_json::Value, OAuthError> {
-    db.run(move |conn| metadata(conn, &server)).await
+    let registration_endpoint = server.registration_endpoint();
+    let mut doc = db.run(move |conn| metadata(conn, &server)).await?;
+    // RFC 7591 §3: only when registration is open to someone.
+    if let (Some(url), Some(fields)) = (registration_endpoint, doc.as_object_mut()) {
+        fields.insert("registration_endpoint".into(), url.into());
+    }
+    Ok(doc)
 }
 
 /// A successful token response.
@@ -59,6 +69,9 @@ pub struct TokenResponse {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OpenID Connect: with `openid` in a person's grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 fn client_only(caller: Caller) -> Result<Client, OAuthError> {
@@ -121,6 +134,7 @@ fn client_credentials(
         expires_in: minted.expires_in,
         scope: minted.claims.scope,
         refresh_token: None,
+        id_token: None,
     })
 }
 
@@ -240,7 +254,7 @@ pub fn metadata(conn: &mut DbConn, server: &AuthServer) -> Result<serde_json::Va
             other => OAuthError::server_error(&other),
         })?
         .iter()
-        .fold(Scopes::default(), |all, rs| all.union(&rs.scope));
+        .fold(Scopes::from_stored(&super::clients::SELF_SERVICE_SCOPES.join(" ")), |all, rs| all.union(&rs.scope));
     let methods: Vec<&str> = AUTH_METHODS.iter().map(|m| m.as_str()).collect();
     // Public clients authenticate with `none` at the token endpoint (PKCE
     // proves them) and may revoke and introspect their own tokens.
@@ -258,7 +272,7 @@ pub fn metadata(conn: &mut DbConn, server: &AuthServer) -> Result<serde_json::Va
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "consent"],
+        "prompt_values_supported": super::authorize::Prompt::SUPPORTED,
         "scopes_supported": scopes,
         "token_endpoint_auth_methods_supported": token_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
@@ -269,5 +283,14 @@ pub fn metadata(conn: &mut DbConn, server: &AuthServer) -> Result<serde_json::Va
         "client_assertion_types_supported": [JWT_BEARER],
         "access_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA", "HS256"],
         "resource_parameter_supported": true,
+        // OpenID Connect Discovery 1.0 §3.
+        "userinfo_endpoint": server.url(USERINFO_PATH),
+        "end_session_endpoint": server.url(END_SESSION_PATH),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": SigningAlg::ALL.map(SigningAlg::as_str),
+        "claims_supported": super::id_token::CLAIMS_SUPPORTED,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     }))
 }

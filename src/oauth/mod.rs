@@ -12,8 +12,11 @@ pub mod clients;
 pub mod connected_apps;
 pub mod endpoints;
 pub mod error;
+pub mod id_token;
 pub mod next;
+pub mod oidc;
 pub mod params;
+pub mod registration;
 pub mod resources;
 pub mod scope;
 pub mod user_grants;
@@ -31,6 +34,8 @@ pub const TOKEN_PATH: &str = "/oauth/token";
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 pub const REVOKE_PATH: &str = "/oauth/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const USERINFO_PATH: &str = "/oauth/userinfo";
+pub const END_SESSION_PATH: &str = "/oauth/logout";
 
 /// What the OAuth services need, built once at start.
 pub struct AuthServer {
@@ -42,11 +47,19 @@ pub struct AuthServer {
     pub clock: SharedClock,
     pub keys: KeyRing,
     pub refresh: user_grants::RefreshPolicy,
+    /// Who may register clients, and what they may get.
+    pub registration: registration::RegistrationPolicy,
 }
 
 impl AuthServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer.trim_end_matches('/'))
+    }
+
+    /// `registration_endpoint`, unless registration is closed.
+    pub fn registration_endpoint(&self) -> Option<String> {
+        (self.registration.mode != registration::RegistrationMode::Closed)
+            .then(|| self.url(registration::REGISTER_PATH))
     }
 }
 

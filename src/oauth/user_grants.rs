@@ -55,12 +55,14 @@ fn tokens_for(
         Some(policy) => Some(new_refresh_token(conn, server, grant, policy)?),
         None => None,
     };
+    let id_token = super::id_token::mint(conn, server, client, grant, scope, &minted.token)?;
     Ok(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
         scope: minted.claims.scope,
         refresh_token,
+        id_token,
     })
 }
 
@@ -101,11 +103,8 @@ pub fn authorization_code(
     request: &Request,
 ) -> Result<TokenResponse, OAuthError> {
     let code = request.params.require("code")?;
-    let verifier = request
-        .params
-        .get("code_verifier")
-        .ok_or_else(|| OAuthError::invalid_request("code_verifier is missing (PKCE is required)"))?;
-    if !valid_verifier(verifier) {
+    let verifier = request.params.get("code_verifier");
+    if verifier.is_some_and(|v| !valid_verifier(v)) {
         return Err(OAuthError::invalid_request("code_verifier must be 43 to 128 unreserved characters"));
     }
     let now = server.clock.now();
@@ -138,9 +137,7 @@ pub fn authorization_code(
         }
         _ => {}
     }
-    if !constant_time_eq(s256(verifier).as_bytes(), row.code_challenge.as_bytes()) {
-        return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
-    }
+    check_pkce(client, &row, verifier)?;
     let grant = GrantRow {
         id: public_id("grt"),
         client_id: client.client_id.clone(),
@@ -150,6 +147,9 @@ pub fn authorization_code(
         created_at: now.naive_utc(),
         expires_at: (now + span(policy.absolute)).naive_utc(),
         revoked_at: None,
+        nonce: row.nonce.clone(),
+        auth_time: row.auth_time,
+        sid: row.sid.clone(),
     };
     grants::insert_grant(conn, &grant)?;
     if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
@@ -165,6 +165,27 @@ pub fn authorization_code(
     let scope = Scopes::from_stored(&grant.scope);
     let refresh = (client.allows_grant(GrantType::RefreshToken) && scope.contains(OFFLINE_ACCESS)).then_some(policy);
     tokens_for(conn, server, client, &grant, &scope, refresh)
+}
+
+/// PKCE at redemption, with downgrade protection (RFC 9700 §2.1.1): a code
+/// issued with a challenge needs its verifier; a code issued without one
+/// refuses a verifier, and is only redeemable by a client whose policy
+/// still lets it skip PKCE.
+fn check_pkce(client: &Client, row: &grants::CodeRow, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (row.code_challenge.as_str(), verifier) {
+        ("", None) if client.require_pkce => {
+            Err(OAuthError::invalid_grant("this client must use PKCE, and the code was issued without it"))
+        }
+        ("", None) => Ok(()),
+        ("", Some(_)) => Err(OAuthError::invalid_grant(
+            "the code was issued without a code_challenge, so a code_verifier is refused",
+        )),
+        (_, None) => Err(OAuthError::invalid_request(
+            "code_verifier is missing: the code was issued with a code_challenge (PKCE)",
+        )),
+        (challenge, Some(v)) if constant_time_eq(s256(v).as_bytes(), challenge.as_bytes()) => Ok(()),
+        (_, Some(_)) => Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge")),
+    }
 }
 
 /// A refresh token's row and grant, if the token is known.

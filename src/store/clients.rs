@@ -22,6 +22,10 @@ pub struct ClientRow {
     pub disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub require_pkce: bool,
+    pub id_token_alg: Option<String>,
+    /// JSON array of exact URIs.
+    pub post_logout_redirect_uris: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -68,6 +72,9 @@ pub fn update(conn: &mut DbConn, row: &ClientRow) -> Result<(), StoreError> {
             clients::redirect_uris.eq(&row.redirect_uris),
             clients::scopes.eq(&row.scopes),
             clients::audiences.eq(&row.audiences),
+            clients::require_pkce.eq(row.require_pkce),
+            clients::id_token_alg.eq(&row.id_token_alg),
+            clients::post_logout_redirect_uris.eq(&row.post_logout_redirect_uris),
             clients::updated_at.eq(row.updated_at),
         ))
         .execute(conn)?;

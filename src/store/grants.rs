@@ -20,6 +20,11 @@ pub struct GrantRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// What the grant's ID tokens say (OpenID Connect): the authorization
+    /// request's nonce, when the person signed in, and their session.
+    pub nonce: Option<String>,
+    pub auth_time: Option<NaiveDateTime>,
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -37,6 +42,9 @@ pub struct CodeRow {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub grant_id: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: Option<NaiveDateTime>,
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod grants;
 pub mod key_usage;
 pub mod purge;
+pub mod registrations;
 pub mod resources;
 pub mod schema;
 pub mod sdk;

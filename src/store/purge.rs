@@ -12,8 +12,8 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::{
-    api_key_daily_usage, api_key_uses, audit_events, authorization_codes, grant_access_tokens, grants, login_failures,
-    refresh_tokens, revoked_tokens, sdk_sessions, sessions, used_assertions,
+    api_key_daily_usage, api_key_uses, audit_events, authorization_codes, grant_access_tokens, grants,
+    initial_access_tokens, login_failures, refresh_tokens, revoked_tokens, sdk_sessions, sessions, used_assertions,
 };
 use super::{DbConn, StoreError};
 
@@ -196,4 +196,14 @@ pub fn key_usage_days(conn: &mut DbConn, before: NaiveDateTime, limit: i64) -> R
     days.sort_unstable();
     days.dedup();
     Ok(diesel::delete(api_key_daily_usage::table.filter(api_key_daily_usage::day.eq_any(days))).execute(conn)?)
+}
+
+/// Initial access tokens past their expiry: they register nothing more.
+pub fn initial_access_tokens(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<usize, StoreError> {
+    let rows = diesel::alias!(initial_access_tokens as batch);
+    let batch = rows
+        .filter(rows.field(initial_access_tokens::expires_at).le(now))
+        .select(rows.field(initial_access_tokens::id))
+        .limit(limit);
+    Ok(diesel::delete(initial_access_tokens::table.filter(initial_access_tokens::id.eq_any(batch))).execute(conn)?)
 }

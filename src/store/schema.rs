@@ -56,6 +56,9 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        require_pkce -> Bool,
+        id_token_alg -> Nullable<Text>,
+        post_logout_redirect_uris -> Text,
     }
 }
 
@@ -142,6 +145,9 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+        sid -> Nullable<Text>,
     }
 }
 
@@ -167,6 +173,9 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         grant_id -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+        sid -> Nullable<Text>,
     }
 }
 
@@ -250,5 +259,27 @@ diesel::table! {
         method -> Text,
         path -> Text,
         outcome -> Text,
+    }
+}
+
+diesel::table! {
+    client_registrations (client_id) {
+        client_id -> Text,
+        registered_by -> Text,
+        token_fingerprint -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    initial_access_tokens (id) {
+        id -> Text,
+        fingerprint -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        max_uses -> Nullable<BigInt>,
+        uses -> BigInt,
+        revoked_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
     }
 }

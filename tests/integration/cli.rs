@@ -1,8 +1,7 @@
 //! The `tessera` binary as an operator runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -10,19 +9,8 @@ use serde_json::Value;
 use tessera::config::DatabaseUrl;
 
 use crate::both_backends;
+use crate::support::served::{Served, tessera};
 use crate::support::{Backend, TestDatabase};
-
-/// The binary with a clean TESSERA_* environment, run in `dir`.
-fn tessera(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TESSERA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.current_dir(dir).env("TESSERA_DATABASE_CONNECT_TIMEOUT", "2");
-    cmd
-}
 
 fn tessera_on(db: &TestDatabase) -> Command {
     let mut cmd = tessera(db.dir.path());
@@ -50,7 +38,7 @@ fn run(mut cmd: Command, stdin: &[u8]) -> Output {
 }
 
 /// Runs `tessera ARGS` on `db` with empty stdin.
-fn exec_on(db: &TestDatabase, args: &[&str]) -> Output {
+pub(crate) fn exec_on(db: &TestDatabase, args: &[&str]) -> Output {
     let mut cmd = tessera_on(db);
     cmd.args(args);
     run(cmd, b"")
@@ -490,60 +478,6 @@ fn postgres_with_wrong_credentials_is_a_clear_error() {
     let line = assert_stops_naming(cmd, "TESSERA_DATABASE_URL");
     assert!(line.contains("no_such_role"), "{line}");
     assert!(!line.contains("hunter2"), "{line}");
-}
-
-/// A `tessera serve` child whose stdout lines arrive on a channel.
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-impl Served {
-    fn start(mut cmd: Command) -> Self {
-        cmd.arg("serve")
-            .env("TESSERA_BIND", "127.0.0.1:0")
-            .env("TESSERA_WORKERS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn tessera serve");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Self { child, lines, stdout: Vec::new(), stderr }
-    }
-
-    /// Reads stdout until the "Listening on" line; the base URL.
-    fn wait_listening(&mut self) -> String {
-        loop {
-            let line =
-                self.lines.recv_timeout(Duration::from_secs(30)).expect("tessera serve printed where it listens");
-            self.stdout.push(line.clone());
-            if let Some(rest) = line.strip_prefix("Listening on ") {
-                return rest.split_whitespace().next().unwrap().to_string();
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
-        (status, self.stderr.join().unwrap())
-    }
 }
 
 #[test]

@@ -131,9 +131,15 @@ fn secret_failures(backend: Backend) {
     // Unknown client; no credentials at all.
     assert_invalid_client(app.post_form("/oauth/token", &cc, Some(("cl_nobody", basic.secret()))));
     assert_invalid_client(app.post_form("/oauth/token", &cc, None));
-    // The registered method is the only one: basic client via the body.
+    // A secret client may send its secret in the Basic header or in the
+    // body (RFC 6749 §2.3.1), whichever it registered; not as `none`
+    // (client_id alone), nor as an assertion signed with the secret.
     let res = app.post_form("/oauth/token", &[CC, ("client_id", &basic.id), ("client_secret", basic.secret())], None);
+    assert_ok(&app, &basic.id, res);
+    let res = app.post_form("/oauth/token", &[CC, ("client_id", &basic.id)], None);
     assert!(assert_invalid_client(res).contains("client_secret_basic"));
+    let signed = hs256_assertion(basic.secret(), &app.assertion_claims(&basic.id));
+    assert!(assert_invalid_client(post(&app, &with_assertion(&signed), None)).contains("client_secret_basic"));
     // Two methods at once.
     let res = app.post_form(
         "/oauth/token",
@@ -161,7 +167,7 @@ fn secret_failures(backend: Backend) {
 
     // Every failure is audited with a reason, never the secret.
     let failures = failures_of(&app, &basic.id);
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(failures.iter().any(|f| f["reason"].as_str().unwrap().contains("wrong client secret")));
     for f in failures.iter().chain(failures_of(&app, &other.id).iter()) {
         let text = f.to_string();
@@ -337,16 +343,19 @@ fn secrets_are_stored_as_fingerprints(backend: Backend) {
     }
     use diesel::prelude::*;
     use tessera::store::schema::client_secrets::dsl::*;
-    let rows: Vec<(String, String, Option<String>)> =
-        client_secrets.select((client_id, fingerprint, sealed)).load(&mut *app.conn()).unwrap();
+    let rows: Vec<(String, String, String, Option<String>)> =
+        client_secrets.select((id, client_id, fingerprint, sealed)).load(&mut *app.conn()).unwrap();
     assert_eq!(rows.len(), 2);
-    for (owner, print, seal) in rows {
+    for (secret_id, owner, print, seal) in rows {
         let raw = if owner == basic.id { basic.secret() } else { jwt.secret() };
         assert_eq!(print, tessera::crypto::fingerprint(raw));
         assert!(!print.contains(raw));
-        // Only the HS256-signing client keeps a (sealed) copy.
-        assert_eq!(seal.is_some(), owner == jwt.id);
-        assert!(seal.is_none_or(|s| !s.contains(raw)));
+        // Every secret client keeps a copy sealed under the master key
+        // (for the HS256 JWTs it may sign), never the secret in clear.
+        let seal = seal.expect("a sealed copy");
+        assert!(!seal.contains(raw));
+        let opened = app.master_key.open(&format!("client_secret:{secret_id}"), &seal).unwrap();
+        assert_eq!(opened, raw.as_bytes());
     }
 }
 

@@ -173,6 +173,7 @@ fn members_get_403_on_every_admin_page(backend: Backend) {
         "/dashboard/admin/resources",
         "/dashboard/admin/signing-keys",
         "/dashboard/admin/audit",
+        "/dashboard/admin/registration",
         &format!("/dashboard/admin/users/{bea_id}/disable"),
     ] {
         assert_eq!(bea.get(&app.url(path)).status(), 403, "GET {path}");
@@ -189,6 +190,7 @@ fn members_get_403_on_every_admin_page(backend: Backend) {
             vec![("identifier", "https://x.example"), ("name", "X"), ("alg", "RS256")],
         ),
         ("/dashboard/admin/signing-keys".to_string(), vec![("alg", "RS256")]),
+        ("/dashboard/admin/registration".to_string(), vec![("max_uses", "1")]),
     ] {
         let mut form = form;
         form.push(("csrf_token", &csrf));
@@ -199,6 +201,7 @@ fn members_get_403_on_every_admin_page(backend: Backend) {
     assert!(tessera::store::users::find_by_email(&mut app.conn(), "x@example.com").unwrap().is_none());
     assert!(tessera::oauth::resources::list(&mut app.conn()).unwrap().is_empty());
     assert_eq!(tessera::jwt::keys::list(&mut app.conn()).unwrap().len(), keys_before);
+    assert!(tessera::oauth::registration::list_initial_tokens(&mut app.conn()).unwrap().is_empty());
     // And a member's navigation has no admin link.
     let html = bea.page(&app, "/dashboard");
     assert!(!html.contains("/dashboard/admin/"), "{html}");
@@ -502,6 +505,7 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
             ("/dashboard/admin/resources", "dashboard-admin-resources"),
             ("/dashboard/admin/signing-keys", "dashboard-admin-signing-keys"),
             ("/dashboard/admin/audit", "dashboard-admin-audit"),
+            ("/dashboard/admin/registration", "dashboard-admin-registration"),
         ] {
             browser.goto(&app.url(path)).await.map_err(e)?;
             browser.wait().for_element(Locator::Css("nav[aria-label=Admin]")).await.map_err(e)?;

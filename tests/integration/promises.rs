@@ -24,7 +24,7 @@ use crate::support::{Backend, TestApp};
 
 /// Every action the code writes to the audit log, each caused over HTTP
 /// or the CLI by `every_audit_action_is_recorded` below.
-const ACTIONS: [&str; 29] = [
+const ACTIONS: [&str; 32] = [
     "api.auth_failed",
     "api_key.created",
     "api_key.forbidden_endpoint",
@@ -36,10 +36,13 @@ const ACTIONS: [&str; 29] = [
     "client.created",
     "client.deleted",
     "client.disabled",
+    "client.registered",
     "client.secret_rotated",
     "client.updated",
     "consent.revoked",
     "grant.revoked",
+    "initial_access_token.created",
+    "initial_access_token.revoked",
     "login.failed",
     "login.succeeded",
     "login.throttled",
@@ -129,7 +132,12 @@ fn cli(app: &TestApp, args: &[&str], stdin: &[u8]) -> String {
 }
 
 fn every_audit_action_is_recorded(backend: Backend) {
-    let app = TestApp::builder(backend).with_config(|c| c.login_max_failures = 2).start();
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.login_max_failures = 2;
+            c.registration = tessera::oauth::registration::RegistrationMode::Token;
+        })
+        .start();
     let root = app.root_key();
     let admin = app.user_id("admin@localhost");
     let mut secrets: Vec<String> = vec![root.clone()];
@@ -265,6 +273,27 @@ fn every_audit_action_is_recorded(backend: Backend) {
     let rotated: Value = serde_json::from_str(&cli(&app, &["resource", "rotate-secret", &rs, "--json"], b"")).unwrap();
     secrets.extend([created["secret"].as_str().unwrap().to_string(), rotated["secret"].as_str().unwrap().to_string()]);
 
+    // Dynamic registration: an initial access token (CLI), a client that
+    // registers with it, changes and deletes itself (RFC 7592), the token
+    // revoked.
+    let iat: Value =
+        serde_json::from_str(&cli(&app, &["registration", "token", "create", "--max-uses", "2", "--json"], b""))
+            .unwrap();
+    let (iat_id, iat_token) = (iat["id"].as_str().unwrap().to_string(), iat["token"].as_str().unwrap().to_string());
+    let metadata = json!({ "client_name": "Self-made", "redirect_uris": ["https://self.example.com/cb"] });
+    let res = app.client.post(app.url("/oauth/register")).bearer_auth(&iat_token).json(&metadata).send().unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let reg: Value = res.json().unwrap();
+    let dcr = reg["client_id"].as_str().unwrap().to_string();
+    let rat = reg["registration_access_token"].as_str().unwrap().to_string();
+    let manage = reg["registration_client_uri"].as_str().unwrap().to_string();
+    secrets.extend([iat_token, rat.clone(), reg["client_secret"].as_str().unwrap().to_string()]);
+    let changed =
+        json!({ "client_id": dcr, "client_name": "Self-made 2", "redirect_uris": ["https://self.example.com/cb"] });
+    assert_eq!(app.client.put(&manage).bearer_auth(&rat).json(&changed).send().unwrap().status(), StatusCode::OK);
+    assert_eq!(app.client.delete(&manage).bearer_auth(&rat).send().unwrap().status(), StatusCode::NO_CONTENT);
+    cli(&app, &["registration", "token", "revoke", &iat_id], b"");
+
     // Each, read back by action and target: exactly once, by the right actor.
     let events = |action: &str, target: Option<&str>| -> Vec<Value> {
         let mut query = vec![("action", action)];
@@ -328,6 +357,13 @@ fn every_audit_action_is_recorded(backend: Backend) {
     one("resource_server.created", Some(&rs), "cli");
     one("resource_server.secret_rotated", Some(&rs), "cli");
     one("consent.revoked", Some(&web.id), &admin);
+    let event = one("client.registered", Some(&dcr), system);
+    assert_eq!((event["details"]["policy"].as_str(), event["ip"].as_str()), (Some("token"), Some("127.0.0.1")));
+    assert_eq!(event["details"]["initial_access_token"], iat_id.as_str());
+    one("client.updated", Some(&dcr), system);
+    one("client.deleted", Some(&dcr), system);
+    one("initial_access_token.created", Some(&iat_id), "cli");
+    one("initial_access_token.revoked", Some(&iat_id), "cli");
     one("client.deleted", Some(&doomed), &admin);
     assert_eq!(one("signing_key.rotated", Some(&staged.kid), &admin)["details"]["alg"], "ES256");
 

@@ -19,12 +19,13 @@ use crate::crypto::random_base62;
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::jwt::keys::SigningAlg;
+use crate::oauth::registration::InitialTokenError;
 use crate::oauth::resources::{NewResource, ResourceError, TokenAlg};
 use crate::page::Page;
 use crate::people::{self, PeopleError};
 
 /// The page for a refusal that is not about a form field.
-fn admin_error(e: AdminError) -> HttpResponse {
+pub(super) fn admin_error(e: AdminError) -> HttpResponse {
     match e {
         AdminError::Denied(d) => forbidden(&d.to_string()),
         AdminError::Account(AccountError::UnknownUser) => not_found(),
@@ -36,6 +37,9 @@ fn admin_error(e: AdminError) -> HttpResponse {
         AdminError::SigningKey(e) => store_failure(e),
         AdminError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         AdminError::People(e) => people_error(e),
+        AdminError::Registration(InitialTokenError::Unknown) => not_found(),
+        AdminError::Registration(InitialTokenError::Store(s)) => store_failure(s),
+        AdminError::Registration(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
     }
 }
 

@@ -34,6 +34,10 @@ pub struct AppRow {
     pub scope: String,
     pub grant_types: String,
     pub auth_method: &'static str,
+    /// `required` or `optional` (a confidential app with a backend).
+    pub pkce: &'static str,
+    /// Where OpenID Connect logout may send the person back to.
+    pub post_logout_redirect_uris: Vec<String>,
     pub created: String,
     pub status: &'static str,
 }
@@ -47,6 +51,8 @@ pub fn app_row(c: &Client) -> AppRow {
         scope: c.scope.to_string(),
         grant_types: c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "),
         auth_method: c.token_endpoint_auth_method.as_str(),
+        pkce: if c.require_pkce { "required" } else { "optional" },
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
         created: when(&c.created_at),
         status: if c.disabled { "disabled" } else { "active" },
     }
@@ -59,6 +65,8 @@ pub struct AppForm {
     pub redirect_uris: String,
     pub scope: String,
     pub grant_types: Vec<String>,
+    /// `required` or `optional`.
+    pub pkce: String,
 }
 
 impl Default for AppForm {
@@ -69,6 +77,7 @@ impl Default for AppForm {
             redirect_uris: String::new(),
             scope: "read".into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            pkce: "required".into(),
         }
     }
 }
@@ -108,7 +117,9 @@ fn client_error(e: ClientError) -> HttpResponse {
             "No secret to rotate",
             &format!("This app has no secret: it authenticates with {method}."),
         ),
-        ClientError::Invalid(message) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &message),
+        ClientError::Invalid(message) | ClientError::InvalidRedirectUri(message) => {
+            error_page(StatusCode::BAD_REQUEST, "Not accepted", &message)
+        }
         ClientError::UnknownOwner => error_page(StatusCode::BAD_REQUEST, "Not accepted", "No such owner."),
         ClientError::Store(e) => store_failure(e),
     }
@@ -117,7 +128,11 @@ fn client_error(e: ClientError) -> HttpResponse {
 /// Which field a service refusal is about.
 fn field_of(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
-    if m.contains("redirect") || m.contains("uri") {
+    if m.contains("pkce") {
+        "pkce"
+    } else if m.contains("post-logout") {
+        "post_logout_redirect_uris"
+    } else if m.contains("redirect") || m.contains("uri") {
         "redirect_uris"
     } else if m.contains("scope") || m.contains("permission") || m.contains("audience") {
         "scope"
@@ -134,7 +149,7 @@ fn field_of(message: &str) -> &'static str {
 /// anything else stays an error for `client_error`.
 fn refusal_beside_field(e: ClientError) -> Result<FieldError, ClientError> {
     match e {
-        ClientError::Invalid(message) | ClientError::Forbidden(message) => {
+        ClientError::Invalid(message) | ClientError::InvalidRedirectUri(message) | ClientError::Forbidden(message) => {
             Ok(FieldError::from_service(field_of(&message), &message))
         }
         other => Err(other),
@@ -196,8 +211,16 @@ pub async fn create_app(state: web::Data<AppState>, signed: Signed, req: HttpReq
         redirect_uris: form.one("redirect_uris").to_string(),
         scope: form.one("scope").to_string(),
         grant_types: form.all("grant_types"),
+        pkce: form.one("pkce").to_string(),
     };
     let mut errors = Vec::new();
+    let require_pkce = match pkce_choice(form.one("pkce")) {
+        Ok(choice) => choice.unwrap_or(true),
+        Err(error) => {
+            errors.push(error);
+            true
+        }
+    };
     let public = match form.one("client_type") {
         "confidential" => false,
         "public" => true,
@@ -222,6 +245,7 @@ pub async fn create_app(state: web::Data<AppState>, signed: Signed, req: HttpReq
         redirect_uris: form.lines("redirect_uris"),
         grant_types,
         scope: form.one("scope").trim().to_string(),
+        require_pkce: Some(require_pkce),
         ..NewClient::default()
     };
     let (principal, clock, master) = (signed.principal.clone(), state.clock.clone(), state.master_key.clone());
@@ -255,11 +279,25 @@ pub async fn create_app(state: web::Data<AppState>, signed: Signed, req: HttpReq
     }
 }
 
+/// The PKCE choice of a form: `required`, `optional`, or not sent
+/// (`None`: the default on register, unchanged on edit).
+fn pkce_choice(value: &str) -> Result<Option<bool>, FieldError> {
+    match value {
+        "" => Ok(None),
+        "required" => Ok(Some(true)),
+        "optional" => Ok(Some(false)),
+        _ => Err(FieldError { field: "pkce", message: "Choose required or optional.".into() }),
+    }
+}
+
 /// The edit form as typed.
 pub struct EditForm {
     pub name: String,
     pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
     pub scope: String,
+    /// `required` or `optional`.
+    pub pkce: String,
 }
 
 #[derive(Template)]
@@ -291,7 +329,9 @@ fn app_page_with(
     let form = form.unwrap_or_else(|| EditForm {
         name: client.name.clone(),
         redirect_uris: client.redirect_uris.join("\n"),
+        post_logout_redirect_uris: client.post_logout_redirect_uris.join("\n"),
         scope: client.scope.to_string(),
+        pkce: if client.require_pkce { "required" } else { "optional" }.to_string(),
     });
     render(
         status,
@@ -329,7 +369,8 @@ pub async fn app_page(
     }
 }
 
-/// `POST /dashboard/apps/{id}`: name, redirect URIs and scope.
+/// `POST /dashboard/apps/{id}`: name, redirect URIs, scope and (for a
+/// confidential app) the PKCE policy.
 pub async fn update_app(
     state: web::Data<AppState>,
     signed: Signed,
@@ -345,16 +386,33 @@ pub async fn update_app(
     let kept = EditForm {
         name: form.one("name").to_string(),
         redirect_uris: form.one("redirect_uris").to_string(),
+        post_logout_redirect_uris: form.one("post_logout_redirect_uris").to_string(),
         scope: form.one("scope").to_string(),
+        pkce: form.one("pkce").to_string(),
+    };
+    let require_pkce = match pkce_choice(form.one("pkce")) {
+        Ok(choice) => choice,
+        Err(error) => {
+            return match find_app(&state, &signed, id).await {
+                Ok(client) => app_page_with(&signed, &client, Some(kept), vec![error], false),
+                Err(e) => client_error(e),
+            };
+        }
     };
     let changes = ClientChanges {
         name: Some(form.one("name").to_string()),
         redirect_uris: Some(form.lines("redirect_uris")),
+        post_logout_redirect_uris: Some(form.lines("post_logout_redirect_uris")),
         scope: Some(form.one("scope").trim().to_string()),
-        audiences: None,
+        require_pkce,
+        ..ClientChanges::default()
     };
-    let (principal, clock, client_id) = (signed.principal.clone(), state.clock.clone(), id.clone());
-    match state.db.run(move |conn| clients::update_visible(conn, clock.as_ref(), &principal, &client_id, changes)).await
+    let (principal, clock, master, client_id) =
+        (signed.principal.clone(), state.clock.clone(), state.master_key.clone(), id.clone());
+    match state
+        .db
+        .run(move |conn| clients::update_visible(conn, clock.as_ref(), &master, &principal, &client_id, changes))
+        .await
     {
         Ok(client) => see_other(&format!("/dashboard/apps/{}?saved=1", client.client_id)),
         Err(e) => match refusal_beside_field(e) {
@@ -502,5 +560,28 @@ pub async fn delete_app(
     match state.db.run(move |conn| clients::delete_visible(conn, clock.as_ref(), &principal, &client_id)).await {
         Ok(()) => see_other("/dashboard/apps"),
         Err(e) => client_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::pkce_choice;
+
+    proptest! {
+        /// Only the two words (or nothing) parse; anything else is a
+        /// refusal beside the field, never a panic.
+        #[test]
+        fn only_required_or_optional_parse(value in "\\PC{0,24}|required|optional|") {
+            let parsed = pkce_choice(&value).map_err(|e| e.field);
+            let expected = match value.as_str() {
+                "" => Ok(None),
+                "required" => Ok(Some(true)),
+                "optional" => Ok(Some(false)),
+                _ => Err("pkce"),
+            };
+            prop_assert_eq!(parsed, expected);
+        }
     }
 }

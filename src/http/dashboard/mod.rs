@@ -9,6 +9,7 @@ mod api_keys;
 mod apps;
 mod connected;
 mod overview;
+mod registration;
 
 pub use admin::{
     audit_page, clients_page, create_resource, create_user, disable_user, disable_user_page, reset_password,
@@ -21,6 +22,7 @@ pub use apps::{
 };
 pub use connected::{connected_apps_page, revoke_connected_app};
 pub use overview::overview;
+pub use registration::{create_initial_token, registration_page, revoke_initial_token};
 
 use std::future::Future;
 use std::pin::Pin;

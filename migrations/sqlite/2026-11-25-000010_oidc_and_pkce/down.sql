@@ -1,0 +1,9 @@
+ALTER TABLE grants DROP COLUMN sid;
+ALTER TABLE grants DROP COLUMN auth_time;
+ALTER TABLE grants DROP COLUMN nonce;
+ALTER TABLE authorization_codes DROP COLUMN sid;
+ALTER TABLE authorization_codes DROP COLUMN auth_time;
+ALTER TABLE authorization_codes DROP COLUMN nonce;
+ALTER TABLE clients DROP COLUMN post_logout_redirect_uris;
+ALTER TABLE clients DROP COLUMN id_token_alg;
+ALTER TABLE clients DROP COLUMN require_pkce;
