@@ -19,7 +19,8 @@ use crate::oauth::clients::{self, Client};
 use crate::oauth::scope::Scopes;
 use crate::oauth::{AuthServer, OAuthError, access_token, assertion};
 use crate::permissions::{self, Permission, Permissions};
-use crate::store::{DbConn, StoreError, users};
+use crate::store::cache::Caches;
+use crate::store::{DbConn, StoreError};
 
 /// The longest a client-signed JWT may live (`exp` − now).
 pub const CLIENT_JWT_MAX_LIFETIME_SECS: i64 = 3600;
@@ -248,12 +249,11 @@ fn identify_naming(
 /// server defines (`payments:write`) is that server's, never `/v1`'s: a
 /// token its holder asked for without naming an audience must not turn
 /// the payments app's `write` into write on the API keys.
-pub fn v1_permissions(conn: &mut DbConn, scope: &Scopes) -> Result<Permissions, StoreError> {
+pub fn v1_permissions(conn: &mut DbConn, cache: &Caches, scope: &Scopes) -> Result<Permissions, StoreError> {
     if !scope.iter().any(|s| s.contains(':')) {
         return Ok(Permissions::from_scope(scope));
     }
-    let defined: Vec<Scopes> =
-        crate::store::resources::list(conn)?.iter().map(|r| Scopes::from_stored(&r.scopes)).collect();
+    let defined: Vec<Scopes> = cache.resources(conn)?.iter().map(|r| Scopes::from_stored(&r.scopes)).collect();
     let own: Scopes = Scopes::from_stored(
         &scope.iter().filter(|s| !defined.iter().any(|d| d.contains(s))).collect::<Vec<_>>().join(" "),
     );
@@ -275,8 +275,8 @@ fn fail_closed(e: OAuthError) -> Result<(), AuthError> {
 }
 
 /// The enabled user with `id`, or the refusal `why`.
-fn enabled_user(conn: &mut DbConn, id: &str, why: &'static str) -> Result<User, AuthError> {
-    match users::find_by_id(conn, id)? {
+fn enabled_user(conn: &mut DbConn, cache: &Caches, id: &str, why: &'static str) -> Result<User, AuthError> {
+    match cache.user(conn, id)? {
         Some(u) if !u.disabled => Ok(User::from(u)),
         _ => Err(refused_token(why)),
     }
@@ -305,8 +305,8 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
         };
         // `active` has checked the grant, the client and the person; the
         // person's role is read here for the permissions.
-        let user = enabled_user(conn, &claims.sub, "The access token does not act for an enabled user")?;
-        let granted = v1_permissions(conn, &Scopes::from_stored(claims.scope.as_deref().unwrap_or("")))?;
+        let user = enabled_user(conn, &server.cache, &claims.sub, "The access token does not act for an enabled user")?;
+        let granted = v1_permissions(conn, &server.cache, &Scopes::from_stored(claims.scope.as_deref().unwrap_or("")))?;
         return Ok(Principal {
             permissions: permissions::effective(granted, &user),
             user,
@@ -319,7 +319,7 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
     let Some(client_id) = assertion::unverified_issuer(raw).filter(|i| i.len() <= 512) else {
         return Err(refused_token("The bearer JWT names no client (iss)"));
     };
-    let client = match clients::find(conn, &client_id) {
+    let client = match clients::find_cached(conn, server, &client_id) {
         Ok(Some(c)) if !c.disabled => c,
         Ok(_) => return Err(refused_token("The JWT's client is unknown or disabled")),
         Err(clients::ClientError::Store(e)) => return Err(e.into()),
@@ -329,9 +329,9 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
     let Some(owner_id) = client.owner_id.as_deref() else {
         return Err(refused_token("The JWT's client has no owner to act for"));
     };
-    let owner = enabled_user(conn, owner_id, "The JWT's client has no enabled owner to act for")?;
+    let owner = enabled_user(conn, &server.cache, owner_id, "The JWT's client has no enabled owner to act for")?;
     Ok(Principal {
-        permissions: permissions::effective(v1_permissions(conn, &client.scope)?, &owner),
+        permissions: permissions::effective(v1_permissions(conn, &server.cache, &client.scope)?, &owner),
         user: owner,
         credential: Credential::ClientJwt { client_id: client.client_id },
         mode: None,
@@ -341,10 +341,11 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
 }
 
 fn verify_client_jwt(conn: &mut DbConn, server: &AuthServer, client: &Client, raw: &str) -> Result<(), AuthError> {
-    let secrets: Vec<Vec<u8>> = clients::live_secrets(conn, server.clock.as_ref(), &client.client_id)?
-        .iter()
-        .filter_map(|s| s.open(server.keys.master()))
-        .collect();
+    let secrets: Vec<Vec<u8>> =
+        clients::live_secrets_cached(conn, &server.cache, server.clock.as_ref(), &client.client_id)?
+            .iter()
+            .filter_map(|s| s.open(server.keys.master()))
+            .collect();
     let audiences = [server.default_audience.clone()];
     let rules = assertion::Rules {
         audiences: &audiences,
@@ -369,22 +370,24 @@ fn identify_api_key(
         return Err(AuthError::unauthenticated("invalid_api_key", e.to_string()));
     }
     let (server, environment) = (verifier.server, verifier.environment);
-    let key = match apikeys::authenticate(conn, server.clock.as_ref(), server.keys.master(), environment, raw) {
-        Ok(k) => k,
-        Err(KeyRefused::Store(e)) => return Err(e.into()),
-        Err(KeyRefused::Refused(Refusal::Expired)) => {
-            return Err(AuthError::unauthenticated("expired_token", "The API key has expired"));
-        }
-        Err(KeyRefused::Refused(Refusal::WrongEnvironment)) => {
-            let (sent, to) = match environment {
-                Environment::Sandbox => ("a live key", "the sandbox server; use a test key (sk_test_…)"),
-                Environment::Production => ("a test key", "the production server; use a live key (sk_live_…)"),
-            };
-            return Err(AuthError::unauthenticated("wrong_environment", format!("You sent {sent} to {to}")));
-        }
-        Err(_) => return Err(AuthError::unauthenticated("invalid_api_key", "The API key is unknown or revoked")),
-    };
-    let owner = match users::find_by_id(conn, &key.owner_id)? {
+    let key =
+        match apikeys::authenticate(conn, &server.cache, server.clock.as_ref(), server.keys.master(), environment, raw)
+        {
+            Ok(k) => k,
+            Err(KeyRefused::Store(e)) => return Err(e.into()),
+            Err(KeyRefused::Refused(Refusal::Expired)) => {
+                return Err(AuthError::unauthenticated("expired_token", "The API key has expired"));
+            }
+            Err(KeyRefused::Refused(Refusal::WrongEnvironment)) => {
+                let (sent, to) = match environment {
+                    Environment::Sandbox => ("a live key", "the sandbox server; use a test key (sk_test_…)"),
+                    Environment::Production => ("a test key", "the production server; use a live key (sk_live_…)"),
+                };
+                return Err(AuthError::unauthenticated("wrong_environment", format!("You sent {sent} to {to}")));
+            }
+            Err(_) => return Err(AuthError::unauthenticated("invalid_api_key", "The API key is unknown or revoked")),
+        };
+    let owner = match server.cache.user(conn, &key.owner_id)? {
         Some(o) if !o.disabled => User::from(o),
         _ => return Err(AuthError::unauthenticated("invalid_api_key", "The API key's owner is disabled")),
     };
@@ -392,7 +395,7 @@ fn identify_api_key(
         match presented.client_id.as_deref() {
             Some(c) if c == bound => {
                 // A disabled client's keys stop with it.
-                if !matches!(clients::find(conn, bound), Ok(Some(c)) if !c.disabled) {
+                if !matches!(clients::find_cached(conn, server, bound), Ok(Some(c)) if !c.disabled) {
                     return Err(AuthError::unauthenticated("invalid_api_key", "The key's client is disabled"));
                 }
             }

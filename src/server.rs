@@ -20,6 +20,7 @@ use crate::jwt::{self, keys::SigningAlg};
 use crate::oauth::AuthServer;
 use crate::oauth::registration::{self, RegistrationMode, RegistrationPolicy};
 use crate::oauth::user_grants::RefreshPolicy;
+use crate::store::cache::Caches;
 use crate::store::{self, Db};
 
 /// Start-up failed; `setting` names what the operator should look at.
@@ -86,7 +87,8 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         default_audience: config.default_audience_for(&issuer),
         access_token_ttl: config.access_token_ttl,
         clock: clock.clone(),
-        keys: KeyRing::new(master_key.clone(), config.rotation_policy()),
+        keys: KeyRing::new(master_key.clone(), config.rotation_policy(), db.feed()),
+        cache: Arc::new(Caches::new(db.feed())),
         refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
         registration: RegistrationPolicy { mode: config.registration, scopes: config.registration_scopes.clone() },
     });
@@ -140,6 +142,19 @@ impl Prepared {
                 if let Err(e) = flusher.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
                     tracing::warn!(error = %e, "could not record API key use");
                 }
+            }
+        });
+        // Reads the cache version (`store::feed`): a change made by another
+        // instance or the CLI reaches this one's caches within
+        // `feed::STALE_AFTER`.
+        let poller = state.db.clone();
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(crate::store::feed::POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // `run` reads the version after what it runs.
+                let _ = poller.run(|_| Ok::<_, crate::store::StoreError>(())).await;
             }
         });
         // Deletes what can no longer matter, so no table grows without bound.

@@ -38,6 +38,7 @@ use crate::page::{Page, PageError, PageOf};
 use crate::permissions::{Permission, Permissions, UnknownPermission};
 use crate::principal::Principal;
 use crate::store::api_keys::{self, ApiKeyRow};
+use crate::store::cache::Caches;
 use crate::store::{DbConn, StoreError, users};
 
 pub const MAX_NAME_LEN: usize = 100;
@@ -678,6 +679,7 @@ impl From<Refusal> for KeyRefused {
 /// revocation, expiry and mode.
 pub fn authenticate(
     conn: &mut DbConn,
+    cache: &Caches,
     clock: &dyn Clock,
     master: &MasterKey,
     environment: Environment,
@@ -689,7 +691,7 @@ pub fn authenticate(
     if parsed.mode != Mode::of(environment) {
         return Err(Refusal::WrongEnvironment.into());
     }
-    let row = api_keys::find_by_fingerprint(conn, &fingerprint(master, raw))?.ok_or(Refusal::NotFound)?;
+    let row = cache.api_key(conn, &fingerprint(master, raw))?.ok_or(Refusal::NotFound)?;
     let key = ApiKey::from_row(row)?;
     if key.revoked_at.is_some() {
         return Err(Refusal::Revoked.into());
@@ -763,6 +765,7 @@ impl Verdict {
 /// exists. A `VALID` verdict still goes through the key's rate limit.
 pub fn verify(
     conn: &mut DbConn,
+    cache: &Caches,
     clock: &dyn Clock,
     master: &MasterKey,
     environment: Environment,
@@ -775,14 +778,14 @@ pub fn verify(
         Refusal::Expired => "EXPIRED",
         Refusal::WrongEnvironment => "WRONG_ENVIRONMENT",
     };
-    let key = match authenticate(conn, clock, master, environment, &request.key) {
+    let key = match authenticate(conn, cache, clock, master, environment, &request.key) {
         Ok(k) if principal.may_manage(Some(&k.owner_id)) => k,
         Ok(_) => return Ok(Verdict::refused("NOT_FOUND")),
         Err(KeyRefused::Store(e)) => return Err(e.into()),
         Err(KeyRefused::Refused(r)) if principal.is_admin() => return Ok(Verdict::refused(refusal_code(r))),
         Err(KeyRefused::Refused(_)) => return Ok(Verdict::refused("NOT_FOUND")),
     };
-    let owner = users::find_by_id(conn, &key.owner_id)?.map(crate::accounts::User::from);
+    let owner = cache.user(conn, &key.owner_id)?.map(crate::accounts::User::from);
     let Some(owner) = owner.filter(|o| !o.disabled) else {
         // A disabled owner's keys do not work; say so only to an admin.
         return Ok(Verdict::refused(if principal.is_admin() { "REVOKED" } else { "NOT_FOUND" }));

@@ -58,7 +58,9 @@ async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Prin
     let (server, environment) = (state.oauth.clone(), state.config.environment);
     let identified = state
         .db
-        .run(move |conn| principal::identify_noting_key(conn, &Verifier { server: &server, environment }, &presented))
+        .run_cached(move |conn| {
+            principal::identify_noting_key(conn, &Verifier { server: &server, environment }, &presented)
+        })
         .await;
     identified.map_err(|Unidentified { error, restricted_key }| {
         if let Some(id) = restricted_key {

@@ -52,9 +52,9 @@ pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -
 }
 
 /// RFC 8414 metadata, also served as `openid-configuration`.
-pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let doc = endpoints::serve_metadata(&state.db, state.oauth.clone()).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")))
-        .json(doc))
+    let body = bytes::Bytes::from(serde_json::to_vec(&doc).map_err(|e| OAuthError::server_error(&e))?);
+    let etag = crate::jwt::keyring::etag_of(&body);
+    Ok(super::well_known::cacheable(&req, "application/json", "public, max-age=300".into(), &etag, body))
 }

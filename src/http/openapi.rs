@@ -62,6 +62,7 @@ impl Modify for Security {
         v1_keys::verify,
         v1_keys::rotate_own,
         v1_keys::rotate_client_key,
+        v1_users::me,
         v1_users::list,
         v1_users::get,
         v1_users::create,

@@ -139,6 +139,7 @@ pub fn build_app(
             resource("/v1/clients/{id}").get(v1_clients::get).patch(v1_clients::update).delete(v1_clients::disable),
         )
         .service(resource("/v1/clients/{id}/rotate-secret").post(v1_clients::rotate_secret))
+        .service(resource("/v1/me").get(v1_users::me))
         .service(resource("/v1/users").get(v1_users::list).post(v1_users::create))
         .service(resource("/v1/users/{id}").get(v1_users::get).patch(v1_users::update).delete(v1_users::disable))
         .default_service(web::to(pages::not_found))

@@ -251,11 +251,14 @@ pub async fn verify(state: web::Data<AppState>, reader: Reader, body: JsonBody) 
     };
     let request =
         VerifyRequest { key: body.key, ip, referrer: body.referrer, endpoint, permissions, client_id: body.client_id };
-    let (clock, master, environment) = (state.clock.clone(), state.master_key.clone(), state.config.environment);
+    let (server, environment) = (state.oauth.clone(), state.config.environment);
     let principal = reader.0;
     let verdict = state
         .db
-        .run(move |conn| apikeys::verify(conn, clock.as_ref(), &master, environment, &principal, &request))
+        .run_cached(move |conn| {
+            let (cache, clock, master) = (&server.cache, server.clock.as_ref(), server.keys.master());
+            apikeys::verify(conn, cache, clock, master, environment, &principal, &request)
+        })
         .await?;
     // A verification counts as a use of the key against its limit, and
     // reports the limit the server enforces (the default, or its own capped).

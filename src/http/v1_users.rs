@@ -26,6 +26,27 @@ pub async fn list(
     Ok(super::list::answer(users))
 }
 
+/// `GET /v1/me`: who the credential speaks for and what it may do now,
+/// answered from the credential alone (no other read).
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller: its user, credential and effective permissions", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+pub async fn me(caller: Caller) -> HttpResponse {
+    use crate::principal::Credential;
+    let (credential, key_id, client_id) = match &caller.credential {
+        Credential::ApiKey { id, client_id } => ("api_key", Some(id.as_str()), client_id.as_deref()),
+        Credential::AccessToken { client_id } => ("access_token", None, Some(client_id.as_str())),
+        Credential::ClientJwt { client_id } => ("client_jwt", None, Some(client_id.as_str())),
+        Credential::Session { .. } => ("session", None, None),
+    };
+    HttpResponse::Ok().json(json!({ "success": true, "data": {
+        "user": caller.user,
+        "credential": credential,
+        "key_id": key_id,
+        "client_id": client_id,
+        "mode": caller.mode,
+        "permissions": caller.permissions,
+    } }))
+}
+
 /// `GET /v1/users/{id}`.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The user", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

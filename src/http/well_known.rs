@@ -1,21 +1,42 @@
-//! Public discovery documents: the JWK Set.
+//! Public discovery documents: the JWK Set, from memory, with an `ETag`.
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::jwt::keys;
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+pub fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+/// The answer for a cacheable document: 304 when the client holds it.
+pub fn cacheable(
+    req: &HttpRequest,
+    content_type: &str,
+    cache_control: String,
+    etag: &str,
+    body: bytes::Bytes,
+) -> HttpResponse {
+    let mut res = if not_modified(req, etag) { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    res.insert_header((header::CACHE_CONTROL, cache_control)).insert_header((header::ETAG, etag.to_string()));
+    if not_modified(req, etag) {
+        return res.finish();
+    }
+    res.content_type(content_type).body(body)
+}
 
 /// Public keys only (`kid`, `alg`, `use: sig`). Cacheable for less than the
 /// pre-publication delay, so a verifier's copy holds a key before it signs.
-pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let policy = state.config.rotation_policy();
-    let clock = state.clock.clone();
-    let set = state.db.run(move |conn| keys::jwks(conn, clock.as_ref(), &policy)).await?;
-    let cache = format!("public, max-age={}", policy.jwks_max_age());
-    Ok(HttpResponse::Ok()
-        .content_type("application/jwk-set+json")
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_str(&cache).map_err(|e| ApiError::internal(&e))?))
-        .body(set.to_string()))
+pub async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let server = state.oauth.clone();
+    let jwks = state.db.run_cached(move |conn| server.keys.jwks(conn, server.clock.as_ref())).await?;
+    let cache_control = format!("public, max-age={}", state.config.rotation_policy().jwks_max_age());
+    Ok(cacheable(&req, "application/jwk-set+json", cache_control, &jwks.etag, jwks.body))
 }

@@ -3,7 +3,12 @@
 //! CLI or another instance is picked up without a restart), and the
 //! verification key of each kid, whose publication is re-read on the same
 //! schedule: a retired key stops verifying once it has left the JWKS (at
-//! most `SIGNER_RECHECK` late on an instance that cached it).
+//! most `SIGNER_RECHECK` late on an instance that cached it). Whatever is
+//! cached is also forgotten as soon as the database changes (`store::feed`).
+//!
+//! The JWKS is kept serialized, with its `ETag`, and rebuilt only when the
+//! key set may have changed: the database changed, or a key's time to sign
+//! or to leave the JWKS came.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,6 +21,7 @@ use super::keys::{self, RotationPolicy, Signer, SigningAlg, SigningKeyError};
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::store::DbConn;
+use crate::store::feed::Feed;
 use crate::store::signing_keys;
 
 /// How long a cached active signer is trusted before the database is
@@ -30,20 +36,45 @@ pub struct Verifier {
     pub key: DecodingKey,
 }
 
-/// An active signer and when the database was last asked about it.
-type CachedSigner = (Arc<Signer>, DateTime<Utc>);
+/// An active signer, when the database was last asked about it, and the
+/// feed's generation then.
+type CachedSigner = (Arc<Signer>, DateTime<Utc>, u64);
+
+/// A strong entity tag for `body`: 128 bits of its SHA-256.
+pub fn etag_of(body: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    format!("\"{}\"", base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest.as_ref()[..16]))
+}
+
+/// The published JWK Set, serialized, and its entity tag.
+#[derive(Debug, Clone)]
+pub struct Jwks {
+    pub body: bytes::Bytes,
+    pub etag: String,
+}
+
+struct CachedJwks {
+    jwks: Jwks,
+    generation: u64,
+    /// The next moment a key starts signing or leaves the JWKS.
+    until: DateTime<Utc>,
+}
 
 /// A verification key, when the database was last asked about it, and
 /// when it leaves the JWKS if it is retired.
 struct CachedVerifier {
     verifier: Arc<Verifier>,
     checked: DateTime<Utc>,
+    generation: u64,
     unpublish_at: Option<DateTime<Utc>>,
 }
 
 impl CachedVerifier {
-    fn fresh(&self, now: DateTime<Utc>) -> bool {
-        now >= self.checked && now - self.checked < SIGNER_RECHECK && self.unpublish_at.is_none_or(|t| now < t)
+    fn fresh(&self, now: DateTime<Utc>, generation: Option<u64>) -> bool {
+        generation == Some(self.generation)
+            && now >= self.checked
+            && now - self.checked < SIGNER_RECHECK
+            && self.unpublish_at.is_none_or(|t| now < t)
     }
 }
 
@@ -61,13 +92,37 @@ fn published(row: &signing_keys::SigningKeyRow, now: DateTime<Utc>) -> bool {
 pub struct KeyRing {
     master: MasterKey,
     policy: RotationPolicy,
+    feed: Arc<Feed>,
     signers: RwLock<HashMap<SigningAlg, CachedSigner>>,
     verifiers: RwLock<HashMap<String, CachedVerifier>>,
+    jwks: RwLock<Option<CachedJwks>>,
 }
 
 impl KeyRing {
-    pub fn new(master: MasterKey, policy: RotationPolicy) -> Self {
-        Self { master, policy, signers: RwLock::default(), verifiers: RwLock::default() }
+    pub fn new(master: MasterKey, policy: RotationPolicy, feed: Arc<Feed>) -> Self {
+        Self { master, policy, feed, signers: RwLock::default(), verifiers: RwLock::default(), jwks: RwLock::default() }
+    }
+
+    /// The JWK Set to publish now, from memory unless the key set may
+    /// have changed since it was built.
+    pub fn jwks(&self, conn: &mut DbConn, clock: &dyn Clock) -> Result<Jwks, SigningKeyError> {
+        let (now, generation) = (clock.now(), self.feed.generation());
+        if let Some(cached) = self.jwks.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && Some(cached.generation) == generation
+            && now < cached.until
+        {
+            return Ok(cached.jwks.clone());
+        }
+        let (set, until) = keys::jwks(conn, clock, &self.policy)?;
+        let body = bytes::Bytes::from(serde_json::to_vec(&set).map_err(|_| SigningKeyError::Generation)?);
+        let etag = etag_of(&body);
+        let jwks = Jwks { body, etag };
+        if let Some(generation) = generation {
+            let until = until.map_or(now + SIGNER_RECHECK, |t| t.min(now + SIGNER_RECHECK));
+            *self.jwks.write().unwrap_or_else(|e| e.into_inner()) =
+                Some(CachedJwks { jwks: jwks.clone(), generation, until });
+        }
+        Ok(jwks)
     }
 
     pub fn master(&self) -> &MasterKey {
@@ -85,15 +140,18 @@ impl KeyRing {
         clock: &dyn Clock,
         alg: SigningAlg,
     ) -> Result<Arc<Signer>, SigningKeyError> {
-        let now = clock.now();
-        if let Some((signer, checked)) = self.signers.read().unwrap_or_else(|e| e.into_inner()).get(&alg)
+        let (now, generation) = (clock.now(), self.feed.generation());
+        if let Some((signer, checked, at)) = self.signers.read().unwrap_or_else(|e| e.into_inner()).get(&alg)
+            && Some(*at) == generation
             && now - *checked < SIGNER_RECHECK
             && now >= *checked
         {
             return Ok(signer.clone());
         }
         let signer = Arc::new(keys::active_signer(conn, clock, &self.master, &self.policy, alg)?);
-        self.signers.write().unwrap_or_else(|e| e.into_inner()).insert(alg, (signer.clone(), now));
+        if let Some(generation) = generation {
+            self.signers.write().unwrap_or_else(|e| e.into_inner()).insert(alg, (signer.clone(), now, generation));
+        }
         Ok(signer)
     }
 
@@ -107,9 +165,9 @@ impl KeyRing {
         clock: &dyn Clock,
         kid: &str,
     ) -> Result<Option<Arc<Verifier>>, SigningKeyError> {
-        let now = clock.now();
+        let (now, generation) = (clock.now(), self.feed.generation());
         if let Some(cached) = self.verifiers.read().unwrap_or_else(|e| e.into_inner()).get(kid)
-            && cached.fresh(now)
+            && cached.fresh(now, generation)
         {
             return Ok(Some(cached.verifier.clone()));
         }
@@ -124,11 +182,17 @@ impl KeyRing {
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| corrupt(e.to_string()))?;
         let verifier = Arc::new(Verifier { alg: alg.jws(), key });
         let unpublish_at = row.unpublish_at.map(|t| t.and_utc());
+        let Some(generation) = generation else {
+            return Ok(Some(verifier));
+        };
         let mut cache = self.verifiers.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_VERIFIERS {
             cache.clear();
         }
-        cache.insert(kid.to_string(), CachedVerifier { verifier: verifier.clone(), checked: now, unpublish_at });
+        cache.insert(
+            kid.to_string(),
+            CachedVerifier { verifier: verifier.clone(), checked: now, generation, unpublish_at },
+        );
         Ok(Some(verifier))
     }
 }

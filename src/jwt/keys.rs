@@ -115,22 +115,10 @@ impl From<&SigningKeyRow> for SigningKeyInfo {
     }
 }
 
-/// An active key, ready to sign.
-#[derive(Clone)]
-pub struct Signer {
-    pub kid: String,
-    pub alg: SigningAlg,
-    pub key: EncodingKey,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
-    }
-}
+pub use super::signer::JwsSigner as Signer;
 
 /// A fresh private key in PKCS#8 DER.
-fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
+pub(crate) fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
     let der = match alg {
         SigningAlg::Rs256 => aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
             .and_then(|k| k.as_der())
@@ -146,7 +134,7 @@ fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
 
 /// jsonwebtoken's key from PKCS#8 DER. RSA keys go in as PKCS#1, which
 /// its PEM reader extracts from a PKCS#8 document.
-fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+pub(crate) fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, String> {
     match alg {
         SigningAlg::Rs256 => {
             let body = base64::engine::general_purpose::STANDARD.encode(pkcs8);
@@ -159,7 +147,7 @@ fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, String> {
 }
 
 /// The public JWK of a private key, with `kid`, `alg` and `use: sig`.
-fn public_jwk(alg: SigningAlg, kid: &str, key: &EncodingKey) -> Result<Jwk, String> {
+pub(crate) fn public_jwk(alg: SigningAlg, kid: &str, key: &EncodingKey) -> Result<Jwk, String> {
     let mut jwk = Jwk::from_encoding_key(key, alg.jws()).map_err(|e| e.to_string())?;
     jwk.common.key_id = Some(kid.to_string());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
@@ -262,20 +250,32 @@ pub fn list(conn: &mut DbConn) -> Result<Vec<SigningKeyInfo>, SigningKeyError> {
     Ok(signing_keys::list(conn)?.iter().map(SigningKeyInfo::from).collect())
 }
 
-/// The JWK Set to publish now (public keys only).
+/// The JWK Set to publish now (public keys only), and the next moment it
+/// changes by itself (a `next` key starts signing, a retired one leaves).
 pub fn jwks(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &RotationPolicy,
-) -> Result<serde_json::Value, SigningKeyError> {
+) -> Result<(serde_json::Value, Option<DateTime<Utc>>), SigningKeyError> {
     promote_due(conn, clock, policy)?;
+    let now = clock.now();
     let mut keys = Vec::new();
-    for row in signing_keys::published(conn, clock.now().naive_utc())? {
+    let mut until: Option<DateTime<Utc>> = None;
+    for row in signing_keys::published(conn, now.naive_utc())? {
         let jwk: serde_json::Value = serde_json::from_str(&row.public_jwk)
             .map_err(|e| SigningKeyError::Corrupt { kid: row.kid.clone(), reason: e.to_string() })?;
         keys.push(jwk);
+        let boundary = match row.state.as_str() {
+            "next" => Some(row.activates_at.and_utc()),
+            "retired" => row.unpublish_at.map(|t| t.and_utc()),
+            _ => None,
+        };
+        until = match (until, boundary.filter(|t| *t > now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
-    Ok(serde_json::json!({ "keys": keys }))
+    Ok((serde_json::json!({ "keys": keys }), until))
 }
 
 /// The key that signs tokens of `alg` now.
@@ -295,6 +295,6 @@ pub fn active_signer(
         }
     };
     let pkcs8 = master.open(&seal_context(&row.kid), &row.private_key)?;
-    let key = encoding_key(alg, &pkcs8).map_err(|reason| SigningKeyError::Corrupt { kid: row.kid.clone(), reason })?;
-    Ok(Signer { kid: row.kid, alg, key })
+    Signer::from_pkcs8(&row.kid, alg, &pkcs8)
+        .map_err(|reason| SigningKeyError::Corrupt { kid: row.kid.clone(), reason })
 }

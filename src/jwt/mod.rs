@@ -3,6 +3,7 @@
 
 pub mod keyring;
 pub mod keys;
+pub mod signer;
 
 /// jsonwebtoken's checks narrowed to the signature and the pinned
 /// algorithm: time claims are checked by the caller against the injected

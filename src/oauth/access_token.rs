@@ -21,8 +21,9 @@ use super::resources::{self, TokenAlg};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::random_base62;
+use crate::jwt::signer::Typ;
 use crate::store::resources::ResourceServerRow;
-use crate::store::{DbConn, StoreError, grants, tokens, users};
+use crate::store::{DbConn, StoreError, tokens, users};
 
 pub const TYP: &str = "at+jwt";
 
@@ -65,7 +66,7 @@ pub fn resolve_audience(
     requested: Option<&str>,
 ) -> Result<Audience, OAuthError> {
     let identifier = requested.unwrap_or(&server.default_audience);
-    if let Some(row) = crate::store::resources::find_by_identifier(conn, identifier)? {
+    if let Some(row) = server.cache.resource_for(conn, identifier)? {
         if identifier != server.default_audience && !client.audiences.iter().any(|a| a == identifier) {
             return Err(OAuthError::invalid_target("this client may not get tokens for the requested resource"));
         }
@@ -138,39 +139,23 @@ pub fn mint(
         jti: random_base62(32),
         gid: grant.map(str::to_string),
     };
-    let (mut header, key) = match (audience.alg.asymmetric(), &audience.row) {
+    let token = match (audience.alg.asymmetric(), &audience.row) {
         (Some(alg), _) => {
             let signer = server.keys.signer(conn, server.clock.as_ref(), alg).map_err(key_error)?;
-            let mut header = Header::new(signer.alg.jws());
-            header.kid = Some(signer.kid.clone());
-            (header, Signing::Shared(signer))
+            signer.sign(Typ::AccessToken, &claims).map_err(|e| OAuthError::server_error(&e))?
         }
         (None, Some(row)) => {
             let secret = resources::hmac_key(server.keys.master(), row)
                 .ok_or_else(|| OAuthError::server_error(&format!("resource server {} has no usable secret", row.id)))?;
             let mut header = Header::new(Algorithm::HS256);
             header.kid = Some(row.id.clone());
-            (header, Signing::Owned(EncodingKey::from_secret(&secret)))
+            header.typ = Some(TYP.to_string());
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret))
+                .map_err(|e| OAuthError::server_error(&e))?
         }
         (None, None) => return Err(OAuthError::server_error(&"an HS256 audience without a resource server")),
     };
-    header.typ = Some(TYP.to_string());
-    let token = jsonwebtoken::encode(&header, &claims, key.key()).map_err(|e| OAuthError::server_error(&e))?;
     Ok(Minted { token, expires_in: ttl, claims })
-}
-
-enum Signing {
-    Shared(Arc<crate::jwt::keys::Signer>),
-    Owned(EncodingKey),
-}
-
-impl Signing {
-    fn key(&self) -> &EncodingKey {
-        match self {
-            Self::Shared(s) => &s.key,
-            Self::Owned(k) => k,
-        }
-    }
 }
 
 /// The claims of a token this server signed, whatever its expiry or
@@ -195,7 +180,7 @@ pub fn verify_signature(
     };
     // For an HS256 resource server, the audience its secret may vouch for.
     let (alg, key, only_for) = if kid.starts_with("rs_") {
-        let Some(row) = crate::store::resources::find(conn, kid)? else {
+        let Some(row) = server.cache.resource(conn, kid)? else {
             return Ok(None);
         };
         if TokenAlg::parse(&row.algorithm) != Some(TokenAlg::Hs256) {
@@ -266,10 +251,10 @@ pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Opt
     if claims.exp <= now || claims.iat > now.saturating_add(super::assertion::LEEWAY_SECS) {
         return Ok(None);
     }
-    if tokens::is_revoked(conn, &claims.jti)? {
+    if server.cache.is_revoked(conn, &claims.jti)? {
         return Ok(None);
     }
-    if !parties_live(conn, &claims)? {
+    if !parties_live(conn, server, &claims)? {
         return Ok(None);
     }
     Ok(Some(claims))
@@ -279,9 +264,10 @@ pub fn active(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Opt
 /// grant is read here rather than trusting a list of its tokens made at
 /// revocation time: a token minted while the family was being revoked is
 /// covered too.
-fn parties_live(conn: &mut DbConn, claims: &AccessClaims) -> Result<bool, OAuthError> {
+fn parties_live(conn: &mut DbConn, server: &AuthServer, claims: &AccessClaims) -> Result<bool, OAuthError> {
+    let cache = &server.cache;
     let person = match &claims.gid {
-        Some(gid) => match grants::find_grant(conn, gid)? {
+        Some(gid) => match cache.grant(conn, gid)? {
             Some(g) if g.revoked_at.is_none() && g.client_id == claims.client_id && g.user_id == claims.sub => {
                 Some(g.user_id)
             }
@@ -293,11 +279,11 @@ fn parties_live(conn: &mut DbConn, claims: &AccessClaims) -> Result<bool, OAuthE
         None => Some(claims.sub.clone()),
     };
     if let Some(user_id) = person
-        && !user_enabled(conn, &user_id)?
+        && cache.user(conn, &user_id)?.is_none_or(|u| u.disabled)
     {
         return Ok(false);
     }
-    match clients::find(conn, &claims.client_id) {
+    match clients::find_cached(conn, server, &claims.client_id) {
         Ok(found) => Ok(found.is_some_and(|c| !c.disabled)),
         Err(ClientError::Store(e)) => Err(e.into()),
         Err(other) => Err(OAuthError::server_error(&other)),

@@ -171,7 +171,7 @@ pub fn authenticate(
     if let (true, Credentials::Basic { id, secret } | Credentials::Post { id, secret }) = (allow_resource, &credentials)
         && id.starts_with("rs_")
     {
-        return match resources::authenticate(conn, id, secret)? {
+        return match resources::authenticate(conn, &server.cache, id, secret)? {
             Some(rs) => Ok(Caller::Resource(rs)),
             None => fail(conn, "unknown resource server or wrong secret"),
         };
@@ -186,7 +186,7 @@ pub fn authenticate(
     };
     // From here on, failures are recorded against the client named.
     let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, Some(&id), reason));
-    let client = match clients::find(conn, &id).map_err(|e| match e {
+    let client = match clients::find_cached(conn, server, &id).map_err(|e| match e {
         clients::ClientError::Store(s) => OAuthError::from(s),
         other => OAuthError::server_error(&other),
     })? {
@@ -213,7 +213,10 @@ pub fn authenticate(
     let clock = server.clock.as_ref();
     match &credentials {
         Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => {
-            if !clients::secret_matches(conn, clock, &client.client_id, secret)? {
+            if !clients::matches_one(
+                &clients::live_secrets_cached(conn, &server.cache, clock, &client.client_id)?,
+                secret,
+            ) {
                 return fail(conn, "wrong client secret (or it has expired)");
             }
         }
@@ -224,7 +227,7 @@ pub fn authenticate(
                 return fail(conn, "client_id differs from the assertion's iss");
             }
             let secrets: Vec<Vec<u8>> = if registered == AuthMethod::ClientSecretJwt {
-                clients::live_secrets(conn, clock, &client.client_id)?
+                clients::live_secrets_cached(conn, &server.cache, clock, &client.client_id)?
                     .iter()
                     .filter_map(|s| s.open(server.keys.master()))
                     .collect()

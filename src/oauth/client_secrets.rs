@@ -14,6 +14,7 @@ use super::clients::{AuthMethod, ClientError, MAX_SECRET_OVERLAP_SECS, find};
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
+use crate::store::cache::Caches;
 use crate::store::clients::{self, ClientSecretRow};
 use crate::store::{DbConn, StoreError};
 
@@ -90,14 +91,29 @@ impl LiveSecret {
 /// secret is compared in constant time, so timing says nothing of which
 /// matched.
 pub fn secret_matches(conn: &mut DbConn, clock: &dyn Clock, client_id: &str, secret: &str) -> Result<bool, StoreError> {
+    Ok(matches_one(&live_secrets(conn, clock, client_id)?, secret))
+}
+
+/// Whether `secret` is one of `live`, each compared in constant time.
+pub fn matches_one(live: &[LiveSecret], secret: &str) -> bool {
     let presented = fingerprint(secret);
-    let live = live_secrets(conn, clock, client_id)?;
-    Ok(live.iter().fold(false, |m, s| m | constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes())))
+    live.iter().fold(false, |m, s| m | constant_time_eq(presented.as_bytes(), s.fingerprint.as_bytes()))
+}
+
+fn live(rows: Vec<ClientSecretRow>) -> Vec<LiveSecret> {
+    rows.into_iter().map(|r| LiveSecret { fingerprint: r.fingerprint, sealed: r.sealed, id: r.id }).collect()
 }
 
 pub fn live_secrets(conn: &mut DbConn, clock: &dyn Clock, client_id: &str) -> Result<Vec<LiveSecret>, StoreError> {
-    Ok(clients::live_secrets(conn, client_id, clock.now().naive_utc())?
-        .into_iter()
-        .map(|r| LiveSecret { fingerprint: r.fingerprint, sealed: r.sealed, id: r.id })
-        .collect())
+    Ok(live(clients::live_secrets(conn, client_id, clock.now().naive_utc())?))
+}
+
+/// `live_secrets`, from memory when the database has not changed.
+pub fn live_secrets_cached(
+    conn: &mut DbConn,
+    cache: &Caches,
+    clock: &dyn Clock,
+    client_id: &str,
+) -> Result<Vec<LiveSecret>, StoreError> {
+    Ok(live(cache.live_secrets(conn, client_id, clock.now().naive_utc())?))
 }

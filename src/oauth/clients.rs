@@ -11,7 +11,9 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::Serialize;
 
 use super::client_secrets::new_secret;
-pub use super::client_secrets::{LiveSecret, live_secrets, rotate_secret, secret_matches};
+pub use super::client_secrets::{
+    LiveSecret, live_secrets, live_secrets_cached, matches_one, rotate_secret, secret_matches,
+};
 use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
@@ -357,6 +359,15 @@ pub fn create(
 
 pub fn find(conn: &mut DbConn, client_id: &str) -> Result<Option<Client>, ClientError> {
     Ok(clients::find(conn, client_id)?.map(Client::from_row).transpose()?)
+}
+
+/// `find`, from memory when the database has not changed (the hot paths).
+pub fn find_cached(
+    conn: &mut DbConn,
+    server: &super::AuthServer,
+    client_id: &str,
+) -> Result<Option<Client>, ClientError> {
+    Ok(server.cache.client(conn, client_id)?.map(Client::from_row).transpose()?)
 }
 
 pub fn list_owned(conn: &mut DbConn, owner_id: &str) -> Result<Vec<Client>, ClientError> {

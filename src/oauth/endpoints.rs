@@ -19,14 +19,16 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::jwt::keys::SigningAlg;
 use crate::store::{Db, DbConn, tokens};
 
-/// Runs an endpoint with one connection on the blocking pool.
+/// Runs an endpoint from memory when its reads all hit the caches (client
+/// credentials, introspection of a JWT), else with one connection on the
+/// blocking pool.
 async fn on_pool<T: Send + 'static>(
     db: &Db,
     server: Arc<AuthServer>,
     request: Request,
     endpoint: fn(&mut DbConn, &AuthServer, &Request) -> Result<T, OAuthError>,
 ) -> Result<T, OAuthError> {
-    db.run(move |conn| endpoint(conn, &server, &request)).await
+    db.run_cached(move |conn| endpoint(conn, &server, &request)).await
 }
 
 /// `POST /oauth/token`, as the HTTP layer calls it.
@@ -45,13 +47,13 @@ pub async fn serve_introspection(
 
 /// `POST /oauth/revoke`, as the HTTP layer calls it.
 pub async fn serve_revocation(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<(), OAuthError> {
-    on_pool(db, server, request, revoke).await
+    db.run(move |conn| revoke(conn, &server, &request)).await
 }
 
 /// The RFC 8414 document, as the HTTP layer calls it.
 pub async fn serve_metadata(db: &Db, server: Arc<AuthServer>) -> Result<serde_json::Value, OAuthError> {
     let registration_endpoint = server.registration_endpoint();
-    let mut doc = db.run(move |conn| metadata(conn, &server)).await?;
+    let mut doc = db.run_cached(move |conn| metadata(conn, &server)).await?;
     // RFC 7591 §3: only when registration is open to someone.
     if let (Some(url), Some(fields)) = (registration_endpoint, doc.as_object_mut()) {
         fields.insert("registration_endpoint".into(), url.into());
@@ -248,11 +250,12 @@ const ASSERTION_ALGS: [&str; 4] = ["HS256", "RS256", "ES256", "EdDSA"];
 
 /// RFC 8414 metadata: only what works.
 pub fn metadata(conn: &mut DbConn, server: &AuthServer) -> Result<serde_json::Value, OAuthError> {
-    let scopes = super::resources::list(conn)
-        .map_err(|e| match e {
-            super::resources::ResourceError::Store(s) => s.into(),
-            other => OAuthError::server_error(&other),
-        })?
+    let scopes = server
+        .cache
+        .resources(conn)?
+        .iter()
+        .map(super::resources::ResourceServer::try_from)
+        .collect::<Result<Vec<_>, _>>()?
         .iter()
         .fold(Scopes::from_stored(&super::clients::SELF_SERVICE_SCOPES.join(" ")), |all, rs| all.union(&rs.scope));
     let methods: Vec<&str> = AUTH_METHODS.iter().map(|m| m.as_str()).collect();

@@ -9,7 +9,7 @@
 //! carries `at_hash` of the access token issued with it.
 
 use base64::Engine;
-use jsonwebtoken::Header;
+
 use serde::{Deserialize, Serialize};
 
 use super::clients::Client;
@@ -17,6 +17,7 @@ use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::MasterKey;
 use crate::jwt::keys::SigningAlg;
+use crate::jwt::signer::Typ;
 use crate::store::grants::GrantRow;
 use crate::store::{DbConn, StoreError, users};
 
@@ -137,10 +138,7 @@ pub fn mint(
         sid: grant.sid.clone(),
         person,
     };
-    let mut header = Header::new(signer.alg.jws());
-    header.kid = Some(signer.kid.clone());
-    header.typ = Some("JWT".into());
-    jsonwebtoken::encode(&header, &claims, &signer.key).map(Some).map_err(|e| OAuthError::server_error(&e))
+    signer.sign(Typ::IdToken, &claims).map(Some).map_err(|e| OAuthError::server_error(&e))
 }
 
 /// The claims of an ID token this server signed, whatever its expiry (an

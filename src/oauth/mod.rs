@@ -46,6 +46,8 @@ pub struct AuthServer {
     pub access_token_ttl: Duration,
     pub clock: SharedClock,
     pub keys: KeyRing,
+    /// What the hot paths read, in memory (`store::cache`).
+    pub cache: std::sync::Arc<crate::store::cache::Caches>,
     pub refresh: user_grants::RefreshPolicy,
     /// Who may register clients, and what they may get.
     pub registration: registration::RegistrationPolicy,

@@ -215,8 +215,13 @@ pub fn hmac_key(master: &MasterKey, row: &ResourceServerRow) -> Option<Vec<u8>> 
 }
 
 /// Checks a resource server's credentials (for introspection).
-pub fn authenticate(conn: &mut DbConn, id: &str, secret: &str) -> Result<Option<ResourceServer>, StoreError> {
-    let Some(row) = resources::find(conn, id)? else {
+pub fn authenticate(
+    conn: &mut DbConn,
+    cache: &crate::store::cache::Caches,
+    id: &str,
+    secret: &str,
+) -> Result<Option<ResourceServer>, StoreError> {
+    let Some(row) = cache.resource(conn, id)? else {
         return Ok(None);
     };
     if !constant_time_eq(fingerprint(secret).as_bytes(), row.secret_fingerprint.as_bytes()) {

@@ -7,7 +7,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod cache;
 pub mod clients;
+pub mod feed;
 pub mod grants;
 pub mod key_usage;
 pub mod purge;
@@ -226,20 +228,54 @@ pub fn migrate(conn: &mut DbConn) -> Result<(), ConnectError> {
     Ok(())
 }
 
+/// A pooled connection that reads the cache version when dropped.
+pub struct SyncedConn {
+    conn: r2d2::PooledConnection<ConnManager>,
+    feed: std::sync::Arc<feed::Feed>,
+}
+
+impl std::ops::Deref for SyncedConn {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for SyncedConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
+}
+
+impl Drop for SyncedConn {
+    fn drop(&mut self) {
+        let _ = self.feed.sync(&mut self.conn);
+    }
+}
+
 /// Cheap handle that async code uses to reach the database.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    feed: std::sync::Arc<feed::Feed>,
 }
 
 impl Db {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self { pool, feed: Default::default() }
     }
 
-    /// A connection for synchronous callers (CLI, start-up, tests).
-    pub fn conn(&self) -> Result<r2d2::PooledConnection<ConnManager>, StoreError> {
-        Ok(self.pool.get()?)
+    /// What the caches over this database consult (`feed`).
+    pub fn feed(&self) -> std::sync::Arc<feed::Feed> {
+        self.feed.clone()
+    }
+
+    /// A connection for synchronous callers (CLI, start-up, tests). What
+    /// is written through it reaches this process's caches when it is
+    /// dropped.
+    pub fn conn(&self) -> Result<SyncedConn, StoreError> {
+        Ok(SyncedConn { conn: self.pool.get()?, feed: self.feed.clone() })
     }
 
     /// Runs `f` with a connection on the blocking pool, never on an actix
@@ -251,13 +287,33 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, feed) = (self.pool.clone(), self.feed.clone());
         actix_web::web::block(move || {
             let mut conn = pool.get().map_err(StoreError::from)?;
-            f(&mut conn)
+            let answer = f(&mut conn);
+            // What this did is in memory before its answer leaves.
+            if let Err(e) = feed.sync(&mut conn) {
+                tracing::debug!(error = %e, "could not read the cache version");
+            }
+            answer
         })
         .await
         .map_err(|e| E::from(StoreError::Internal(format!("blocking task failed: {e}"))))?
+    }
+
+    /// `f` from memory when it needs nothing from the database (its
+    /// lookups all hit the caches), else on the blocking pool as `run`.
+    /// `f` may thus run twice: it must not act outside the connection.
+    pub async fn run_cached<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: Fn(&mut DbConn) -> Result<T, E> + Send + Sync + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if let Some(answer) = feed::offline(&f) {
+            return answer;
+        }
+        self.run(f).await
     }
 
     /// One round trip to the database.

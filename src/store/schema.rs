@@ -283,3 +283,10 @@ diesel::table! {
         created_by -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    cache_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}

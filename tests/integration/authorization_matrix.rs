@@ -71,6 +71,8 @@ const MATRIX: &[(&str, &str, [u16; 11])] = &[
     // Only a key bound to a client, with the client's secret, rotates itself.
     ("POST", "/v1/api/me/api-key/rotate", [403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 403]),
     ("POST", "/v1/api/clients/rotate-key", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 403]),
+    // Who the credential is: anything that may read.
+    ("GET", "/v1/me", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
     ("GET", "/v1/users", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
     ("POST", "/v1/users", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 403]),
     ("GET", "/v1/users/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 403, 401, 404]),

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera::clock::Clock;
 use tessera::jwt::keys::{self, SigningAlg};
+use tessera::jwt::signer::Typ;
 use tessera::oauth::authorize::s256;
 use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 use tessera::oauth::resources::TokenAlg;
@@ -229,7 +230,7 @@ fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
     let policy = app.config.rotation_policy();
     let signer = keys::active_signer(&mut app.conn(), &app.clock, &app.master_key, &policy, SigningAlg::Rs256).unwrap();
     let mut claims = access_claims(&app, &client.id, &app.default_audience(), &client.id, "read");
-    let server_signed = |claims: &Value| sign_at(Algorithm::RS256, &signer.kid, &signer.key, claims);
+    let server_signed = |claims: &Value| signer.sign(Typ::AccessToken, claims).unwrap();
     assert_eq!(app.introspect(&server_signed(&claims), creds(&client))["active"], true);
     claims["exp"] = json!(iat + ten_years);
     assert_eq!(app.introspect(&server_signed(&claims), creds(&client)), inactive());
@@ -466,12 +467,8 @@ fn retired_signing_key_stops_verifying_once_unpublished(backend: Backend) {
     let old = keys::active_signer(&mut app.conn(), &app.clock, &app.master_key, &policy, SigningAlg::Rs256).unwrap();
     // A token signed now by the old key, valid for its whole lifetime.
     let signed_by_old = || {
-        sign_at(
-            Algorithm::RS256,
-            &old.kid,
-            &old.key,
-            &access_claims(&app, &client.id, &app.default_audience(), &client.id, "read"),
-        )
+        old.sign(Typ::AccessToken, &access_claims(&app, &client.id, &app.default_audience(), &client.id, "read"))
+            .unwrap()
     };
     assert_eq!(app.introspect(&signed_by_old(), creds(&client))["active"], true);
 

@@ -30,7 +30,7 @@ fn sign(app: &TestApp, alg: SigningAlg) -> (String, String) {
     let mut header = Header::new(alg.jws());
     header.kid = Some(signer.kid.clone());
     let exp = app.clock.now().timestamp() + 600;
-    (jsonwebtoken::encode(&header, &json!({ "sub": "x", "exp": exp }), &signer.key).unwrap(), signer.kid)
+    (signer.sign_with_header(&header, &json!({ "sub": "x", "exp": exp })).unwrap(), signer.kid.clone())
 }
 
 /// Verifies `token` as a microservice would: the key picked by `kid` from

@@ -1007,6 +1007,7 @@ fn openapi_matches_the_real_api(backend: Backend) {
         ("/v1/keys/verify", "post"),
         ("/v1/api/me/api-key/rotate", "post"),
         ("/v1/api/clients/rotate-key", "post"),
+        ("/v1/me", "get"),
         ("/v1/users", "get"),
         ("/v1/users", "post"),
         ("/v1/users/{id}", "get"),

@@ -1,0 +1,10 @@
+DROP TRIGGER users_cache ON users;
+DROP TRIGGER clients_cache ON clients;
+DROP TRIGGER client_secrets_cache ON client_secrets;
+DROP TRIGGER resource_servers_cache ON resource_servers;
+DROP TRIGGER signing_keys_cache ON signing_keys;
+DROP TRIGGER api_keys_cache ON api_keys;
+DROP TRIGGER grants_cache ON grants;
+DROP TRIGGER revoked_tokens_cache ON revoked_tokens;
+DROP FUNCTION tessera_cache_changed();
+DROP TABLE cache_version;

@@ -1,0 +1,34 @@
+-- Every write to a table that the in-memory caches copy bumps the one
+-- row of cache_version in the writer's own transaction; each instance reads
+-- it to know when to forget what it cached (src/store/feed.rs).
+-- api_keys: not for last_used_at, which the usage flush writes every few
+-- seconds. grants: only revocations and purges (new grants are unknown to
+-- every cache). revoked_tokens: only new revocations.
+CREATE TABLE cache_version (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO cache_version (id, version) VALUES (1, 0);
+CREATE FUNCTION tessera_cache_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE cache_version SET version = version + 1 WHERE id = 1;
+    PERFORM pg_notify('tessera_cache', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER clients_cache AFTER INSERT OR UPDATE OR DELETE ON clients
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER client_secrets_cache AFTER INSERT OR UPDATE OR DELETE ON client_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER resource_servers_cache AFTER INSERT OR UPDATE OR DELETE ON resource_servers
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER signing_keys_cache AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER api_keys_cache AFTER INSERT OR UPDATE OF owner_id, client_id, name, key_type, mode, prefix, last4, fingerprint, permissions, allowed_ips, allowed_referrers, allowed_endpoints, rate_limit, expires_at, revoked_at, rotated_from OR DELETE ON api_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER grants_cache AFTER UPDATE OF revoked_at OR DELETE ON grants
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE TRIGGER revoked_tokens_cache AFTER INSERT ON revoked_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();

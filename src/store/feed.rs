@@ -1,0 +1,203 @@
+//! How in-memory copies of credentials learn that the database changed.
+//!
+//! Every write to a table that a cache copies (users, clients, client
+//! secrets, resource servers, signing keys, API keys, grant revocations,
+//! token revocations) bumps the one row of `cache_version`, by a trigger,
+//! in the writer's own transaction: whoever wrote it (this instance,
+//! another instance, the CLI) and whatever code path did.
+//!
+//! `Feed` remembers the version last read and a local *generation* that
+//! moves whenever the version does. A cached entry records the generation
+//! it was read under (taken *before* the read) and is used only while the
+//! generation is unchanged, so an entry read concurrently with a write is
+//! never trusted once that write is seen. The version is read after every
+//! use of the pool (`Db::run`): a change made through this instance counts
+//! before its answer leaves. A poller reads it every `POLL` for changes
+//! made elsewhere, and an entry is trusted only while the last read is
+//! younger than `STALE_AFTER`: if the database cannot be asked, the caches
+//! step aside rather than serve what may have been revoked.
+//!
+//! `offline` runs a service against a connection that holds nothing: any
+//! query it tries is noted, so that a caller can tell an answer made from
+//! memory alone from one that needed the database (and then ask again on
+//! a real connection).
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use super::schema::cache_version;
+use super::{DbConn, StoreError};
+
+/// How often the version is read for changes made elsewhere.
+pub const POLL: Duration = Duration::from_millis(100);
+/// How old the last read may be for a cached entry to count; the bound on
+/// how late a change made elsewhere takes effect here.
+pub const STALE_AFTER: Duration = Duration::from_millis(500);
+
+pub struct Feed {
+    epoch: Instant,
+    /// The last version read; -1 before the first read.
+    version: AtomicI64,
+    generation: AtomicU64,
+    /// Milliseconds after `epoch` of the last successful read.
+    read_at: AtomicI64,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            version: AtomicI64::new(-1),
+            generation: AtomicU64::new(0),
+            read_at: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+impl Feed {
+    fn millis(&self) -> i64 {
+        i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The generation to record with an entry about to be read; `None`
+    /// while the feed is stale (the entry would not be trusted anyway).
+    pub fn generation(&self) -> Option<u64> {
+        let stale = self.millis().saturating_sub(self.read_at.load(Ordering::Acquire)) > STALE_AFTER.as_millis() as i64;
+        (!stale).then(|| self.generation.load(Ordering::Acquire))
+    }
+
+    /// Records a version read from the database.
+    pub fn observe(&self, version: i64) {
+        if self.version.swap(version, Ordering::AcqRel) != version {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        self.read_at.store(self.millis(), Ordering::Release);
+    }
+
+    /// Reads the version on `conn`.
+    pub fn sync(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        let version: i64 = cache_version::table.select(cache_version::version).first(conn)?;
+        self.observe(version);
+        Ok(())
+    }
+
+    /// Forgets every cached entry now (tests; the CLI's own writes are
+    /// seen through the version).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+thread_local! {
+    static OFFLINE: RefCell<Option<DbConn>> = const { RefCell::new(None) };
+    static TOUCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn offline_conn() -> Option<DbConn> {
+    let mut conn = SqliteConnection::establish(":memory:").ok()?;
+    conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| TOUCHED.with(|t| t.set(true)));
+    Some(DbConn::Sqlite(conn))
+}
+
+/// `f` on a connection that holds nothing: its answer if it never reached
+/// for the database, `None` if it did (its answer may then be wrong: a
+/// lookup that failed, a write that did not happen).
+pub fn offline<T>(f: impl FnOnce(&mut DbConn) -> T) -> Option<T> {
+    OFFLINE.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            *slot = offline_conn();
+        }
+        let conn = slot.as_mut()?;
+        TOUCHED.with(|t| t.set(false));
+        let answer = f(conn);
+        (!TOUCHED.with(|t| t.replace(false))).then_some(answer)
+    })
+}
+
+/// A bounded cache whose entries count only under the generation they
+/// were read in (see the module's comment). Misses, `None` included, are
+/// cached too: a flood of unknown keys does not reach the database.
+pub struct Cached<V> {
+    entries: moka::sync::Cache<String, (u64, V)>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Cached<V> {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        Self { entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build() }
+    }
+
+    /// The entry for `key`, read with `load` unless a trusted copy is held.
+    pub fn get_or_load<E>(&self, feed: &Feed, key: &str, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        let generation = feed.generation();
+        if let Some(generation) = generation
+            && let Some((at, value)) = self.entries.get(key)
+            && at == generation
+        {
+            return Ok(value);
+        }
+        let value = load()?;
+        if let Some(generation) = generation {
+            self.entries.insert(key.to_string(), (generation, value.clone()));
+        }
+        Ok(value)
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_counts_only_in_its_generation_and_while_fresh() {
+        let feed = Feed::default();
+        let cache: Cached<i32> = Cached::new(10, Duration::from_secs(60));
+        let loads = Cell::new(0);
+        let load = || -> Result<i32, ()> {
+            loads.set(loads.get() + 1);
+            Ok(loads.get())
+        };
+        // Never read: stale, nothing kept.
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(1));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(2));
+        feed.observe(7);
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "kept");
+        feed.observe(7);
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "same version");
+        feed.observe(8);
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(4), "the version moved");
+        feed.invalidate();
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(5));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let feed = Feed::default();
+        feed.observe(1);
+        let cache: Cached<Option<i32>> = Cached::new(100, Duration::from_secs(60));
+        for i in 0..10_000 {
+            cache.get_or_load::<()>(&feed, &format!("unknown-{i}"), || Ok(None)).unwrap();
+        }
+        assert!(cache.entry_count() <= 100, "{}", cache.entry_count());
+    }
+
+    #[test]
+    fn offline_notes_every_query() {
+        assert_eq!(offline(|_| 1), Some(1));
+        let touched = offline(|conn| {
+            let _ = diesel::sql_query("SELECT 1").execute(conn);
+            2
+        });
+        assert_eq!(touched, None);
+        assert_eq!(offline(|_| 3), Some(3), "the note does not linger");
+    }
+}
