@@ -149,7 +149,7 @@ pub fn parse_sdk_token(raw: &str) -> Option<Mode> {
 }
 
 /// A new raw key of `key_type` and `mode`.
-pub(super) fn generate(key_type: KeyType, mode: Mode) -> (String, String) {
+pub fn generate(key_type: KeyType, mode: Mode) -> (String, String) {
     let prefix = format!("{}_{}_", key_type.letters(), mode.as_str());
     let body = format!("{prefix}{}", random_base62(RANDOM_LEN));
     let key = format!("{body}{}", checksum(&body));

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use self::format::{
-    CHECKSUM_LEN, KeyType, Malformed, Mode, ParsedKey, RANDOM_LEN, fingerprint, generate_sdk_token, parse,
+    CHECKSUM_LEN, KeyType, Malformed, Mode, ParsedKey, RANDOM_LEN, fingerprint, generate, generate_sdk_token, parse,
     parse_sdk_token,
 };
 pub use self::restrictions::{EndpointRule, Restrictions};

@@ -118,7 +118,7 @@ impl From<&SigningKeyRow> for SigningKeyInfo {
 pub use super::signer::JwsSigner as Signer;
 
 /// A fresh private key in PKCS#8 DER.
-pub(crate) fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
+pub fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError> {
     let der = match alg {
         SigningAlg::Rs256 => aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
             .and_then(|k| k.as_der())
@@ -134,7 +134,7 @@ pub(crate) fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, SigningKeyError
 
 /// jsonwebtoken's key from PKCS#8 DER. RSA keys go in as PKCS#1, which
 /// its PEM reader extracts from a PKCS#8 document.
-pub(crate) fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, String> {
+pub fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, String> {
     match alg {
         SigningAlg::Rs256 => {
             let body = base64::engine::general_purpose::STANDARD.encode(pkcs8);
@@ -147,7 +147,7 @@ pub(crate) fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey,
 }
 
 /// The public JWK of a private key, with `kid`, `alg` and `use: sig`.
-pub(crate) fn public_jwk(alg: SigningAlg, kid: &str, key: &EncodingKey) -> Result<Jwk, String> {
+pub fn public_jwk(alg: SigningAlg, kid: &str, key: &EncodingKey) -> Result<Jwk, String> {
     let mut jwk = Jwk::from_encoding_key(key, alg.jws()).map_err(|e| e.to_string())?;
     jwk.common.key_id = Some(kid.to_string());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);

@@ -79,6 +79,12 @@ pub struct LiveSecret {
 }
 
 impl LiveSecret {
+    /// A secret as stored: its fingerprint and, if sealed, the secret
+    /// sealed under the master key.
+    pub fn new(id: String, fingerprint: String, sealed: Option<String>) -> Self {
+        Self { fingerprint, sealed, id }
+    }
+
     /// The secret itself, for HMAC (HS256) verification; `None` for a
     /// secret issued before every client secret was sealed.
     pub fn open(&self, master: &MasterKey) -> Option<Vec<u8>> {

@@ -13,6 +13,7 @@ mod connected_apps;
 mod dashboard;
 mod dashboard_admin;
 mod guides;
+mod hot_path;
 mod http_skeleton;
 mod introspection;
 mod key_usage;
