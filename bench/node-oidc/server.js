@@ -101,7 +101,8 @@ if (cluster.isPrimary) {
       },
     },
     ttl: {
-      ClientCredentials: () => 3600,
+      // 15 minutes, as Tessera's access tokens.
+      ClientCredentials: () => 900,
     },
     cookies: { keys: [CLIENT_SECRET] },
   });
