@@ -131,7 +131,8 @@ run_list() {
   record "$name" "$out"
 }
 
-# record NAME WRK_OUTPUT: appends "name rps p50 p99 non2xx" to the results.
+# record NAME WRK_OUTPUT: appends "name rps p50 p99 non2xx" to the results
+# (and tells stderr, prefixed with BENCH_LABEL when set).
 record() {
   local name="$1" out="$2" rps p50 p99 bad errors
   rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
@@ -140,7 +141,7 @@ record() {
   bad="$(echo "$out" | awk '/Non-2xx or 3xx/ {print $5}')"
   echo "$name $rps $p50 $p99 ${bad:-0}" >>"$RESULTS"
   errors="$(echo "$out" | awk '/Socket errors/ {sub(/^ *Socket errors: */, ""); print}')"
-  echo "  $name: $rps req/s${errors:+ (socket errors: $errors)}" >&2
+  echo "  ${BENCH_LABEL:+$BENCH_LABEL: }$name: $rps req/s${errors:+ (socket errors: $errors)}" >&2
 }
 
 # run_grants CLIENT_NAME SCOPE [SUFFIX]: a public client with SCOPE; pre-mints
