@@ -31,7 +31,9 @@ impl Fleet {
             let mut cmd = tessera(database.dir.path());
             cmd.env("TESSERA_DATABASE_URL", database.url_string())
                 .env("TESSERA_MASTER_KEY_FILE", database.dir.path().join("master-key"))
-                .env("TESSERA_LOG_LEVEL", "warn");
+                .env("TESSERA_LOG_LEVEL", "warn")
+                // One issuer for the fleet, as behind a load balancer.
+                .env("TESSERA_ISSUER", "https://auth.fleet.example");
             let mut served = Served::start(cmd);
             let base = served.wait_listening();
             (served, base)
@@ -100,14 +102,12 @@ fn a_change_made_elsewhere_takes_effect_within_the_bound(backend: Backend) {
     let (a, b) = (&fleet.a.1, &fleet.b.1);
     let (_, admin) = fleet.key("read,write,delete,admin");
 
-    // A key used before it exists: the miss is cached, and forgotten when
-    // the CLI creates it.
-    let (victim_id, victim) = {
-        // Unknown everywhere, twice (the second from memory).
-        let made_up = format!("sk_test_{}", "x".repeat(40));
-        assert_eq!(fleet.me(b, &made_up), StatusCode::UNAUTHORIZED);
-        fleet.key("read")
-    };
+    // An unknown key, refused (the miss cached); a key the CLI creates
+    // meanwhile, accepted.
+    let made_up = format!("sk_test_{}", "x".repeat(40));
+    assert_eq!(fleet.me(b, &made_up), StatusCode::UNAUTHORIZED);
+    assert_eq!(fleet.me(b, &made_up), StatusCode::UNAUTHORIZED);
+    let (victim_id, victim) = fleet.key("read");
     let took = until(|| fleet.me(b, &victim) == StatusCode::OK);
     within_bound("a key created by the CLI is accepted", took);
     assert_eq!(fleet.me(b, &victim), StatusCode::OK, "and now from memory");
@@ -167,6 +167,7 @@ fn a_change_made_elsewhere_takes_effect_within_the_bound(backend: Backend) {
     assert_eq!(introspect(b)["active"], true, "from memory");
     let res = fleet.http.post(format!("{a}/oauth/revoke")).basic_auth(id, Some(&new)).form(&[("token", access)]).send();
     assert_eq!(res.unwrap().status(), StatusCode::OK);
+    assert_eq!(introspect(a)["active"], false, "at once where it was revoked");
     within_bound("a revoked access token reads inactive", until(|| introspect(b)["active"] == false));
 
     // The client disabled by the CLI: B stops issuing to it.
