@@ -114,6 +114,13 @@ run_v1_key_get() {
   record "$1" "$out"
 }
 
+# run_v1_me NAME: GET /v1/me with the API key (reads nothing but the key); records it.
+run_v1_me() {
+  local out
+  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $API_KEY" "$BASE/v1/me")"
+  record "$1" "$out"
+}
+
 # run_v1_key_verify NAME: POST /v1/keys/verify of the API key, authenticated by itself.
 run_v1_key_verify() {
   local out

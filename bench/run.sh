@@ -34,6 +34,7 @@ run "POST /oauth/introspect" /oauth/introspect "token=$TOKEN"
 
 # /v1 with an API key: read a key, and verify one for a microservice.
 tessera_api_key
+run_v1_me "GET /v1/me (API key)"
 run_v1_key_get "GET /v1/api-keys/{id} (API key)"
 run_v1_key_verify "POST /v1/keys/verify"
 
