@@ -92,7 +92,9 @@ fn sign_and_verify(c: &mut Criterion) {
         let message = message.as_bytes().to_vec();
 
         let mut sign = c.benchmark_group(format!("sign/{}", alg.as_str()));
-        sign.bench_function("tessera signer", |b| b.iter(|| signer.sign(Typ::AccessToken, black_box(&claims)).unwrap()));
+        sign.bench_function("tessera signer", |b| {
+            b.iter(|| signer.sign(Typ::AccessToken, black_box(&claims)).unwrap())
+        });
         let mut header = Header::new(alg.jws());
         header.kid = Some("kid".into());
         header.typ = Some("at+jwt".into());

@@ -57,7 +57,13 @@ pub fn fingerprint(secret: &str) -> String {
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Equality whose running time does not depend on where the inputs differ.
@@ -94,7 +100,17 @@ impl fmt::Display for Secret {
 
 /// The 256-bit key under which everything secret at rest is encrypted.
 #[derive(Clone)]
-pub struct MasterKey([u8; 32]);
+pub struct MasterKey([u8; 32], std::sync::Arc<[(&'static str, aws_lc_rs::hmac::Key); 3]>);
+
+/// The purposes `MasterKey::mac` is asked for on hot paths: their derived
+/// keys are made once.
+const MAC_PURPOSES: [&str; 3] = ["tessera api key v1", "tessera csrf v1", "tessera sid v1"];
+
+fn derive_mac_key(key: &[u8; 32], purpose: &str) -> aws_lc_rs::hmac::Key {
+    use aws_lc_rs::hmac;
+    let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), purpose.as_bytes());
+    hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -130,13 +146,18 @@ impl MasterKey {
             engines.iter().find_map(|e| e.decode(text).ok()).ok_or(MasterKeyError::Malformed)?
         };
         let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::Malformed)?;
-        Ok(Self(key))
+        Ok(Self::from_bytes(key))
+    }
+
+    fn from_bytes(key: [u8; 32]) -> Self {
+        let macs = MAC_PURPOSES.map(|purpose| (purpose, derive_mac_key(&key, purpose)));
+        Self(key, std::sync::Arc::new(macs))
     }
 
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         fill_random(&mut key);
-        Self(key)
+        Self::from_bytes(key)
     }
 
     fn to_base64(&self) -> String {
@@ -178,8 +199,10 @@ impl MasterKey {
     /// `purpose` (e.g. `tessera csrf v1`), so each use has its own key.
     pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
         use aws_lc_rs::hmac;
-        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.0), purpose.as_bytes());
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), data);
+        let tag = match self.1.iter().find(|(p, _)| *p == purpose) {
+            Some((_, key)) => hmac::sign(key, data),
+            None => hmac::sign(&derive_mac_key(&self.0, purpose), data),
+        };
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
@@ -273,5 +296,29 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         assert!(!format!("{:?}", MasterKey::generate()).contains('='));
+    }
+}
+
+#[cfg(test)]
+mod hex_tests {
+    use proptest::prelude::*;
+
+    #[test]
+    fn macs_with_remembered_keys_are_the_two_step_hmac() {
+        use aws_lc_rs::hmac;
+        let master = super::MasterKey::generate();
+        for purpose in super::MAC_PURPOSES.into_iter().chain(["another purpose"]) {
+            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes()), purpose.as_bytes());
+            let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), b"data");
+            assert_eq!(master.mac(purpose, b"data").as_slice(), expected.as_ref(), "{purpose}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn hex_is_two_lowercase_digits_per_byte(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(super::hex(&bytes), expected);
+        }
     }
 }

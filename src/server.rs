@@ -89,6 +89,7 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         clock: clock.clone(),
         keys: KeyRing::new(master_key.clone(), config.rotation_policy(), db.feed()),
         cache: Arc::new(Caches::new(db.feed())),
+        verified: crate::oauth::access_token::VerifiedTokens::default(),
         refresh: RefreshPolicy { idle: config.refresh_token_idle_ttl, absolute: config.refresh_token_ttl },
         registration: RegistrationPolicy { mode: config.registration, scopes: config.registration_scopes.clone() },
     });

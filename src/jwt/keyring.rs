@@ -34,6 +34,8 @@ const MAX_VERIFIERS: usize = 1024;
 pub struct Verifier {
     pub alg: Algorithm,
     pub key: DecodingKey,
+    /// When a retired key leaves the JWKS and stops verifying.
+    pub unpublish_at: Option<DateTime<Utc>>,
 }
 
 /// An active signer, when the database was last asked about it, and the
@@ -180,8 +182,8 @@ impl KeyRing {
         let alg = SigningAlg::parse(&row.algorithm).ok_or_else(|| corrupt("unknown algorithm".into()))?;
         let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| corrupt(e.to_string()))?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| corrupt(e.to_string()))?;
-        let verifier = Arc::new(Verifier { alg: alg.jws(), key });
         let unpublish_at = row.unpublish_at.map(|t| t.and_utc());
+        let verifier = Arc::new(Verifier { alg: alg.jws(), key, unpublish_at });
         let Some(generation) = generation else {
             return Ok(Some(verifier));
         };

@@ -158,6 +158,20 @@ pub fn mint(
     Ok(Minted { token, expires_in: ttl, claims })
 }
 
+/// Tokens whose signature was checked, by SHA-256, with the verdict and
+/// the moment it stops counting: the token's expiry, its key's leaving the
+/// JWKS, or `SIGNER_RECHECK` after the check, whichever is first; and at
+/// once when the database changes (a key or a resource server's secret).
+/// A resource server that introspects the same token on every request
+/// pays for one signature check, not one per request.
+pub struct VerifiedTokens(crate::store::feed::Cached<(Option<AccessClaims>, i64)>);
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        Self(crate::store::feed::Cached::new(50_000, std::time::Duration::from_secs(60)))
+    }
+}
+
 /// The claims of a token this server signed, whatever its expiry or
 /// revocation; `None` when it is not one (malformed, unknown or unpublished
 /// kid, bad signature, wrong `typ` or `iss`, an HS256 resource server's
@@ -168,32 +182,59 @@ pub fn verify_signature(
     server: &AuthServer,
     token: &str,
 ) -> Result<Option<AccessClaims>, OAuthError> {
+    let now = server.clock.now();
+    let generation = server.cache.feed().generation();
+    let digest = crate::crypto::fingerprint(token);
+    if let Some((claims, until)) = server.verified.0.get(generation, &digest)
+        && now.timestamp() < until
+    {
+        return Ok(claims);
+    }
+    let (claims, unpublish_at) = check_signature(conn, server, token)?;
+    let recheck = (now + crate::jwt::keyring::SIGNER_RECHECK).timestamp();
+    let until = [claims.as_ref().map(|c| c.exp), unpublish_at.map(|t| t.timestamp()), Some(recheck)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(recheck);
+    server.verified.0.put(generation, &digest, (claims.clone(), until));
+    Ok(claims)
+}
+
+/// `verify_signature` without the memory; with the claims, when the key
+/// that verified them leaves the JWKS.
+type Checked = (Option<AccessClaims>, Option<chrono::DateTime<chrono::Utc>>);
+
+fn check_signature(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Checked, OAuthError> {
     let Ok(header) = jsonwebtoken::decode_header(token) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let typ_ok = header
         .typ
         .as_deref()
         .is_some_and(|t| t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
     let Some(kid) = header.kid.as_deref().filter(|_| typ_ok) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     // For an HS256 resource server, the audience its secret may vouch for.
-    let (alg, key, only_for) = if kid.starts_with("rs_") {
+    let (alg, key, only_for, unpublish_at) = if kid.starts_with("rs_") {
         let Some(row) = server.cache.resource(conn, kid)? else {
-            return Ok(None);
+            return Ok((None, None));
         };
         if TokenAlg::parse(&row.algorithm) != Some(TokenAlg::Hs256) {
-            return Ok(None);
+            return Ok((None, None));
         }
         let Some(secret) = resources::hmac_key(server.keys.master(), &row) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)), Some(row.identifier))
+        (Algorithm::HS256, Verify::Owned(DecodingKey::from_secret(&secret)), Some(row.identifier), None)
     } else {
         match server.keys.verifier(conn, server.clock.as_ref(), kid).map_err(key_error)? {
-            Some(v) => (v.alg, Verify::Shared(v), None),
-            None => return Ok(None),
+            Some(v) => {
+                let unpublish_at = v.unpublish_at;
+                (v.alg, Verify::Shared(v), None, unpublish_at)
+            }
+            None => return Ok((None, None)),
         }
     };
     let validation = crate::jwt::signature_only(alg);
@@ -201,21 +242,21 @@ pub fn verify_signature(
     // fails to deserialize here.
     let claims = match jsonwebtoken::decode::<AccessClaims>(token, key.key(), &validation) {
         Ok(data) => data.claims,
-        Err(_) => return Ok(None),
+        Err(_) => return Ok((None, None)),
     };
     if claims.iss != server.issuer {
-        return Ok(None);
+        return Ok((None, None));
     }
     // The resource server holds its secret too, so whatever that secret
     // signs is only as good as a token the resource server wrote itself:
     // valid for that resource server, never for `/v1` or another audience.
     if only_for.is_some_and(|identifier| claims.aud != identifier) {
-        return Ok(None);
+        return Ok((None, None));
     }
     if !lifetime_within(server, &claims) {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(claims))
+    Ok((Some(claims), unpublish_at))
 }
 
 /// Whether a token claims to live no longer than the server issues them

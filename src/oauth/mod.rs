@@ -48,6 +48,8 @@ pub struct AuthServer {
     pub keys: KeyRing,
     /// What the hot paths read, in memory (`store::cache`).
     pub cache: std::sync::Arc<crate::store::cache::Caches>,
+    /// Signatures already checked (`access_token::verify_signature`).
+    pub verified: access_token::VerifiedTokens,
     pub refresh: user_grants::RefreshPolicy,
     /// Who may register clients, and what they may get.
     pub registration: registration::RegistrationPolicy,

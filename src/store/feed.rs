@@ -133,17 +133,26 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
     /// The entry for `key`, read with `load` unless a trusted copy is held.
     pub fn get_or_load<E>(&self, feed: &Feed, key: &str, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
         let generation = feed.generation();
-        if let Some(generation) = generation
-            && let Some((at, value)) = self.entries.get(key)
-            && at == generation
-        {
+        if let Some(value) = self.get(generation, key) {
             return Ok(value);
         }
         let value = load()?;
-        if let Some(generation) = generation {
-            self.entries.insert(key.to_string(), (generation, value.clone()));
-        }
+        self.put(generation, key, value.clone());
         Ok(value)
+    }
+
+    /// The entry for `key` if it was read in `generation` (taken from the
+    /// feed before a read that may `put`).
+    pub fn get(&self, generation: Option<u64>, key: &str) -> Option<V> {
+        let (at, value) = self.entries.get(key)?;
+        (Some(at) == generation).then_some(value)
+    }
+
+    /// Keeps `value`, read in `generation`; nothing while the feed is stale.
+    pub fn put(&self, generation: Option<u64>, key: &str, value: V) {
+        if let Some(generation) = generation {
+            self.entries.insert(key.to_string(), (generation, value));
+        }
     }
 
     pub fn entry_count(&self) -> u64 {

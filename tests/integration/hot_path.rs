@@ -116,7 +116,10 @@ fn a_change_made_elsewhere_takes_effect_within_the_bound(backend: Backend) {
     let res = fleet.http.delete(format!("{a}/v1/api-keys/{victim_id}")).bearer_auth(&admin).send().unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(fleet.me(a, &victim), StatusCode::UNAUTHORIZED, "at once where it was revoked");
-    within_bound("a key revoked on another instance is refused", until(|| fleet.me(b, &victim) == StatusCode::UNAUTHORIZED));
+    within_bound(
+        "a key revoked on another instance is refused",
+        until(|| fleet.me(b, &victim) == StatusCode::UNAUTHORIZED),
+    );
 
     // A client's secret rotated through A (the old one ends now): B's
     // token endpoint refuses the old secret within the bound.
@@ -177,7 +180,9 @@ fn a_change_made_elsewhere_takes_effect_within_the_bound(backend: Backend) {
 
 fn discovery_documents_answer_304_to_their_etag(backend: Backend) {
     let app = TestApp::start(backend);
-    for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+    for path in
+        ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+    {
         let res = app.client.get(app.url(path)).send().unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let etag = res.headers()["etag"].to_str().unwrap().to_string();
