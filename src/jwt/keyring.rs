@@ -53,6 +53,8 @@ pub fn etag_of(body: &[u8]) -> String {
 pub struct Jwks {
     pub body: bytes::Bytes,
     pub etag: String,
+    /// The `kid` of each published key.
+    pub kids: Arc<[String]>,
 }
 
 struct CachedJwks {
@@ -118,7 +120,11 @@ impl KeyRing {
         let (set, until) = keys::jwks(conn, clock, &self.policy)?;
         let body = bytes::Bytes::from(serde_json::to_vec(&set).map_err(|_| SigningKeyError::Generation)?);
         let etag = etag_of(&body);
-        let jwks = Jwks { body, etag };
+        let kids = set["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let jwks = Jwks { body, etag, kids };
         if let Some(generation) = generation {
             let until = until.map_or(now + SIGNER_RECHECK, |t| t.min(now + SIGNER_RECHECK));
             *self.jwks.write().unwrap_or_else(|e| e.into_inner()) =
@@ -172,6 +178,11 @@ impl KeyRing {
             && cached.fresh(now, generation)
         {
             return Ok(Some(cached.verifier.clone()));
+        }
+        // A kid the JWKS does not publish verifies nothing: known from the
+        // JWKS in memory, so a flood of made-up kids reads no database.
+        if !self.jwks(conn, clock)?.kids.iter().any(|k| k == kid) {
+            return Ok(None);
         }
         let row = signing_keys::find(conn, kid)?;
         let Some(row) = row.filter(|r| published(r, now)) else {

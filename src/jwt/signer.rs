@@ -61,6 +61,8 @@ pub enum SignError {
     Claims(#[from] serde_json::Error),
     #[error("the signature failed")]
     Signature,
+    #[error("the header is not this key's")]
+    Header,
 }
 
 fn header_b64(alg: SigningAlg, kid: &str, typ: Typ) -> String {
@@ -106,11 +108,17 @@ impl JwsSigner {
         Ok(jws)
     }
 
-    /// The compact JWS of `claims` under any `header` (whose `alg` must be
-    /// this key's): for tokens of other shapes than the server's own.
+    /// The compact JWS of `claims` under another `header` than the
+    /// server's own: its `alg` and `kid` must be this key's, and it may not
+    /// point elsewhere for a key (`jku`, `jwk`, `x5u`).
     pub fn sign_with_header<T: Serialize>(&self, header: &Header, claims: &T) -> Result<String, SignError> {
-        if header.alg != self.alg.jws() {
-            return Err(SignError::Signature);
+        if header.alg != self.alg.jws()
+            || header.kid.as_deref() != Some(self.kid.as_str())
+            || header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+        {
+            return Err(SignError::Header);
         }
         let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
         jws.push('.');

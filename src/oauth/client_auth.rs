@@ -86,6 +86,9 @@ fn basic_credentials(header: &str) -> Result<Option<(String, String)>, OAuthErro
     if id.is_empty() {
         return Err(malformed());
     }
+    if id.len() > MAX_CREDENTIAL_LEN || secret.len() > MAX_CREDENTIAL_LEN {
+        return Err(OAuthError::invalid_client("the client credentials are too long"));
+    }
     Ok(Some((id, secret)))
 }
 

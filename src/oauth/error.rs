@@ -71,7 +71,9 @@ impl OAuthError {
     /// Logs `cause` in full; the client sees only the request id.
     pub fn server_error(cause: &dyn std::fmt::Display) -> Self {
         let request_id = current_request_id();
-        tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, "internal error");
+        if !crate::store::feed::is_offline() {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = %cause, "internal error");
+        }
         let description = match request_id {
             Some(id) => format!("Internal server error (request id {id})"),
             None => "Internal server error".to_string(),
@@ -118,11 +120,14 @@ impl From<StoreError> for OAuthError {
             // mid-query) is as transient as an unreachable server: 503, so
             // introspection and revocation fail closed and say so.
             StoreError::Unavailable(_) | StoreError::Query(_) => {
-                tracing::warn!(
-                    request_id = current_request_id().as_deref().unwrap_or("-"),
-                    error = %e,
-                    "database unavailable"
-                );
+                // Offline, a lookup that missed fails here by design.
+                if !crate::store::feed::is_offline() {
+                    tracing::warn!(
+                        request_id = current_request_id().as_deref().unwrap_or("-"),
+                        error = %e,
+                        "database unavailable"
+                    );
+                }
                 Self::unavailable()
             }
             other => Self::server_error(&other),

@@ -69,19 +69,35 @@ impl Feed {
         (!stale).then(|| self.generation.load(Ordering::Acquire))
     }
 
-    /// Records a version read from the database.
-    pub fn observe(&self, version: i64) {
+    /// Records a version read from the database by a query that started
+    /// at `started` (`millis`): the entries count from then, not from when
+    /// the answer arrived.
+    fn observe_from(&self, version: i64, started: i64) {
         if self.version.swap(version, Ordering::AcqRel) != version {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        self.read_at.store(self.millis(), Ordering::Release);
+        self.read_at.fetch_max(started, Ordering::AcqRel);
     }
 
-    /// Reads the version on `conn`.
+    /// Records a version read from the database just now.
+    pub fn observe(&self, version: i64) {
+        self.observe_from(version, self.millis());
+    }
+
+    /// Reads the version on `conn`. If it cannot, forgets every entry: a
+    /// write this connection just made may not have been seen.
     pub fn sync(&self, conn: &mut DbConn) -> Result<(), StoreError> {
-        let version: i64 = cache_version::table.select(cache_version::version).first(conn)?;
-        self.observe(version);
-        Ok(())
+        let started = self.millis();
+        match cache_version::table.select(cache_version::version).first::<i64>(conn) {
+            Ok(version) => {
+                self.observe_from(version, started);
+                Ok(())
+            }
+            Err(e) => {
+                self.invalidate();
+                Err(e.into())
+            }
+        }
     }
 
     /// Forgets every cached entry now (tests; the CLI's own writes are
@@ -94,6 +110,14 @@ impl Feed {
 thread_local! {
     static OFFLINE: RefCell<Option<DbConn>> = const { RefCell::new(None) };
     static TOUCHED: Cell<bool> = const { Cell::new(false) };
+    static RUNNING_OFFLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is running a service `offline`: an error it makes
+/// from a failed lookup is not real (the answer is thrown away), so it is
+/// not logged.
+pub fn is_offline() -> bool {
+    RUNNING_OFFLINE.with(Cell::get)
 }
 
 fn offline_conn() -> Option<DbConn> {
@@ -113,10 +137,16 @@ pub fn offline<T>(f: impl FnOnce(&mut DbConn) -> T) -> Option<T> {
         }
         let conn = slot.as_mut()?;
         TOUCHED.with(|t| t.set(false));
+        RUNNING_OFFLINE.with(|r| r.set(true));
         let answer = f(conn);
+        RUNNING_OFFLINE.with(|r| r.set(false));
         (!TOUCHED.with(|t| t.replace(false))).then_some(answer)
     })
 }
+
+/// The longest key an entry is kept under: ids, fingerprints and digests
+/// are far shorter; anything longer is looked up every time.
+pub const MAX_KEY_LEN: usize = 256;
 
 /// A bounded cache whose entries count only under the generation they
 /// were read in (see the module's comment). Misses, `None` included, are
@@ -148,9 +178,10 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
         (Some(at) == generation).then_some(value)
     }
 
-    /// Keeps `value`, read in `generation`; nothing while the feed is stale.
+    /// Keeps `value`, read in `generation`; nothing while the feed is stale,
+    /// nor under a key longer than `MAX_KEY_LEN` (capacity counts entries).
     pub fn put(&self, generation: Option<u64>, key: &str, value: V) {
-        if let Some(generation) = generation {
+        if let Some(generation) = generation.filter(|_| key.len() <= MAX_KEY_LEN) {
             self.entries.insert(key.to_string(), (generation, value));
         }
     }

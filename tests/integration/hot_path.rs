@@ -221,4 +221,45 @@ fn discovery_documents_answer_304_to_their_etag(backend: Backend) {
     assert!(set["keys"].as_array().unwrap().iter().any(|k| k["kid"] == staged.kid.as_str()));
 }
 
-both_backends!(a_change_made_elsewhere_takes_effect_within_the_bound, discovery_documents_answer_304_to_their_etag);
+fn made_up_credentials_are_answered_from_memory(backend: Backend) {
+    use tessera::jwt::keyring::KeyRing;
+    use tessera::store::cache::Caches;
+    use tessera::store::feed::offline;
+    let app = TestApp::start(backend);
+    // What the server's caches do, on the server's own feed.
+    let (caches, ring) =
+        (Caches::new(app.db.feed()), KeyRing::new(app.master_key.clone(), app.config.rotation_policy(), app.db.feed()));
+    until(|| app.db.feed().generation().is_some());
+    // An unknown API key fingerprint: read once, then known to be unknown.
+    let fingerprint = "0".repeat(64);
+    assert_eq!(caches.api_key(&mut app.conn(), &fingerprint).unwrap(), None);
+    let again = offline(|conn| caches.api_key(conn, &fingerprint).map(|k| k.is_none()));
+    assert_eq!(again.map(Result::unwrap), Some(true), "the miss was kept");
+    // An unknown kid: the JWKS in memory says it is not published.
+    ring.jwks(&mut app.conn(), &app.clock).unwrap();
+    let verdict = offline(|conn| ring.verifier(conn, &app.clock, "a-made-up-kid").map(|v| v.is_none()));
+    assert_eq!(verdict.map(Result::unwrap), Some(true), "no database for a kid the JWKS lacks");
+    // A key too long to keep is looked up every time, never stored.
+    let long = "x".repeat(tessera::store::feed::MAX_KEY_LEN + 1);
+    assert_eq!(caches.api_key(&mut app.conn(), &long).unwrap(), None);
+    assert_eq!(offline(|conn| caches.api_key(conn, &long).is_ok()), None, "not kept");
+
+    // Over HTTP: a Basic client id of 60 kB is refused before any lookup.
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("c".repeat(60_000), Some("secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert!(body["error_description"].as_str().unwrap().contains("too long"), "{body}");
+}
+
+both_backends!(
+    a_change_made_elsewhere_takes_effect_within_the_bound,
+    discovery_documents_answer_304_to_their_etag,
+    made_up_credentials_are_answered_from_memory,
+);

@@ -9,26 +9,28 @@ CREATE TABLE cache_version (
     version BIGINT NOT NULL
 );
 INSERT INTO cache_version (id, version) VALUES (1, 0);
+-- Deferred to the commit: the row lock on cache_version is taken only once
+-- the transaction's own statements are done, so it cannot deadlock with the
+-- row locks they took, and is held for the commit alone.
 CREATE FUNCTION tessera_cache_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE cache_version SET version = version + 1 WHERE id = 1;
-    PERFORM pg_notify('tessera_cache', '');
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE ON users
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER clients_cache AFTER INSERT OR UPDATE OR DELETE ON clients
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER client_secrets_cache AFTER INSERT OR UPDATE OR DELETE ON client_secrets
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER resource_servers_cache AFTER INSERT OR UPDATE OR DELETE ON resource_servers
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER signing_keys_cache AFTER INSERT OR UPDATE OR DELETE ON signing_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER api_keys_cache AFTER INSERT OR UPDATE OF owner_id, client_id, name, key_type, mode, prefix, last4, fingerprint, permissions, allowed_ips, allowed_referrers, allowed_endpoints, rate_limit, expires_at, revoked_at, rotated_from OR DELETE ON api_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER grants_cache AFTER UPDATE OF revoked_at OR DELETE ON grants
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
-CREATE TRIGGER revoked_tokens_cache AFTER INSERT ON revoked_tokens
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE ON users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER clients_cache AFTER INSERT OR UPDATE OR DELETE ON clients
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER client_secrets_cache AFTER INSERT OR UPDATE OR DELETE ON client_secrets
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER resource_servers_cache AFTER INSERT OR UPDATE OR DELETE ON resource_servers
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER signing_keys_cache AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER api_keys_cache AFTER INSERT OR UPDATE OF owner_id, client_id, name, key_type, mode, prefix, last4, fingerprint, permissions, allowed_ips, allowed_referrers, allowed_endpoints, rate_limit, expires_at, revoked_at, rotated_from OR DELETE ON api_keys
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER grants_cache AFTER UPDATE OF revoked_at OR DELETE ON grants
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
+CREATE CONSTRAINT TRIGGER revoked_tokens_cache AFTER INSERT ON revoked_tokens
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed();
