@@ -21,7 +21,7 @@ use super::keys::{self, RotationPolicy, Signer, SigningAlg, SigningKeyError};
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::store::DbConn;
-use crate::store::feed::Feed;
+use crate::store::feed::{Feed, Kind};
 use crate::store::signing_keys;
 
 /// How long a cached active signer is trusted before the database is
@@ -110,7 +110,7 @@ impl KeyRing {
     /// The JWK Set to publish now, from memory unless the key set may
     /// have changed since it was built.
     pub fn jwks(&self, conn: &mut DbConn, clock: &dyn Clock) -> Result<Jwks, SigningKeyError> {
-        let (now, generation) = (clock.now(), self.feed.generation());
+        let (now, generation) = (clock.now(), self.feed.generation(&[Kind::SigningKeys]));
         if let Some(cached) = self.jwks.read().unwrap_or_else(|e| e.into_inner()).as_ref()
             && Some(cached.generation) == generation
             && now < cached.until
@@ -148,7 +148,7 @@ impl KeyRing {
         clock: &dyn Clock,
         alg: SigningAlg,
     ) -> Result<Arc<Signer>, SigningKeyError> {
-        let (now, generation) = (clock.now(), self.feed.generation());
+        let (now, generation) = (clock.now(), self.feed.generation(&[Kind::SigningKeys]));
         if let Some((signer, checked, at)) = self.signers.read().unwrap_or_else(|e| e.into_inner()).get(&alg)
             && Some(*at) == generation
             && now - *checked < SIGNER_RECHECK
@@ -173,7 +173,7 @@ impl KeyRing {
         clock: &dyn Clock,
         kid: &str,
     ) -> Result<Option<Arc<Verifier>>, SigningKeyError> {
-        let (now, generation) = (clock.now(), self.feed.generation());
+        let (now, generation) = (clock.now(), self.feed.generation(&[Kind::SigningKeys]));
         if let Some(cached) = self.verifiers.read().unwrap_or_else(|e| e.into_inner()).get(kid)
             && cached.fresh(now, generation)
         {

@@ -168,7 +168,8 @@ pub struct VerifiedTokens(crate::store::feed::Cached<(Option<AccessClaims>, i64)
 
 impl Default for VerifiedTokens {
     fn default() -> Self {
-        Self(crate::store::feed::Cached::new(50_000, std::time::Duration::from_secs(60)))
+        use crate::store::feed::{Cached, Kind};
+        Self(Cached::new(&[Kind::SigningKeys, Kind::ResourceServers], 50_000, std::time::Duration::from_secs(60)))
     }
 }
 
@@ -183,7 +184,7 @@ pub fn verify_signature(
     token: &str,
 ) -> Result<Option<AccessClaims>, OAuthError> {
     let now = server.clock.now();
-    let generation = server.cache.feed().generation();
+    let generation = server.verified.0.generation(server.cache.feed());
     let digest = crate::crypto::fingerprint(token);
     if let Some((claims, until)) = server.verified.0.get(generation, &digest)
         && now.timestamp() < until

@@ -16,7 +16,7 @@ use chrono::NaiveDateTime;
 
 use super::api_keys::{self, ApiKeyRow};
 use super::clients::{self, ClientRow, ClientSecretRow};
-use super::feed::{Cached, Feed};
+use super::feed::{Cached, Feed, Kind};
 use super::grants::{self, GrantRow};
 use super::resources::{self, ResourceServerRow};
 use super::users::{self, UserRow};
@@ -43,13 +43,13 @@ impl Caches {
     pub fn new(feed: Arc<Feed>) -> Self {
         Self {
             feed,
-            api_keys: Cached::new(CAPACITY, TTL),
-            users: Cached::new(CAPACITY, TTL),
-            clients: Cached::new(CAPACITY, TTL),
-            secrets: Cached::new(CAPACITY, TTL),
-            resources: Cached::new(1, TTL),
-            grants: Cached::new(CAPACITY, TTL),
-            revoked: Cached::new(CAPACITY, TTL),
+            api_keys: Cached::new(&[Kind::ApiKeys], CAPACITY, TTL),
+            users: Cached::new(&[Kind::Users], CAPACITY, TTL),
+            clients: Cached::new(&[Kind::Clients], CAPACITY, TTL),
+            secrets: Cached::new(&[Kind::Clients], CAPACITY, TTL),
+            resources: Cached::new(&[Kind::ResourceServers], 1, TTL),
+            grants: Cached::new(&[Kind::Grants], CAPACITY, TTL),
+            revoked: Cached::new(&[Kind::RevokedTokens], CAPACITY, TTL),
         }
     }
 

@@ -37,11 +37,28 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// how late a change made elsewhere takes effect here.
 pub const STALE_AFTER: Duration = Duration::from_millis(500);
 
+/// What changed: one version row per kind of cached thing, so that a
+/// revoked token does not make every instance forget every API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Users = 1,
+    /// Clients and their secrets.
+    Clients = 2,
+    ResourceServers = 3,
+    SigningKeys = 4,
+    ApiKeys = 5,
+    Grants = 6,
+    RevokedTokens = 7,
+}
+
+const KINDS: usize = 7;
+
 pub struct Feed {
     epoch: Instant,
-    /// The last version read; -1 before the first read.
-    version: AtomicI64,
-    generation: AtomicU64,
+    /// The last version read of each kind (index `kind - 1`); -1 before
+    /// the first read.
+    versions: [AtomicI64; KINDS],
+    generations: [AtomicU64; KINDS],
     /// Milliseconds after `epoch` of the last successful read.
     read_at: AtomicI64,
 }
@@ -50,8 +67,8 @@ impl Default for Feed {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
-            version: AtomicI64::new(-1),
-            generation: AtomicU64::new(0),
+            versions: std::array::from_fn(|_| AtomicI64::new(-1)),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
             read_at: AtomicI64::new(i64::MIN),
         }
     }
@@ -62,35 +79,39 @@ impl Feed {
         i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// The generation to record with an entry about to be read; `None`
+    /// The generation to record with an entry about to be read, made of
+    /// what it depends on (it moves whenever one of `kinds` does); `None`
     /// while the feed is stale (the entry would not be trusted anyway).
-    pub fn generation(&self) -> Option<u64> {
+    pub fn generation(&self, kinds: &[Kind]) -> Option<u64> {
         let stale = self.millis().saturating_sub(self.read_at.load(Ordering::Acquire)) > STALE_AFTER.as_millis() as i64;
-        (!stale).then(|| self.generation.load(Ordering::Acquire))
+        (!stale).then(|| kinds.iter().map(|k| self.generations[*k as usize - 1].load(Ordering::Acquire)).sum())
     }
 
-    /// Records a version read from the database by a query that started
-    /// at `started` (`millis`): the entries count from then, not from when
-    /// the answer arrived.
-    fn observe_from(&self, version: i64, started: i64) {
-        if self.version.swap(version, Ordering::AcqRel) != version {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+    /// Records the versions read by a query that started at `started`
+    /// (`millis`): the entries count from then, not from when the answer
+    /// arrived. A kind the answer lacks is taken as changed.
+    fn observe_from(&self, versions: &[(i32, i64)], started: i64) {
+        for index in 0..KINDS {
+            let version = versions.iter().find(|(id, _)| *id as usize == index + 1).map_or(-2, |(_, v)| *v);
+            if self.versions[index].swap(version, Ordering::AcqRel) != version || version == -2 {
+                self.generations[index].fetch_add(1, Ordering::AcqRel);
+            }
         }
         self.read_at.fetch_max(started, Ordering::AcqRel);
     }
 
-    /// Records a version read from the database just now.
-    pub fn observe(&self, version: i64) {
-        self.observe_from(version, self.millis());
+    /// Records versions read from the database just now.
+    pub fn observe(&self, versions: &[(i32, i64)]) {
+        self.observe_from(versions, self.millis());
     }
 
-    /// Reads the version on `conn`. If it cannot, forgets every entry: a
+    /// Reads the versions on `conn`. If it cannot, forgets every entry: a
     /// write this connection just made may not have been seen.
     pub fn sync(&self, conn: &mut DbConn) -> Result<(), StoreError> {
         let started = self.millis();
-        match cache_version::table.select(cache_version::version).first::<i64>(conn) {
-            Ok(version) => {
-                self.observe_from(version, started);
+        match cache_version::table.select((cache_version::id, cache_version::version)).load::<(i32, i64)>(conn) {
+            Ok(versions) => {
+                self.observe_from(&versions, started);
                 Ok(())
             }
             Err(e) => {
@@ -103,7 +124,9 @@ impl Feed {
     /// Forgets every cached entry now (tests; the CLI's own writes are
     /// seen through the version).
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        for generation in &self.generations {
+            generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -153,16 +176,23 @@ pub const MAX_KEY_LEN: usize = 256;
 /// cached too: a flood of unknown keys does not reach the database.
 pub struct Cached<V> {
     entries: moka::sync::Cache<String, (u64, V)>,
+    kinds: &'static [Kind],
 }
 
 impl<V: Clone + Send + Sync + 'static> Cached<V> {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
-        Self { entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build() }
+    /// A cache of what `kinds` of rows say.
+    pub fn new(kinds: &'static [Kind], capacity: u64, ttl: Duration) -> Self {
+        Self { entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(), kinds }
+    }
+
+    /// The generation an entry read now is kept under.
+    pub fn generation(&self, feed: &Feed) -> Option<u64> {
+        feed.generation(self.kinds)
     }
 
     /// The entry for `key`, read with `load` unless a trusted copy is held.
     pub fn get_or_load<E>(&self, feed: &Feed, key: &str, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        let generation = feed.generation();
+        let generation = self.generation(feed);
         if let Some(value) = self.get(generation, key) {
             return Ok(value);
         }
@@ -199,7 +229,8 @@ mod tests {
     #[test]
     fn an_entry_counts_only_in_its_generation_and_while_fresh() {
         let feed = Feed::default();
-        let cache: Cached<i32> = Cached::new(10, Duration::from_secs(60));
+        let cache: Cached<i32> = Cached::new(&[Kind::ApiKeys, Kind::Users], 10, Duration::from_secs(60));
+        let all = |api_keys: i64, revoked: i64| [(1, 0), (2, 0), (3, 0), (4, 0), (5, api_keys), (6, 0), (7, revoked)];
         let loads = Cell::new(0);
         let load = || -> Result<i32, ()> {
             loads.set(loads.get() + 1);
@@ -208,22 +239,28 @@ mod tests {
         // Never read: stale, nothing kept.
         assert_eq!(cache.get_or_load(&feed, "k", load), Ok(1));
         assert_eq!(cache.get_or_load(&feed, "k", load), Ok(2));
-        feed.observe(7);
+        feed.observe(&all(7, 0));
         assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3));
         assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "kept");
-        feed.observe(7);
-        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "same version");
-        feed.observe(8);
-        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(4), "the version moved");
+        feed.observe(&all(7, 0));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "same versions");
+        feed.observe(&all(7, 5));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(3), "another kind moved");
+        feed.observe(&all(8, 5));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(4), "its kind moved");
+        feed.observe(&[(1, 0), (2, 0), (3, 0), (4, 0), (6, 0), (7, 5)]);
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(5), "a kind missing counts as moved");
+        feed.observe(&all(8, 5));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(6), "back: a move all the same");
         feed.invalidate();
-        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(5));
+        assert_eq!(cache.get_or_load(&feed, "k", load), Ok(7));
     }
 
     #[test]
     fn the_cache_is_bounded() {
         let feed = Feed::default();
-        feed.observe(1);
-        let cache: Cached<Option<i32>> = Cached::new(100, Duration::from_secs(60));
+        feed.observe(&[(1, 1)]);
+        let cache: Cached<Option<i32>> = Cached::new(&[Kind::ApiKeys], 100, Duration::from_secs(60));
         for i in 0..10_000 {
             cache.get_or_load::<()>(&feed, &format!("unknown-{i}"), || Ok(None)).unwrap();
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
+use tessera::clock::Clock;
 
 use crate::both_backends;
 use crate::support::served::{Served, tessera};
@@ -229,7 +230,7 @@ fn made_up_credentials_are_answered_from_memory(backend: Backend) {
     // What the server's caches do, on the server's own feed.
     let (caches, ring) =
         (Caches::new(app.db.feed()), KeyRing::new(app.master_key.clone(), app.config.rotation_policy(), app.db.feed()));
-    until(|| app.db.feed().generation().is_some());
+    until(|| app.db.feed().generation(&[tessera::store::feed::Kind::ApiKeys]).is_some());
     // An unknown API key fingerprint: read once, then known to be unknown.
     let fingerprint = "0".repeat(64);
     assert_eq!(caches.api_key(&mut app.conn(), &fingerprint).unwrap(), None);
@@ -258,8 +259,31 @@ fn made_up_credentials_are_answered_from_memory(backend: Backend) {
     assert!(body["error_description"].as_str().unwrap().contains("too long"), "{body}");
 }
 
+/// A change of one kind (a revoked token) leaves what the caches hold of
+/// the others (API keys): nobody can empty every cache by revoking their
+/// own tokens. A change of the kind itself empties it.
+fn a_change_of_one_kind_keeps_the_others(backend: Backend) {
+    use tessera::store::cache::Caches;
+    use tessera::store::feed::{Kind, offline};
+    let app = TestApp::start(backend);
+    let caches = Caches::new(app.db.feed());
+    until(|| app.db.feed().generation(&[Kind::ApiKeys]).is_some());
+    let fingerprint = "f".repeat(64);
+    let from_memory = || offline(|conn| caches.api_key(conn, &fingerprint).is_ok()).is_some();
+    caches.api_key(&mut app.conn(), &fingerprint).unwrap();
+    assert!(from_memory());
+
+    let now = app.clock.now().naive_utc();
+    tessera::store::tokens::revoke(&mut app.conn(), "a-jti", "cl_x", now, now + chrono::Duration::minutes(5)).unwrap();
+    assert!(from_memory(), "a revoked token keeps the API keys");
+
+    app.root_key();
+    assert!(!from_memory(), "a new API key empties what was kept of API keys");
+}
+
 both_backends!(
     a_change_made_elsewhere_takes_effect_within_the_bound,
+    a_change_of_one_kind_keeps_the_others,
     discovery_documents_answer_304_to_their_etag,
     made_up_credentials_are_answered_from_memory,
 );
