@@ -17,6 +17,7 @@ use crate::clock::{Clock, span};
 use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::grants::{self, GrantRow, RefreshRow};
 use crate::store::{DbConn, StoreError};
+use diesel::Connection;
 
 /// Idle and absolute lifetimes of refresh tokens.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +37,30 @@ pub fn revoke_grant(conn: &mut DbConn, clock: &dyn Clock, grant_id: &str, reason
     crate::audit::record(conn, clock, event)
 }
 
-/// Mints an access token in `grant` (and a refresh token when the grant
-/// holds `offline_access` and the client may refresh).
+/// The tokens of one answer, signed but not yet recorded: the signatures
+/// are made before the transaction that records them, so no write lock is
+/// held while a key signs.
+struct Issued {
+    response: TokenResponse,
+    jti: String,
+    expires_at: chrono::NaiveDateTime,
+    refresh: Option<RefreshRow>,
+}
+
+impl Issued {
+    /// Records the access token in its grant and the refresh token.
+    fn record(&self, conn: &mut DbConn, grant_id: &str) -> Result<(), StoreError> {
+        grants::add_grant_token(conn, &self.jti, grant_id, self.expires_at)?;
+        if let Some(row) = &self.refresh {
+            grants::insert_refresh(conn, row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Signs an access token in `grant` (and makes a refresh token when the
+/// grant holds `offline_access` and the client may refresh; and an ID
+/// token with `openid`). Reads only.
 fn tokens_for(
     conn: &mut DbConn,
     server: &AuthServer,
@@ -45,47 +68,62 @@ fn tokens_for(
     grant: &GrantRow,
     scope: &Scopes,
     refresh: Option<&RefreshPolicy>,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let audience: Audience = access_token::resolve_audience(conn, server, client, Some(&grant.audience))?;
     let minted =
         access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope, Some(&grant.id))?;
-    let exp = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
-    grants::add_grant_token(conn, &minted.claims.jti, &grant.id, exp)?;
-    let refresh_token = match refresh {
-        Some(policy) => Some(new_refresh_token(conn, server, grant, policy)?),
-        None => None,
+    let expires_at = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
+    let (refresh_token, refresh) = match refresh.map(|policy| new_refresh_token(server, grant, policy)) {
+        Some((token, row)) => (Some(token), Some(row)),
+        None => (None, None),
     };
     let id_token = super::id_token::mint(conn, server, client, grant, scope, &minted.token)?;
-    Ok(TokenResponse {
-        access_token: minted.token,
-        token_type: "Bearer",
-        expires_in: minted.expires_in,
-        scope: minted.claims.scope,
-        refresh_token,
-        id_token,
+    Ok(Issued {
+        jti: minted.claims.jti.clone(),
+        expires_at,
+        refresh,
+        response: TokenResponse {
+            access_token: minted.token,
+            token_type: "Bearer",
+            expires_in: minted.expires_in,
+            scope: minted.claims.scope,
+            refresh_token,
+            id_token,
+        },
     })
 }
 
-fn new_refresh_token(
-    conn: &mut DbConn,
-    server: &AuthServer,
-    grant: &GrantRow,
-    policy: &RefreshPolicy,
-) -> Result<String, StoreError> {
+fn new_refresh_token(server: &AuthServer, grant: &GrantRow, policy: &RefreshPolicy) -> (String, RefreshRow) {
     let token = random_base62(SECRET_LEN_256_BITS);
     let now = server.clock.now();
     let idle_end = (now + span(policy.idle)).naive_utc();
-    grants::insert_refresh(
-        conn,
-        &RefreshRow {
-            id: fingerprint(&token),
-            grant_id: grant.id.clone(),
-            created_at: now.naive_utc(),
-            expires_at: idle_end.min(grant.expires_at),
-            used_at: None,
-        },
-    )?;
-    Ok(token)
+    let row = RefreshRow {
+        id: fingerprint(&token),
+        grant_id: grant.id.clone(),
+        created_at: now.naive_utc(),
+        expires_at: idle_end.min(grant.expires_at),
+        used_at: None,
+    };
+    (token, row)
+}
+
+/// Why a grant's transaction did not commit.
+enum Redeem {
+    /// The code or refresh token was used by another request meanwhile.
+    Spent,
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for Redeem {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<StoreError> for Redeem {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 /// A code or refresh token of a person whose account is disabled: their
@@ -125,7 +163,7 @@ pub fn authorization_code(
     if now.naive_utc() >= row.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if !access_token::user_enabled(conn, &row.user_id)? {
+    if server.cache.user(conn, &row.user_id)?.is_none_or(|u| u.disabled) {
         return Err(disabled_person());
     }
     match request.params.get("redirect_uri") {
@@ -151,20 +189,34 @@ pub fn authorization_code(
         auth_time: row.auth_time,
         sid: row.sid.clone(),
     };
-    grants::insert_grant(conn, &grant)?;
-    if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
-        // Another request redeemed it a moment ago: a replay all the same.
-        revoke_grant(conn, server.clock.as_ref(), &grant.id, "authorization code replayed")?;
-        if let Some(other) = grants::find_code(conn, &row.id)?.and_then(|r| r.grant_id) {
-            revoke_grant(conn, server.clock.as_ref(), &other, "authorization code replayed")?;
-        }
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used; the tokens issued for it are revoked",
-        ));
-    }
     let scope = Scopes::from_stored(&grant.scope);
     let refresh = (client.allows_grant(GrantType::RefreshToken) && scope.contains(OFFLINE_ACCESS)).then_some(policy);
-    tokens_for(conn, server, client, &grant, &scope, refresh)
+    let issued = tokens_for(conn, server, client, &grant, &scope, refresh)?;
+    // One transaction, whose first statement writes (so SQLite takes its
+    // write lock at once rather than upgrade a read): the grant, the code
+    // spent, the tokens recorded; or nothing.
+    let redeemed = conn.transaction::<_, Redeem, _>(|conn| {
+        grants::insert_grant(conn, &grant)?;
+        if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
+            return Err(Redeem::Spent);
+        }
+        issued.record(conn, &grant.id)?;
+        Ok(())
+    });
+    match redeemed {
+        Ok(()) => Ok(issued.response),
+        Err(Redeem::Store(e)) => Err(e.into()),
+        Err(Redeem::Spent) => {
+            // Another request redeemed it a moment ago: a replay all the
+            // same. This one's tokens were never recorded nor given out.
+            if let Some(other) = grants::find_code(conn, &row.id)?.and_then(|r| r.grant_id) {
+                revoke_grant(conn, server.clock.as_ref(), &other, "authorization code replayed")?;
+            }
+            Err(OAuthError::invalid_grant(
+                "the authorization code was already used; the tokens issued for it are revoked",
+            ))
+        }
+    }
 }
 
 /// PKCE at redemption, with downgrade protection (RFC 9700 §2.1.1): a code
@@ -231,7 +283,7 @@ pub fn refresh_token(
     if now >= row.expires_at || now >= grant.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
-    if !access_token::user_enabled(conn, &grant.user_id)? {
+    if server.cache.user(conn, &grant.user_id)?.is_none_or(|u| u.disabled) {
         return Err(disabled_person());
     }
     let granted = Scopes::from_stored(&grant.scope);
@@ -245,11 +297,24 @@ pub fn refresh_token(
             )));
         }
     };
-    if !grants::use_refresh(conn, &row.id, now)? {
-        revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused concurrently")?;
-        return Err(reuse());
-    }
     // The new refresh token keeps the grant's full scope (RFC 6749 §6);
     // the access token carries the narrowed one.
-    tokens_for(conn, server, client, &grant, &scope, Some(policy))
+    let issued = tokens_for(conn, server, client, &grant, &scope, Some(policy))?;
+    // One transaction, first statement a write: the old token spent, the
+    // new ones recorded; or nothing.
+    let rotated = conn.transaction::<_, Redeem, _>(|conn| {
+        if !grants::use_refresh(conn, &row.id, now)? {
+            return Err(Redeem::Spent);
+        }
+        issued.record(conn, &grant.id)?;
+        Ok(())
+    });
+    match rotated {
+        Ok(()) => Ok(issued.response),
+        Err(Redeem::Store(e)) => Err(e.into()),
+        Err(Redeem::Spent) => {
+            revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused concurrently")?;
+            Err(reuse())
+        }
+    }
 }
