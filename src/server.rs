@@ -145,17 +145,32 @@ impl Prepared {
                 }
             }
         });
-        // Reads the cache version (`store::feed`): a change made by another
-        // instance or the CLI reaches this one's caches within
+        // Reads the cache versions (`store::feed`) on a connection of its
+        // own, so an exhausted pool does not starve it: a change made by
+        // another instance or the CLI reaches this one's caches within
         // `feed::STALE_AFTER`.
-        let poller = state.db.clone();
+        let (feed, manager) =
+            (state.db.feed(), store::ConnManager::new(config.database_url.clone(), config.database_connect_timeout));
         actix_web::rt::spawn(async move {
+            let own = std::sync::Arc::new(std::sync::Mutex::new(None));
             let mut tick = actix_web::rt::time::interval(crate::store::feed::POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                // `run` reads the version after what it runs.
-                let _ = poller.run(|_| Ok::<_, crate::store::StoreError>(())).await;
+                let (feed, manager, own) = (feed.clone(), manager.clone(), own.clone());
+                let _ = web::block(move || {
+                    let mut own = own.lock().unwrap_or_else(|e| e.into_inner());
+                    if own.is_none() {
+                        *own = r2d2::ManageConnection::connect(&manager).ok();
+                    }
+                    // A connection that fails is dropped and made again.
+                    if let Some(conn) = own.as_mut()
+                        && feed.sync(conn).is_err()
+                    {
+                        *own = None;
+                    }
+                })
+                .await;
             }
         });
         // Deletes what can no longer matter, so no table grows without bound.

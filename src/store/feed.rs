@@ -61,6 +61,8 @@ pub struct Feed {
     generations: [AtomicU64; KINDS],
     /// Milliseconds after `epoch` of the last successful read.
     read_at: AtomicI64,
+    /// Successful reads so far.
+    reads: AtomicU64,
 }
 
 impl Default for Feed {
@@ -70,6 +72,7 @@ impl Default for Feed {
             versions: std::array::from_fn(|_| AtomicI64::new(-1)),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             read_at: AtomicI64::new(i64::MIN),
+            reads: AtomicU64::new(0),
         }
     }
 }
@@ -98,6 +101,12 @@ impl Feed {
             }
         }
         self.read_at.fetch_max(started, Ordering::AcqRel);
+        self.reads.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many times the versions were read (for tests and metrics).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Acquire)
     }
 
     /// Records versions read from the database just now.
