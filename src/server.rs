@@ -76,6 +76,18 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         jwt::keys::ensure_active(&mut conn, clock.as_ref(), &master_key, SigningAlg::Rs256)
             .map_err(|e| StartError::new("TESSERA_MASTER_KEY", format!("cannot prepare the signing key: {e}")))?;
     }
+    {
+        let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
+        let present = store::feed::triggers_present(&mut conn)
+            .map_err(|e| StartError::new("TESSERA_DATABASE_URL", format!("cannot check the cache triggers: {e}")))?;
+        if !present {
+            return Err(StartError::new(
+                "TESSERA_DATABASE_URL",
+                "a trigger of the cache versions (migration 2026-12-01-000010_cache_version) is missing: \
+                 without it a change would not reach the in-memory caches; restore it before serving",
+            ));
+        }
+    }
     if config.registration != RegistrationMode::Closed {
         let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
         registration::check_policy_scopes(&mut conn, &config.registration_scopes)

@@ -31,6 +31,35 @@ use diesel::prelude::*;
 use super::schema::cache_version;
 use super::{DbConn, StoreError};
 
+/// The triggers that move the versions (migration
+/// `2026-12-01-000010_cache_version`): 21 row triggers on SQLite, 8
+/// constraint triggers on PostgreSQL.
+const TRIGGERS: (i64, i64) = (21, 8);
+
+/// Whether every trigger that moves the versions is in place: without one,
+/// a write would leave the caches believing what it changed. The server
+/// does not start without them.
+pub fn triggers_present(conn: &mut DbConn) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (query, expected) = match conn {
+        DbConn::Sqlite(_) => (
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%UPDATE cache_version%'",
+            TRIGGERS.0,
+        ),
+        DbConn::Postgres(_) => (
+            "SELECT COUNT(*) AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+             WHERE p.proname = 'tessera_cache_changed' AND t.tgenabled <> 'D'",
+            TRIGGERS.1,
+        ),
+    };
+    let count: Count = diesel::sql_query(query).get_result(conn)?;
+    Ok(count.n == expected)
+}
+
 /// How often the version is read for changes made elsewhere.
 pub const POLL: Duration = Duration::from_millis(100);
 /// How old the last read may be for a cached entry to count; the bound on

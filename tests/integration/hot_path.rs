@@ -293,8 +293,27 @@ fn an_exhausted_pool_does_not_starve_the_feed(backend: Backend) {
     drop(held);
 }
 
+/// Without the triggers that move the versions, a write would leave the
+/// caches believing what it changed: the server refuses to start.
+fn a_missing_cache_trigger_stops_the_start(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let app = TestApp::start(backend.clone());
+    let drop_one = match backend {
+        Backend::Sqlite => "DROP TRIGGER api_keys_cache_update",
+        Backend::Postgres(_) => "DROP TRIGGER api_keys_cache ON api_keys",
+    };
+    diesel::sql_query(drop_one).execute(&mut *app.conn()).unwrap();
+    let clock = std::sync::Arc::new(tessera::clock::ManualClock::new());
+    let error = match tessera::server::prepare(app.config.clone(), clock) {
+        Ok(_) => panic!("started without a cache trigger"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("TESSERA_DATABASE_URL") && error.contains("cache"), "{error}");
+}
+
 both_backends!(
     a_change_made_elsewhere_takes_effect_within_the_bound,
+    a_missing_cache_trigger_stops_the_start,
     an_exhausted_pool_does_not_starve_the_feed,
     a_change_of_one_kind_keeps_the_others,
     discovery_documents_answer_304_to_their_etag,
