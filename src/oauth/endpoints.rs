@@ -21,18 +21,27 @@ use crate::store::{Db, DbConn, tokens};
 
 /// Runs an endpoint from memory when its reads all hit the caches (client
 /// credentials, introspection of a JWT), else with one connection on the
-/// blocking pool.
+/// blocking pool. A request that must write (an assertion's `jti` is
+/// recorded) goes to the pool at once rather than be checked twice.
 async fn on_pool<T: Send + 'static>(
     db: &Db,
     server: Arc<AuthServer>,
     request: Request,
     endpoint: fn(&mut DbConn, &AuthServer, &Request) -> Result<T, OAuthError>,
 ) -> Result<T, OAuthError> {
+    if request.params.get("client_assertion").is_some() {
+        return db.run(move |conn| endpoint(conn, &server, &request)).await;
+    }
     db.run_cached(move |conn| endpoint(conn, &server, &request)).await
 }
 
-/// `POST /oauth/token`, as the HTTP layer calls it.
+/// `POST /oauth/token`, as the HTTP layer calls it. Only the client
+/// credentials grant can be answered from memory: the others spend a code
+/// or a refresh token.
 pub async fn serve_token(db: &Db, server: Arc<AuthServer>, request: Request) -> Result<TokenResponse, OAuthError> {
+    if request.params.get("grant_type") != Some(GrantType::ClientCredentials.as_str()) {
+        return db.run(move |conn| token(conn, &server, &request)).await;
+    }
     on_pool(db, server, request, token).await
 }
 
