@@ -48,13 +48,32 @@ struct Issued {
 }
 
 impl Issued {
-    /// Records the access token in its grant and the refresh token.
-    fn record(&self, conn: &mut DbConn, grant_id: &str) -> Result<(), StoreError> {
-        grants::add_grant_token(conn, &self.jti, grant_id, self.expires_at)?;
-        if let Some(row) = &self.refresh {
-            grants::insert_refresh(conn, row)?;
+    /// In one transaction whose first statement writes (so SQLite takes
+    /// its write lock at once rather than upgrade a read): `spend` (the
+    /// code or refresh token; false if another request spent it first),
+    /// then the access token recorded in `grant_id` and the refresh token
+    /// stored; or nothing. The answer, or `None` when it was spent.
+    fn commit(
+        self,
+        conn: &mut DbConn,
+        grant_id: &str,
+        spend: impl FnOnce(&mut DbConn) -> Result<bool, StoreError>,
+    ) -> Result<Option<TokenResponse>, StoreError> {
+        let committed = conn.transaction::<_, Redeem, _>(|conn| {
+            if !spend(conn)? {
+                return Err(Redeem::Spent);
+            }
+            grants::add_grant_token(conn, &self.jti, grant_id, self.expires_at)?;
+            if let Some(row) = &self.refresh {
+                grants::insert_refresh(conn, row)?;
+            }
+            Ok(())
+        });
+        match committed {
+            Ok(()) => Ok(Some(self.response)),
+            Err(Redeem::Spent) => Ok(None),
+            Err(Redeem::Store(e)) => Err(e),
         }
-        Ok(())
     }
 }
 
@@ -192,21 +211,13 @@ pub fn authorization_code(
     let scope = Scopes::from_stored(&grant.scope);
     let refresh = (client.allows_grant(GrantType::RefreshToken) && scope.contains(OFFLINE_ACCESS)).then_some(policy);
     let issued = tokens_for(conn, server, client, &grant, &scope, refresh)?;
-    // One transaction, whose first statement writes (so SQLite takes its
-    // write lock at once rather than upgrade a read): the grant, the code
-    // spent, the tokens recorded; or nothing.
-    let redeemed = conn.transaction::<_, Redeem, _>(|conn| {
+    let redeemed = issued.commit(conn, &grant.id, |conn| {
         grants::insert_grant(conn, &grant)?;
-        if !grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)? {
-            return Err(Redeem::Spent);
-        }
-        issued.record(conn, &grant.id)?;
-        Ok(())
-    });
+        grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)
+    })?;
     match redeemed {
-        Ok(()) => Ok(issued.response),
-        Err(Redeem::Store(e)) => Err(e.into()),
-        Err(Redeem::Spent) => {
+        Some(response) => Ok(response),
+        None => {
             // Another request redeemed it a moment ago: a replay all the
             // same. This one's tokens were never recorded nor given out.
             if let Some(other) = grants::find_code(conn, &row.id)?.and_then(|r| r.grant_id) {
@@ -300,19 +311,9 @@ pub fn refresh_token(
     // The new refresh token keeps the grant's full scope (RFC 6749 §6);
     // the access token carries the narrowed one.
     let issued = tokens_for(conn, server, client, &grant, &scope, Some(policy))?;
-    // One transaction, first statement a write: the old token spent, the
-    // new ones recorded; or nothing.
-    let rotated = conn.transaction::<_, Redeem, _>(|conn| {
-        if !grants::use_refresh(conn, &row.id, now)? {
-            return Err(Redeem::Spent);
-        }
-        issued.record(conn, &grant.id)?;
-        Ok(())
-    });
-    match rotated {
-        Ok(()) => Ok(issued.response),
-        Err(Redeem::Store(e)) => Err(e.into()),
-        Err(Redeem::Spent) => {
+    match issued.commit(conn, &grant.id, |conn| grants::use_refresh(conn, &row.id, now))? {
+        Some(response) => Ok(response),
+        None => {
             revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused concurrently")?;
             Err(reuse())
         }
