@@ -259,11 +259,19 @@ impl Drop for SyncedConn {
 pub struct Db {
     pool: Pool,
     feed: std::sync::Arc<feed::Feed>,
+    /// Closures run on the pool so far.
+    runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
     pub fn new(pool: Pool) -> Self {
-        Self { pool, feed: Default::default() }
+        Self { pool, feed: Default::default(), runs: Default::default() }
+    }
+
+    /// How many closures `run` has taken a pooled connection for: the
+    /// paths answered from memory take none.
+    pub fn pool_runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the caches over this database consult (`feed`).
@@ -288,6 +296,7 @@ impl Db {
         E: From<StoreError> + Send + 'static,
     {
         let (pool, feed) = (self.pool.clone(), self.feed.clone());
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         actix_web::web::block(move || {
             let mut conn = pool.get().map_err(StoreError::from)?;
             let answer = f(&mut conn);

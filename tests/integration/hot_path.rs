@@ -311,8 +311,57 @@ fn a_missing_cache_trigger_stops_the_start(backend: Backend) {
     assert!(error.contains("TESSERA_DATABASE_URL") && error.contains("cache"), "{error}");
 }
 
+/// Once what they need is in memory, the hot paths answer without the
+/// database: no pooled connection is taken (so nothing is read, and
+/// nothing written) for client credentials, introspection of a JWT, `/v1`
+/// with an API key, `/v1/keys/verify`, the JWKS and the metadata.
+fn the_hot_paths_take_no_connection_once_warm(backend: Backend) {
+    use tessera::oauth::clients::AuthMethod;
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            // The background writers that would use the pool meanwhile.
+            c.key_usage_flush_interval = Duration::from_secs(3600);
+            c.purge_interval = Duration::ZERO;
+        })
+        .start();
+    let key = app.root_key();
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
+    let token = || -> String {
+        let res = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client.id, Some(client.secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().unwrap()["access_token"].as_str().unwrap().to_string()
+    };
+    let access = token();
+    let calls = || {
+        token();
+        assert_eq!(app.introspect(&access, (&client.id, client.secret()))["active"], true);
+        let me = |bearer: &str| app.client.get(app.url("/v1/me")).bearer_auth(bearer).send().unwrap().status();
+        assert_eq!(me(&key), StatusCode::OK);
+        let verified =
+            app.client.post(app.url("/v1/keys/verify")).bearer_auth(&key).json(&json!({ "key": key })).send();
+        assert_eq!(verified.unwrap().json::<Value>().unwrap()["valid"], true);
+        for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration"] {
+            assert_eq!(app.get(path).status(), StatusCode::OK);
+        }
+    };
+    until(|| app.db.feed().generation(&[tessera::store::feed::Kind::ApiKeys]).is_some());
+    calls();
+    let before = app.db.pool_runs();
+    for _ in 0..10 {
+        calls();
+    }
+    assert_eq!(app.db.pool_runs() - before, 0, "no connection taken once warm");
+}
+
 both_backends!(
     a_change_made_elsewhere_takes_effect_within_the_bound,
+    the_hot_paths_take_no_connection_once_warm,
     a_missing_cache_trigger_stops_the_start,
     an_exhausted_pool_does_not_starve_the_feed,
     a_change_of_one_kind_keeps_the_others,
