@@ -230,16 +230,21 @@ fn made_up_credentials_are_answered_from_memory(backend: Backend) {
     // What the server's caches do, on the server's own feed.
     let (caches, ring) =
         (Caches::new(app.db.feed()), KeyRing::new(app.master_key.clone(), app.config.rotation_policy(), app.db.feed()));
-    until(|| app.db.feed().generation(&[tessera::store::feed::Kind::ApiKeys]).is_some());
+    // (Each check is retried while the feed may be stale on a loaded
+    // machine: nothing is kept then. Without the behaviour it never holds.)
     // An unknown API key fingerprint: read once, then known to be unknown.
     let fingerprint = "0".repeat(64);
-    assert_eq!(caches.api_key(&mut app.conn(), &fingerprint).unwrap(), None);
-    let again = offline(|conn| caches.api_key(conn, &fingerprint).map(|k| k.is_none()));
-    assert_eq!(again.map(Result::unwrap), Some(true), "the miss was kept");
+    until(|| {
+        assert_eq!(caches.api_key(&mut app.conn(), &fingerprint).unwrap(), None);
+        let again = offline(|conn| caches.api_key(conn, &fingerprint).map(|k| k.is_none()));
+        again.map(Result::unwrap) == Some(true)
+    });
     // An unknown kid: the JWKS in memory says it is not published.
-    ring.jwks(&mut app.conn(), &app.clock).unwrap();
-    let verdict = offline(|conn| ring.verifier(conn, &app.clock, "a-made-up-kid").map(|v| v.is_none()));
-    assert_eq!(verdict.map(Result::unwrap), Some(true), "no database for a kid the JWKS lacks");
+    until(|| {
+        ring.jwks(&mut app.conn(), &app.clock).unwrap();
+        let verdict = offline(|conn| ring.verifier(conn, &app.clock, "a-made-up-kid").map(|v| v.is_none()));
+        verdict.map(Result::unwrap) == Some(true)
+    });
     // A key too long to keep is looked up every time, never stored.
     let long = "x".repeat(tessera::store::feed::MAX_KEY_LEN + 1);
     assert_eq!(caches.api_key(&mut app.conn(), &long).unwrap(), None);
@@ -264,18 +269,21 @@ fn made_up_credentials_are_answered_from_memory(backend: Backend) {
 /// own tokens. A change of the kind itself empties it.
 fn a_change_of_one_kind_keeps_the_others(backend: Backend) {
     use tessera::store::cache::Caches;
-    use tessera::store::feed::{Kind, offline};
+    use tessera::store::feed::offline;
     let app = TestApp::start(backend);
     let caches = Caches::new(app.db.feed());
-    until(|| app.db.feed().generation(&[Kind::ApiKeys]).is_some());
     let fingerprint = "f".repeat(64);
     let from_memory = || offline(|conn| caches.api_key(conn, &fingerprint).is_ok()).is_some();
-    caches.api_key(&mut app.conn(), &fingerprint).unwrap();
-    assert!(from_memory());
+    until(|| {
+        caches.api_key(&mut app.conn(), &fingerprint).unwrap();
+        from_memory()
+    });
 
     let now = app.clock.now().naive_utc();
     tessera::store::tokens::revoke(&mut app.conn(), "a-jti", "cl_x", now, now + chrono::Duration::minutes(5)).unwrap();
-    assert!(from_memory(), "a revoked token keeps the API keys");
+    // Without reading again: the entry counts (once the feed is fresh, on
+    // a loaded machine), as it would not had API keys been emptied.
+    until(from_memory);
 
     app.root_key();
     assert!(!from_memory(), "a new API key empties what was kept of API keys");
@@ -350,13 +358,18 @@ fn the_hot_paths_take_no_connection_once_warm(backend: Backend) {
             assert_eq!(app.get(path).status(), StatusCode::OK);
         }
     };
-    until(|| app.db.feed().generation(&[tessera::store::feed::Kind::ApiKeys]).is_some());
     calls();
-    let before = app.db.pool_runs();
-    for _ in 0..10 {
-        calls();
-    }
-    assert_eq!(app.db.pool_runs() - before, 0, "no connection taken once warm");
+    // Ten rounds without a connection; tried three times, as a loaded
+    // machine may leave the feed stale for a moment (then the pool answers,
+    // by design). Without the memory path every round takes seven.
+    let clean = (0..3).any(|_| {
+        let before = app.db.pool_runs();
+        for _ in 0..10 {
+            calls();
+        }
+        app.db.pool_runs() == before
+    });
+    assert!(clean, "no connection taken once warm");
 }
 
 both_backends!(
