@@ -499,8 +499,24 @@ pub fn replace(
         return Err(fixed("jwks"));
     }
     let scope = granted_scope(&server.registration, meta.scope.as_ref())?;
+    let name = meta.client_name.unwrap_or_else(|| UNNAMED_CLIENT.to_string());
+    // People consented to this name sending them back to these addresses:
+    // whoever holds the registration token may not move where codes go,
+    // nor rename the app, under consents given before. Forgotten first,
+    // so a failed update errs on the side of asking again.
+    let same_uris = {
+        let (mut before, mut after) = (client.redirect_uris.clone(), meta.redirect_uris.clone());
+        before.sort();
+        after.sort();
+        before.dedup();
+        after.dedup();
+        before == after
+    };
+    if !same_uris || name != client.name {
+        crate::store::grants::forget_consents_to(conn, client_id)?;
+    }
     let changes = ClientChanges {
-        name: Some(meta.client_name.unwrap_or_else(|| UNNAMED_CLIENT.to_string())),
+        name: Some(name),
         redirect_uris: Some(meta.redirect_uris),
         scope: Some(scope.to_string()),
         audiences: Some(Vec::new()),

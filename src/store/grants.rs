@@ -73,6 +73,11 @@ pub fn consented_scopes(
         .load(conn)?)
 }
 
+/// Forgets every consent given to `client_id`: each person is asked again.
+pub fn forget_consents_to(conn: &mut DbConn, client_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(consents::table.filter(consents::client_id.eq(client_id))).execute(conn)?)
+}
+
 pub fn add_consent(
     conn: &mut DbConn,
     user_id: &str,

@@ -671,6 +671,66 @@ fn registration_token_commands_round_trip(backend: Backend) {
     assert!(text.contains(id) && text.contains("revoked") && text.contains("uses: 0/2"), "{text}");
 }
 
+/// Whoever holds a registration access token may change where codes go
+/// and what the app is called, but not under consents people gave to the
+/// old ones: a changed redirect URI or name asks everyone again; the same
+/// metadata put back keeps the consents.
+fn a_changed_redirect_uri_or_name_asks_for_consent_again(backend: Backend) {
+    let app = app_with(backend, RegistrationMode::Open);
+    let metadata = |name: &str, uris: &[&str]| {
+        json!({ "client_name": name, "redirect_uris": uris, "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code"], "scope": "openid" })
+    };
+    let answer = registered(&app, None, &metadata("Pocket Notes", &[REDIRECT_URI]));
+    let id = answer["client_id"].as_str().unwrap().to_string();
+    let (uri, token) = (
+        answer["registration_client_uri"].as_str().unwrap().to_string(),
+        answer["registration_access_token"].as_str().unwrap().to_string(),
+    );
+    let put = |body: Value| {
+        let mut body = body;
+        body["client_id"] = json!(id);
+        let res = app.client.put(&uri).bearer_auth(&token).json(&body).send().unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    };
+    let oauth = app.oauth2_client(&TestClient { id: id.clone(), secret: None });
+    let person = app.admin();
+    person.sign_in(&app);
+    // Consent asked (200, the page) or remembered (302 back with a code).
+    let asks = || {
+        let (url, _, _) = authorization_url(&oauth, &["openid"]);
+        let res = person.get(&url);
+        match res.status() {
+            StatusCode::OK => true,
+            StatusCode::FOUND => {
+                assert!(location(&res).starts_with(REDIRECT_URI), "{}", location(&res));
+                false
+            }
+            other => panic!("{other}"),
+        }
+    };
+    let approve = || {
+        let (url, _, _) = authorization_url(&oauth, &["openid"]);
+        let mut fields = hidden_fields(&person.get(&url).text().unwrap());
+        fields.push(("decision".into(), "approve".into()));
+        assert!(location(&person.post(&app.url("/oauth/consent"), &fields)).starts_with(REDIRECT_URI));
+    };
+    assert!(asks());
+    approve();
+    assert!(!asks(), "remembered");
+
+    put(metadata("Pocket Notes", &[REDIRECT_URI]));
+    assert!(!asks(), "the same metadata keeps the consent");
+
+    put(metadata("Pocket Notes", &[REDIRECT_URI, "https://elsewhere.example/cb"]));
+    assert!(asks(), "another redirect URI asks again");
+    approve();
+    assert!(!asks());
+
+    put(metadata("Your Bank", &[REDIRECT_URI, "https://elsewhere.example/cb"]));
+    assert!(asks(), "another name asks again");
+}
+
 both_backends!(
     registration_token_commands_round_trip,
     each_policy_answers_as_configured,
@@ -683,4 +743,5 @@ both_backends!(
     admins_make_list_and_revoke_initial_access_tokens_on_the_dashboard,
     the_registration_scopes_are_checked_at_start,
     arbitrary_metadata_is_registered_or_refused_with_an_rfc_7591_code,
+    a_changed_redirect_uri_or_name_asks_for_consent_again,
 );
