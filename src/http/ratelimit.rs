@@ -61,7 +61,8 @@ pub struct RateLimits {
     settings: LimitSettings,
     per_ip: KeyedLimiter<IpAddr>,
     /// `POST /oauth/register`, per IP: a bucket of its own.
-    registrations: KeyedLimiter<IpAddr>,
+    /// By `sessions::ip_subject`: an IPv6 /64 is one caller.
+    registrations: KeyedLimiter<String>,
     /// One keyed limiter per distinct per-second limit.
     by_limit: Mutex<HashMap<u32, Arc<KeyedLimiter<String>>>>,
     clock: LimiterClock,
@@ -161,7 +162,7 @@ impl RateLimits {
         if self.registrations.len() > MAX_TRACKED {
             self.registrations.retain_recent();
         }
-        self.registrations.check_key(&ip).map_err(|not_until| {
+        self.registrations.check_key(&crate::sessions::ip_subject(ip)).map_err(|not_until| {
             let limit = self.settings.registrations_per_minute;
             self.exceeded_per(limit, "minute", &not_until, "to register clients from this IP address")
         })
@@ -176,6 +177,17 @@ mod tests {
     fn limits(clock: &ManualClock, default_per_key: u32, max_per_key: u32) -> RateLimits {
         let settings = LimitSettings { default_per_key, max_per_key, failures_per_ip: 2, registrations_per_minute: 2 };
         RateLimits::new(settings, Arc::new(clock.clone()))
+    }
+
+    #[test]
+    fn registrations_count_an_ipv6_slash_64_as_one_caller() {
+        let l = limits(&ManualClock::frozen(), 100, 1000);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(l.check_registration(ip("2001:db8:1:2::1")).is_ok());
+        assert!(l.check_registration(ip("2001:db8:1:2::ffff:7")).is_ok());
+        assert!(l.check_registration(ip("2001:db8:1:2:abcd::9")).is_err(), "the same /64: its budget is spent");
+        assert!(l.check_registration(ip("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert!(l.check_registration(ip("192.0.2.1")).is_ok());
     }
 
     #[test]

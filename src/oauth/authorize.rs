@@ -91,6 +91,11 @@ pub struct AuthorizeRequest {
     pub auth_after: Option<i64>,
     /// The parameters as received, for the consent form to send back.
     pub params: Vec<(String, String)>,
+    /// A client that registered itself: its redirect URI is whatever its
+    /// registrant chose, so an error is shown here rather than sent there
+    /// (RFC 9700 §4.11.2); only a person's own decision on the consent
+    /// page sends them to it.
+    pub self_registered: bool,
 }
 
 /// An error to send back to the client's redirect URI.
@@ -103,6 +108,21 @@ pub struct ErrorRedirect {
 }
 
 impl ErrorRedirect {
+    /// The redirect; or, for a self-registered client (`untrusted`), a
+    /// page saying what went wrong, which sends nobody anywhere.
+    pub fn or_page(self, untrusted: bool) -> AuthorizeError {
+        if !untrusted {
+            return AuthorizeError::Redirect(self);
+        }
+        AuthorizeError::Page {
+            status: 400,
+            message: format!(
+                "This request from an application that registered itself cannot continue ({}: {}), and you were not sent back to it.",
+                self.error, self.description
+            ),
+        }
+    }
+
     pub fn url(&self, issuer: &str) -> String {
         let mut pairs = vec![("error", self.error), ("error_description", self.description.as_str())];
         if let Some(state) = &self.state {
@@ -217,14 +237,11 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         },
     };
     let state = params.get("state").map(str::to_string);
+    let self_registered = super::registration::is_self_registered(conn, &client.client_id)?;
     let fail = |error: &'static str, description: &str| {
         let state = state.clone().filter(|s| s.len() <= MAX_STATE_LEN);
-        AuthorizeError::Redirect(ErrorRedirect {
-            redirect_uri: redirect_uri.clone(),
-            error,
-            description: description.to_string(),
-            state,
-        })
+        ErrorRedirect { redirect_uri: redirect_uri.clone(), error, description: description.to_string(), state }
+            .or_page(self_registered)
     };
     if let Some(name) = params.repeated().first() {
         return Err(fail(
@@ -317,6 +334,7 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         login_hint: login_hint.map(str::to_string),
         auth_after,
         params: params.pairs().to_vec(),
+        self_registered,
     })
 }
 
@@ -476,15 +494,16 @@ fn decide(
 ) -> Result<Decision, AuthorizeError> {
     let request = validate(conn, server, params)?;
     let refuse = |error: &'static str, description: &str| {
-        Decision::Redirect(
-            ErrorRedirect {
-                redirect_uri: request.redirect_uri.clone(),
-                error,
-                description: description.to_string(),
-                state: request.state.clone(),
-            }
-            .url(&server.issuer),
-        )
+        let refusal = ErrorRedirect {
+            redirect_uri: request.redirect_uri.clone(),
+            error,
+            description: description.to_string(),
+            state: request.state.clone(),
+        };
+        match refusal.or_page(request.self_registered) {
+            AuthorizeError::Redirect(e) => Ok(Decision::Redirect(e.url(&server.issuer))),
+            page => Err(page),
+        }
     };
     let session = match cookie {
         Some(c) => sessions::resolve(conn, server.clock.as_ref(), policy, c)?,
@@ -503,7 +522,7 @@ fn decide(
         Some(s) if !stale(&s) => s,
         found => {
             if request.prompt.none {
-                return Ok(refuse("login_required", "the person must sign in"));
+                return refuse("login_required", "the person must sign in");
             }
             let mut pairs: Vec<(String, String)> =
                 params.pairs().iter().filter(|(k, _)| k != AUTH_AFTER).cloned().collect();
@@ -524,7 +543,7 @@ fn decide(
         return Ok(Decision::Redirect(issue_code(conn, server, &request, &session)?));
     }
     if request.prompt.none {
-        return Ok(refuse("consent_required", "the person has not approved these scopes for this application"));
+        return refuse("consent_required", "the person has not approved these scopes for this application");
     }
     let owner = match &request.client.owner_id {
         Some(id) => users::find_by_id(conn, id)?.map_or("an unknown owner".to_string(), |u| u.display_name),

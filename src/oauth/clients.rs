@@ -233,10 +233,26 @@ fn invalid_redirect(message: impl Into<String>) -> ClientError {
 pub use crate::uri::{check_absolute_uri, split_uri};
 
 /// Keys usable for `private_key_jwt`: RSA, EC P-256 or Ed25519, public only.
+/// The most keys a client's JWKS may hold.
+pub const MAX_JWKS_KEYS: usize = 10;
+
 fn check_jwks(text: &str) -> Result<String, ClientError> {
     let set: JwkSet = serde_json::from_str(text).map_err(|e| invalid(format!("the JWKS is not a JWK Set: {e}")))?;
     if set.keys.is_empty() {
         return Err(invalid("the JWKS has no keys"));
+    }
+    // Each assertion is checked against the key its `kid` names, or every
+    // key: a few keys, each named apart, keep that cheap.
+    if set.keys.len() > MAX_JWKS_KEYS {
+        return Err(invalid(format!("the JWKS has more than {MAX_JWKS_KEYS} keys")));
+    }
+    if set.keys.len() > 1 {
+        let mut kids: Vec<Option<&str>> = set.keys.iter().map(|k| k.common.key_id.as_deref()).collect();
+        kids.sort();
+        kids.dedup();
+        if kids.len() != set.keys.len() || kids.contains(&None) {
+            return Err(invalid("each key of a JWKS with several keys needs a kid of its own"));
+        }
     }
     for key in &set.keys {
         super::assertion::pinned_algorithm(key).map_err(invalid)?;

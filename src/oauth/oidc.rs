@@ -214,8 +214,14 @@ pub fn logout(
     let Some(session) = session else {
         // Nothing to end. Only a verified hint vouches for the redirect
         // (RP-Initiated Logout §3): without one, anyone could bounce a
-        // visitor off this origin to a URI they registered.
-        let redirect = request.redirect.filter(|_| request.hint.is_some());
+        // visitor off this origin to a URI they registered. Nor does a
+        // hint for a client that registered itself: anyone who can sign
+        // in could mint one for a client of their own (RFC 9700 §4.11.2).
+        let trusted = match &request.client {
+            Some(client) => !super::registration::is_self_registered(conn, &client.client_id)?,
+            None => false,
+        };
+        let redirect = request.redirect.filter(|_| request.hint.is_some() && trusted);
         return Ok(LogoutDecision::SignedOut { redirect, ended: false });
     };
     let confirmed = if params.get("decision") == Some("logout") {

@@ -498,7 +498,12 @@ pub fn replace(
     if meta.jwks.is_some() && meta.jwks != client.jwks {
         return Err(fixed("jwks"));
     }
-    let scope = granted_scope(&server.registration, meta.scope.as_ref())?;
+    // No scope asked: what it has, within today's policy (an admin may
+    // have narrowed it; a PUT must not widen it back).
+    let scope = match meta.scope.as_ref().filter(|s| !s.is_empty()) {
+        Some(asked) => granted_scope(&server.registration, Some(asked))?,
+        None => client.scope.intersection(&server.registration.scopes),
+    };
     let name = meta.client_name.unwrap_or_else(|| UNNAMED_CLIENT.to_string());
     // People consented to this name sending them back to these addresses:
     // whoever holds the registration token may not move where codes go,

@@ -457,8 +457,20 @@ fn a_registered_public_client_runs_the_code_flow_and_the_consent_page_says_it_re
         client.id,
         REDIRECT_URI
     );
-    let refused = location(&person.get(&plain));
-    assert!(refused.starts_with(REDIRECT_URI) && refused.contains("error=invalid_request"), "{refused}");
+    // And, as a client that registered itself, with a page rather than a
+    // redirect to where its registrant chose (RFC 9700 §4.11.2).
+    let refused = person.get(&plain);
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.headers().get("location").is_none());
+    let html = refused.text().unwrap();
+    assert!(html.contains("registered itself") && html.contains("invalid_request"), "{html}");
+    // Nor is anyone sent there unasked: not signed in, `prompt=none` is a
+    // page too, not `login_required` at the registrant's address.
+    let (url, _, _) = authorization_url(&oauth, &["openid"]);
+    let stranger = app.person("nobody@example.com");
+    let res = stranger.get(&format!("{url}&prompt=none"));
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{:?}", res.headers().get("location"));
+    assert!(res.text().unwrap().contains("login_required"));
 
     // An operator's owner-less client keeps the operator's word.
     let operator_app = app.web_client("read");
@@ -731,6 +743,51 @@ fn a_changed_redirect_uri_or_name_asks_for_consent_again(backend: Backend) {
     assert!(asks(), "another name asks again");
 }
 
+/// A PUT that names no scope keeps what the client has, within today's
+/// policy: an admin's narrowing is not undone by its registrant.
+fn a_put_without_scope_does_not_widen_what_an_admin_narrowed(backend: Backend) {
+    let app = app_with(backend, RegistrationMode::Open);
+    let answer = registered(&app, None, &web_app());
+    let id = answer["client_id"].as_str().unwrap().to_string();
+    assert_eq!(answer["scope"], "email offline_access openid profile");
+    let master = app.master_key.clone();
+    let narrowed = tessera::oauth::clients::ClientChanges { scope: Some("openid".into()), ..Default::default() };
+    tessera::oauth::clients::update(&mut app.conn(), &app.clock, &master, &id, narrowed, Actor::Cli).unwrap();
+    let mut body = web_app();
+    body["client_id"] = json!(id);
+    let res = app
+        .client
+        .put(answer["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(answer["registration_access_token"].as_str().unwrap())
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().unwrap()["scope"], "openid");
+}
+
+/// A client's JWKS holds a few keys, each named apart: an assertion is
+/// checked against the key its kid names (or every key), so a JWKS of
+/// hundreds of keys sharing a kid would make each token request cost
+/// hundreds of signature checks.
+fn a_jwks_holds_a_few_keys_each_with_its_own_kid(backend: Backend) {
+    use crate::support::oauth::ClientKey;
+    use jsonwebtoken::Algorithm;
+    let app = app_with(backend, RegistrationMode::Open);
+    let keys: Vec<ClientKey> = (0..11).map(|i| ClientKey::generate(Algorithm::ES256, &format!("k{i}"))).collect();
+    let with = |keys: &[&ClientKey]| {
+        let jwks: Value = serde_json::from_str(&ClientKey::jwks_json(keys)).unwrap();
+        json!({ "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks })
+    };
+    let all: Vec<&ClientKey> = keys.iter().collect();
+    let (status, error, _) = refusal(register(&app, None, &with(&all)));
+    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_client_metadata"));
+    let twin = ClientKey::generate(Algorithm::ES256, "k0");
+    let (status, error, _) = refusal(register(&app, None, &with(&[&keys[0], &twin])));
+    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_client_metadata"), "a shared kid");
+    assert_eq!(register(&app, None, &with(&all[..10])).status(), StatusCode::CREATED, "ten keys, named apart");
+}
+
 both_backends!(
     registration_token_commands_round_trip,
     each_policy_answers_as_configured,
@@ -744,4 +801,6 @@ both_backends!(
     the_registration_scopes_are_checked_at_start,
     arbitrary_metadata_is_registered_or_refused_with_an_rfc_7591_code,
     a_changed_redirect_uri_or_name_asks_for_consent_again,
+    a_put_without_scope_does_not_widen_what_an_admin_narrowed,
+    a_jwks_holds_a_few_keys_each_with_its_own_kid,
 );
