@@ -54,7 +54,16 @@ pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[ipnet::IpNet]) -> Opti
     if !trusted.iter().any(|n| n.contains(&peer)) {
         return Some(peer);
     }
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Every line of the header, in order (a proxy may append a line of its
+    // own rather than extend the last), read byte for byte: what a client
+    // wrote on the left, readable or not, never hides what the proxies
+    // added on the right.
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut hops = forwarded.split(',').rev().map(str::trim);
     let mut best = peer;
     for hop in hops.by_ref() {

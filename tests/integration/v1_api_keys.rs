@@ -1396,6 +1396,19 @@ fn trusted_proxies_decide_the_client_ip(backend: Backend) {
     assert_eq!(get(Some("203.0.113.9, 10.1.1.1")), 200, "the nearest untrusted hop is the client");
     assert_eq!(get(Some("10.1.1.1, 203.0.113.9")), 403, "a forged left-most entry does not help");
     assert_eq!(get(None), 403);
+    // A proxy that appends a line of its own (HAProxy): the last line
+    // counts, not the client's first one; and unreadable bytes a client
+    // wrote on the left hide nothing the proxy added on the right.
+    let lines = |values: &[&[u8]]| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", reqwest::header::HeaderValue::from_bytes(v).unwrap());
+        }
+        app.client.get(app.url("/v1/api-keys")).bearer_auth(&fenced).headers(headers).send().unwrap().status()
+    };
+    assert_eq!(lines(&[b"10.1.1.1", b"203.0.113.9"]), 403, "a forged first line does not help");
+    assert_eq!(lines(&[b"203.0.113.9", b"10.1.1.1"]), 200);
+    assert_eq!(lines(&[b"\xff\xfe, 10.1.1.1"]), 200, "the proxy's entry is read past the client's bytes");
 }
 
 both_backends!(
