@@ -62,10 +62,27 @@ impl Prompt {
 
 /// The internal parameter the sign-in round trip adds to an authorization
 /// request that asked for a fresh sign-in (`prompt=login`, or `max_age`
-/// passed): a sign-in at or after this Unix time satisfies it. It only
-/// ever weakens its own request's demand, so a client gains nothing by
-/// sending it.
+/// passed): a sign-in at or after this Unix time satisfies it. Its value is
+/// `<time>.<MAC>`, the MAC over the time and the rest of the request under
+/// the master key (`auth_after_mark`): anything else is ignored, so nobody
+/// at the browser can add one to skip the sign-in the request demands.
 pub const AUTH_AFTER: &str = "auth_after";
+
+/// The value of `AUTH_AFTER` for a request of `pairs` (its own
+/// `auth_after` left out) and a sign-in at or after `time`.
+fn auth_after_mark(master: &crate::crypto::MasterKey, pairs: &[(String, String)], time: i64) -> String {
+    let rest: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != AUTH_AFTER).cloned().collect();
+    let tag = master.mac("tessera auth_after v1", format!("{time}\n{}", canonical_params(&rest)).as_bytes());
+    format!("{time}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16]))
+}
+
+/// The time a genuine `AUTH_AFTER` mark carries; `None` for any other value.
+fn auth_after_of(master: &crate::crypto::MasterKey, params: &Params) -> Option<i64> {
+    let given = params.get(AUTH_AFTER)?;
+    let time: i64 = given.split_once('.')?.0.parse().ok()?;
+    let expected = auth_after_mark(master, params.pairs(), time);
+    crate::crypto::constant_time_eq(expected.as_bytes(), given.as_bytes()).then_some(time)
+}
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
@@ -291,10 +308,7 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         Ok(m) => m.map(i64::from),
         Err(_) => return Err(fail("invalid_request", "max_age must be a number of seconds")),
     };
-    let auth_after = match params.get(AUTH_AFTER).map(str::parse::<i64>).transpose() {
-        Ok(t) => t,
-        Err(_) => return Err(fail("invalid_request", "auth_after must be a Unix time")),
-    };
+    let auth_after = auth_after_of(server.keys.master(), params);
     let login_hint = params.get("login_hint").filter(|h| h.len() <= 254 && !h.contains(char::is_control));
     for unsupported in ["request", "request_uri"] {
         if params.get(unsupported).is_some() {
@@ -529,7 +543,8 @@ fn decide(
             // A sign-in over a live session must happen after now.
             let fresh = found.is_some() || request.prompt.login || request.max_age.is_some();
             if fresh {
-                pairs.push((AUTH_AFTER.to_string(), now.to_string()));
+                let mark = auth_after_mark(server.keys.master(), &pairs, now);
+                pairs.push((AUTH_AFTER.to_string(), mark));
             }
             return Ok(Decision::SignIn {
                 next: format!("{}?{}", super::AUTHORIZE_PATH, canonical_params(&pairs)),

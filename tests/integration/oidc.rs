@@ -329,6 +329,15 @@ fn prompt_login_max_age_and_login_hint(backend: Backend) {
         assert!(auth_time > first_auth, "{extra:?}: auth_time is the new sign-in");
         app.clock.advance(chrono::Duration::seconds(30));
     }
+    // Someone at the browser adds the mark a fresh sign-in leaves, forged
+    // or taken from another request: the sign-in is still asked for.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let now = tessera::clock::Clock::now(&app.clock).timestamp();
+    for forged in ["1".to_string(), format!("{now}"), format!("{now}.AAAAAAAAAAAAAAAAAAAAAA")] {
+        let login = login_url(&rp, &["openid"], &[("prompt", "login"), ("auth_after", forged.as_str())]);
+        let to = location(&person.get(&login.url));
+        assert!(to.starts_with("/login?"), "auth_after={forged} must not skip the sign-in, went to {to}");
+    }
     // max_age long enough: no sign-in.
     let login = login_url(&rp, &["openid"], &[("max_age", "3600")]);
     assert!(location(&person.get(&login.url)).starts_with(REDIRECT_URI));
