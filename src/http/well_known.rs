@@ -24,9 +24,10 @@ pub fn cacheable(
     etag: &str,
     body: bytes::Bytes,
 ) -> HttpResponse {
-    let mut res = if not_modified(req, etag) { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    let held = not_modified(req, etag);
+    let mut res = if held { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     res.insert_header((header::CACHE_CONTROL, cache_control)).insert_header((header::ETAG, etag.to_string()));
-    if not_modified(req, etag) {
+    if held {
         return res.finish();
     }
     res.content_type(content_type).body(body)

@@ -23,7 +23,7 @@ use super::{AuthServer, OAuthError};
 use crate::crypto::random_base62;
 use crate::jwt::signer::Typ;
 use crate::store::resources::ResourceServerRow;
-use crate::store::{DbConn, StoreError, tokens, users};
+use crate::store::{DbConn, StoreError, tokens};
 
 pub const TYP: &str = "at+jwt";
 
@@ -321,7 +321,7 @@ fn parties_live(conn: &mut DbConn, server: &AuthServer, claims: &AccessClaims) -
         None => Some(claims.sub.clone()),
     };
     if let Some(user_id) = person
-        && cache.user(conn, &user_id)?.is_none_or(|u| u.disabled)
+        && !user_enabled(conn, server, &user_id)?
     {
         return Ok(false);
     }
@@ -332,9 +332,10 @@ fn parties_live(conn: &mut DbConn, server: &AuthServer, claims: &AccessClaims) -
     }
 }
 
-/// Whether `user_id` is a user who may still act (exists, not disabled).
-pub fn user_enabled(conn: &mut DbConn, user_id: &str) -> Result<bool, StoreError> {
-    Ok(users::find_by_id(conn, user_id)?.is_some_and(|u| !u.disabled))
+/// Whether `user_id` is a user who may still act (exists, not disabled),
+/// from memory when the database has not changed (`store::cache`).
+pub fn user_enabled(conn: &mut DbConn, server: &AuthServer, user_id: &str) -> Result<bool, StoreError> {
+    Ok(server.cache.user(conn, user_id)?.is_some_and(|u| !u.disabled))
 }
 
 /// Revokes a token by jti until it would have expired.

@@ -166,7 +166,7 @@ fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result
         return Ok(None);
     };
     if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc())
-        || !access_token::user_enabled(conn, &grant.user_id)?
+        || !access_token::user_enabled(conn, server, &grant.user_id)?
     {
         return Ok(None);
     }

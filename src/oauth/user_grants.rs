@@ -182,7 +182,7 @@ pub fn authorization_code(
     if now.naive_utc() >= row.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if server.cache.user(conn, &row.user_id)?.is_none_or(|u| u.disabled) {
+    if !access_token::user_enabled(conn, server, &row.user_id)? {
         return Err(disabled_person());
     }
     match request.params.get("redirect_uri") {
@@ -294,7 +294,7 @@ pub fn refresh_token(
     if now >= row.expires_at || now >= grant.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
-    if server.cache.user(conn, &grant.user_id)?.is_none_or(|u| u.disabled) {
+    if !access_token::user_enabled(conn, server, &grant.user_id)? {
         return Err(disabled_person());
     }
     let granted = Scopes::from_stored(&grant.scope);
