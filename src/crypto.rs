@@ -66,6 +66,12 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A strong HTTP entity tag for `body`: 128 bits of its SHA-256.
+pub fn etag_of(body: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    format!("\"{}\"", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]))
+}
+
 /// Equality whose running time does not depend on where the inputs differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

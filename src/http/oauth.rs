@@ -55,6 +55,6 @@ pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -
 pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
     let doc = endpoints::serve_metadata(&state.db, state.oauth.clone()).await?;
     let body = bytes::Bytes::from(serde_json::to_vec(&doc).map_err(|e| OAuthError::server_error(&e))?);
-    let etag = crate::jwt::keyring::etag_of(&body);
+    let etag = crate::crypto::etag_of(&body);
     Ok(super::well_known::cacheable(&req, "application/json", "public, max-age=300".into(), &etag, body))
 }

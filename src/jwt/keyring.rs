@@ -42,12 +42,6 @@ pub struct Verifier {
 /// feed's generation then.
 type CachedSigner = (Arc<Signer>, DateTime<Utc>, u64);
 
-/// A strong entity tag for `body`: 128 bits of its SHA-256.
-pub fn etag_of(body: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
-    format!("\"{}\"", base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest.as_ref()[..16]))
-}
-
 /// The published JWK Set, serialized, and its entity tag.
 #[derive(Debug, Clone)]
 pub struct Jwks {
@@ -64,13 +58,12 @@ struct CachedJwks {
     until: DateTime<Utc>,
 }
 
-/// A verification key, when the database was last asked about it, and
-/// when it leaves the JWKS if it is retired.
+/// A verification key (which knows when it leaves the JWKS), when the
+/// database was last asked about it, and the feed's generation then.
 struct CachedVerifier {
     verifier: Arc<Verifier>,
     checked: DateTime<Utc>,
     generation: u64,
-    unpublish_at: Option<DateTime<Utc>>,
 }
 
 impl CachedVerifier {
@@ -78,7 +71,7 @@ impl CachedVerifier {
         generation == Some(self.generation)
             && now >= self.checked
             && now - self.checked < SIGNER_RECHECK
-            && self.unpublish_at.is_none_or(|t| now < t)
+            && self.verifier.unpublish_at.is_none_or(|t| now < t)
     }
 }
 
@@ -119,7 +112,7 @@ impl KeyRing {
         }
         let (set, until) = keys::jwks(conn, clock, &self.policy)?;
         let body = bytes::Bytes::from(serde_json::to_vec(&set).map_err(|_| SigningKeyError::Generation)?);
-        let etag = etag_of(&body);
+        let etag = crate::crypto::etag_of(&body);
         let kids = set["keys"]
             .as_array()
             .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect())
@@ -193,8 +186,7 @@ impl KeyRing {
         let alg = SigningAlg::parse(&row.algorithm).ok_or_else(|| corrupt("unknown algorithm".into()))?;
         let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| corrupt(e.to_string()))?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| corrupt(e.to_string()))?;
-        let unpublish_at = row.unpublish_at.map(|t| t.and_utc());
-        let verifier = Arc::new(Verifier { alg: alg.jws(), key, unpublish_at });
+        let verifier = Arc::new(Verifier { alg: alg.jws(), key, unpublish_at: row.unpublish_at.map(|t| t.and_utc()) });
         let Some(generation) = generation else {
             return Ok(Some(verifier));
         };
@@ -202,10 +194,7 @@ impl KeyRing {
         if cache.len() >= MAX_VERIFIERS {
             cache.clear();
         }
-        cache.insert(
-            kid.to_string(),
-            CachedVerifier { verifier: verifier.clone(), checked: now, generation, unpublish_at },
-        );
+        cache.insert(kid.to_string(), CachedVerifier { verifier: verifier.clone(), checked: now, generation });
         Ok(Some(verifier))
     }
 }
