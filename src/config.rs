@@ -52,6 +52,9 @@ settings! {
     REGISTRATION = "registration", "TESSERA_REGISTRATION";
     REGISTRATION_SCOPES = "registration_scopes", "TESSERA_REGISTRATION_SCOPES";
     REGISTRATION_RATE_LIMIT = "registration_rate_limit", "TESSERA_REGISTRATION_RATE_LIMIT";
+    SIGNIN_RATE_LIMIT = "signin_rate_limit", "TESSERA_SIGNIN_RATE_LIMIT";
+    REDIS_URL = "redis_url", "TESSERA_REDIS_URL";
+    METRICS_BIND = "metrics_bind", "TESSERA_METRICS_BIND";
 }
 
 /// A setting that could not be used, named the way the operator wrote it.
@@ -117,6 +120,44 @@ impl DatabaseUrl {
     }
 }
 
+/// Where the shared rate limits live (`TESSERA_REDIS_URL`). `Display`
+/// never shows a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text.strip_prefix("redis://").ok_or_else(|| {
+            if text.starts_with("rediss://") {
+                "rediss:// (TLS) is not supported: reach Redis over a private network or a TLS tunnel".to_string()
+            } else {
+                "expected redis://[:PASSWORD@]HOST[:PORT][/DB]".to_string()
+            }
+        })?;
+        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("malformed Redis URL".into());
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The URL itself, password included: for the client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_password(&self.0))
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -132,7 +173,8 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
+/// `redis://:secret@host` → `redis://:***@host`.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -215,6 +257,14 @@ pub struct Config {
     pub registration_scopes: crate::oauth::scope::Scopes,
     /// Registrations per minute per IP.
     pub registration_rate_limit: u32,
+    /// Sign-in attempts per minute per IP (an IPv6 /64 is one), counted
+    /// before the password is checked.
+    pub signin_rate_limit: u32,
+    /// With it, the rate limits are counted in Redis across every instance
+    /// (`http::ratelimit`); without it, each instance counts its own.
+    pub redis_url: Option<RedisUrl>,
+    /// Where `GET /metrics` listens (Prometheus text); `None`: nowhere.
+    pub metrics_bind: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -265,6 +315,9 @@ impl Default for Config {
                 crate::oauth::registration::DEFAULT_REGISTRATION_SCOPES,
             ),
             registration_rate_limit: 10,
+            signin_rate_limit: 30,
+            redis_url: None,
+            metrics_bind: None,
         }
     }
 }
@@ -452,6 +505,19 @@ impl Config {
         if let Some(v) = get(&REGISTRATION_RATE_LIMIT) {
             config.registration_rate_limit = parse_number(&REGISTRATION_RATE_LIMIT, v, 1, 1_000_000)?;
         }
+        if let Some(v) = get(&SIGNIN_RATE_LIMIT) {
+            config.signin_rate_limit = parse_number(&SIGNIN_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
+        if let Some(v) = get(&REDIS_URL) {
+            config.redis_url = Some(RedisUrl::parse(v).map_err(|m| ConfigError::new(&REDIS_URL, m))?);
+        }
+        if let Some(v) = get(&METRICS_BIND) {
+            v.to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| ConfigError::new(&METRICS_BIND, format!("`{v}` is not a HOST:PORT address")))?;
+            config.metrics_bind = Some(v.to_string());
+        }
         Ok(config)
     }
 
@@ -563,6 +629,10 @@ mod tests {
             ("TESSERA_REGISTRATION_SCOPES", "read admin"),
             ("TESSERA_REGISTRATION_SCOPES", "payments:admin"),
             ("TESSERA_REGISTRATION_RATE_LIMIT", "0"),
+            ("TESSERA_SIGNIN_RATE_LIMIT", "0"),
+            ("TESSERA_REDIS_URL", "http://localhost:6379"),
+            ("TESSERA_REDIS_URL", "rediss://cache:6380"),
+            ("TESSERA_METRICS_BIND", "nowhere"),
         ] {
             let err = Config::load(None, &env(&[(name, value)])).unwrap_err();
             assert_eq!(err.setting, name, "{err}");
@@ -586,5 +656,9 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://tess:s3cret@db:5432/tessera").unwrap();
         assert_eq!(url.to_string(), "postgres://tess:***@db:5432/tessera");
         assert!(!format!("{url:?}").contains("s3cret"));
+        let redis = RedisUrl::parse("redis://:s3cret@cache:6379/2").unwrap();
+        assert_eq!(redis.to_string(), "redis://:***@cache:6379/2");
+        assert!(!format!("{redis:?}").contains("s3cret"));
+        assert_eq!(redis.expose(), "redis://:s3cret@cache:6379/2");
     }
 }

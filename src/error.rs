@@ -340,6 +340,7 @@ impl ResponseError for crate::oauth::registration::RegistrationError {
             E::Closed => StatusCode::FORBIDDEN,
             E::InvalidToken => StatusCode::UNAUTHORIZED,
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(StoreError::Unavailable(_) | StoreError::Query(_)) => StatusCode::SERVICE_UNAVAILABLE,
             E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -353,6 +354,7 @@ impl ResponseError for crate::oauth::registration::RegistrationError {
             E::Closed => ("access_denied", self.to_string()),
             E::InvalidToken => ("invalid_token", self.to_string()),
             E::RateLimited { message, .. } => ("rate_limit_exceeded", message.clone()),
+            E::Unavailable { message, .. } => ("temporarily_unavailable", message.clone()),
             E::Store(cause @ (StoreError::Unavailable(_) | StoreError::Query(_))) => {
                 tracing::warn!(
                     request_id = current_request_id().as_deref().unwrap_or("-"),
@@ -377,7 +379,7 @@ impl ResponseError for crate::oauth::registration::RegistrationError {
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 ));
             }
-            E::RateLimited { retry_after, .. } => {
+            E::RateLimited { retry_after, .. } | E::Unavailable { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
             }
             E::Store(_) if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => {

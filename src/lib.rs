@@ -26,6 +26,7 @@ pub mod sdk;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod telemetry;
 pub mod uri;
 
 /// The handle every caller runs services on (`Db::run`); the HTTP layer

@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::AppState;
-use crate::http::ratelimit::{LimitSettings, RateLimits};
+use crate::http::ratelimit::{LimitSettings, RateLimits, Shared};
 use crate::http::routes::build_app;
 use crate::jwt::keyring::KeyRing;
 use crate::jwt::{self, keys::SigningAlg};
@@ -42,6 +42,9 @@ pub struct Prepared {
     state: web::Data<AppState>,
     listener: TcpListener,
     pub addr: SocketAddr,
+    /// `TESSERA_METRICS_BIND`'s listener, when set.
+    metrics: Option<TcpListener>,
+    pub metrics_addr: Option<SocketAddr>,
     /// Set when this start created `admin@localhost`: its one-time password.
     pub first_admin: Option<FirstAdmin>,
 }
@@ -65,6 +68,19 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| StartError::new("TESSERA_BIND", format!("cannot listen on {}: {e}", config.bind)))?;
     let addr = listener.local_addr().map_err(|e| StartError::new("TESSERA_BIND", e.to_string()))?;
+    let metrics = match &config.metrics_bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind)
+                .map_err(|e| StartError::new("TESSERA_METRICS_BIND", format!("cannot listen on {bind}: {e}")))?;
+            crate::telemetry::install().map_err(|e| StartError::new("TESSERA_METRICS_BIND", e))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let metrics_addr = match &metrics {
+        Some(l) => Some(l.local_addr().map_err(|e| StartError::new("TESSERA_METRICS_BIND", e.to_string()))?),
+        None => None,
+    };
     let (db, master_key) = open_storage(&config)?;
     let first_admin = {
         let mut conn = db.conn().map_err(|e| StartError::new("TESSERA_DATABASE_URL", e.to_string()))?;
@@ -111,13 +127,15 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
             max_per_key: config.api_rate_limit_max,
             failures_per_ip: config.ip_rate_limit,
             registrations_per_minute: config.registration_rate_limit,
+            signins_per_minute: config.signin_rate_limit,
         },
         clock.clone(),
+        config.redis_url.clone().map(|url| Shared::new(url, &issuer)),
     );
     let key_usage = Arc::new(UsageRecorder::default());
     let state =
         web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth, limits, key_usage });
-    Ok(Prepared { state, listener, addr, first_admin })
+    Ok(Prepared { state, listener, addr, metrics, metrics_addr, first_admin })
 }
 
 impl Prepared {
@@ -133,6 +151,19 @@ impl Prepared {
     /// The master key in use (tests open sealed values with it).
     pub fn master_key(&self) -> MasterKey {
         self.state.master_key.clone()
+    }
+
+    /// `tessera serve`: serves until SIGTERM (in-flight requests finish
+    /// within the shutdown timeout) or Ctrl-C, then writes the key usage
+    /// still in memory, so a rolling restart loses none.
+    pub async fn serve(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        self.run(true)?.await?;
+        let (usage, clock) = (state.key_usage.clone(), state.clock.clone());
+        if let Err(e) = state.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
+            tracing::warn!(error = %e, "could not record the last API key uses before stopping");
+        }
+        Ok(())
     }
 
     /// Starts the workers; the returned future ends when the server stops.
@@ -152,8 +183,9 @@ impl Prepared {
             loop {
                 tick.tick().await;
                 let (usage, clock) = (flusher.key_usage.clone(), flusher.clock.clone());
-                if let Err(e) = flusher.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
-                    tracing::warn!(error = %e, "could not record API key use");
+                match flusher.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
+                    Ok(_) => flusher.key_usage.flushed(),
+                    Err(e) => tracing::warn!(error = %e, "could not record API key use"),
                 }
             }
         });
@@ -194,6 +226,18 @@ impl Prepared {
                 policy,
                 config.purge_interval,
             ));
+        }
+        // `GET /metrics` on its own listener and worker: never on the
+        // public port, and scraped even while the workers are busy.
+        if let Some(listener) = self.metrics {
+            let configure = crate::telemetry::configure(state.clone());
+            let metrics = HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(0)
+                .listen(listener)?
+                .run();
+            actix_web::rt::spawn(metrics);
         }
         let mut server =
             HttpServer::new(move || build_app(state.clone())).shutdown_timeout(config.shutdown_timeout.as_secs());

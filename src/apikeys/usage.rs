@@ -127,9 +127,21 @@ pub struct UsageRecorder {
     /// Uses or counters dropped because the buffer was full, since the last
     /// flush.
     dropped: AtomicU64,
+    /// When a flush last succeeded (`/metrics`: the batch's lag).
+    flushed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl UsageRecorder {
+    /// Notes that a flush succeeded now.
+    pub fn flushed(&self) {
+        *self.flushed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// How long ago a flush last succeeded; `None` before the first.
+    pub fn since_last_flush(&self) -> Option<std::time::Duration> {
+        self.flushed_at.lock().unwrap_or_else(|e| e.into_inner()).map(|at| at.elapsed())
+    }
+
     /// Notes that key `id` authenticated at `now`, for `last_used` (written
     /// at most once a minute per key); cheap, in memory.
     pub fn note(&self, id: &str, now: DateTime<Utc>) {

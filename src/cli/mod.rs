@@ -146,8 +146,11 @@ fn serve(config: Config) -> CliResult {
         println!();
     }
     println!("Listening on http://{} (issuer {issuer})", prepared.addr);
+    if let Some(metrics) = prepared.metrics_addr {
+        println!("Metrics on http://{metrics}/metrics");
+    }
     tracing::info!(addr = %prepared.addr, issuer = %issuer, ready_ms = started.elapsed().as_millis() as u64, "listening");
-    actix_web::rt::System::new().block_on(async move { prepared.run(true)?.await })?;
+    actix_web::rt::System::new().block_on(prepared.serve())?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -144,6 +144,19 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form
     if form.email.len() > 254 || form.password.len() > MAX_PASSWORD_BYTES {
         return login_form(&state, StatusCode::UNAUTHORIZED, next, "", Some("Wrong email or password."));
     }
+    // Attempts per IP, before argon2 runs: across the fleet with Redis,
+    // refused while the shared limiter is unreachable.
+    if let Err(e) = state.limits.check_signin(peer_ip(&req)).await {
+        let status = e.kind.status();
+        let message = if status == StatusCode::TOO_MANY_REQUESTS {
+            "Too many sign-in attempts from your network. Please wait a moment and try again."
+        } else {
+            "Signing in is unavailable for a moment. Please try again shortly."
+        };
+        let mut res = login_form(&state, status, next, &form.email, Some(message));
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after.unwrap_or(1)));
+        return res;
+    }
     let attempt = SignInAttempt {
         email: form.email.clone(),
         password: Secret::new(form.password),

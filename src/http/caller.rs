@@ -74,6 +74,7 @@ async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Prin
 /// the request never waits on the database (`apikeys::usage`). The path
 /// only, never the query string.
 fn note_use(req: &HttpRequest, state: &AppState, id: &str, outcome: Outcome) {
+    crate::telemetry::api_key_authenticated(outcome.as_str());
     let ip = super::client_ip(req, &state.config.trusted_proxies);
     state.key_usage.record(id, Use::new(state.clock.now(), ip, req.method().as_str(), req.path(), outcome));
 }
@@ -84,7 +85,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(&"no application state"))?;
     match identify(req, state).await {
         Ok(principal) => {
-            if let Err(e) = state.limits.check_key(&principal.rate_limit_bucket(), principal.rate_limit) {
+            if let Err(e) = state.limits.check_key(&principal.rate_limit_bucket(), principal.rate_limit).await {
                 if let Credential::ApiKey { id, .. } = &principal.credential {
                     note_use(req, state, id, Outcome::RateLimited);
                 }
@@ -96,8 +97,11 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             Ok(principal)
         }
         Err(e) if e.kind == ErrorKind::Unauthorized => {
+            if e.code == "invalid_api_key" {
+                crate::telemetry::api_key_authenticated("invalid");
+            }
             let ip = super::client_ip(req, &state.config.trusted_proxies);
-            state.limits.check_failure(ip)?;
+            state.limits.check_failure(ip).await?;
             audit_failure(state, ip, &e, req.path());
             Err(e)
         }
@@ -105,7 +109,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         // against the IP too: a leaked key used from the wrong place must
         // not buy unthrottled audit writes.
         Err(e) if e.kind == ErrorKind::Forbidden => {
-            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies))?;
+            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies)).await?;
             Err(e)
         }
         Err(e) => Err(e),

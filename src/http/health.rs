@@ -11,8 +11,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The database answers a round trip; 503 otherwise.
+/// The database answers a round trip; 503 otherwise. With shared rate
+/// limits, Redis is asked too: unreachable, the instance still serves
+/// (API keys pass, sign-in is refused: `http::ratelimit`), so the answer
+/// stays 200 but says `degraded`.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.db.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })))
+    let Some(shared) = state.limits.shared() else {
+        return Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })));
+    };
+    let body = if shared.ping().await {
+        json!({ "status": "ok", "database": "ok", "redis": "ok" })
+    } else {
+        json!({ "status": "degraded", "database": "ok", "redis": "unreachable" })
+    };
+    Ok(HttpResponse::Ok().json(body))
 }

@@ -94,7 +94,11 @@ pub async fn request_context(
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    if crate::telemetry::enabled() {
+        crate::telemetry::record_request(res.request().match_pattern(), &method, status, elapsed);
+    }
+    let latency_ms = elapsed * 1000.0;
     tracing::info!(
         target: "tessera::access",
         request_id = %request_id,

@@ -35,7 +35,11 @@ fn no_store_json(body: &impl Serialize) -> HttpResponse {
 
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
     let request = read_request(&req, &body)?;
+    let grant = crate::telemetry::enabled().then(|| crate::telemetry::grant_label(request.params.get("grant_type")));
     let response = endpoints::serve_token(&state.db, state.oauth.clone(), request).await?;
+    if let Some(grant) = grant {
+        crate::telemetry::token_issued(grant, &response.access_token);
+    }
     Ok(no_store_json(&response))
 }
 

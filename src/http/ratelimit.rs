@@ -1,30 +1,82 @@
-//! Rate limits on `/v1` (GCRA, `governor`): per API key — its own limit
-//! or the default, never more than the server's cap — and per IP for calls
-//! that fail to authenticate. Limits are per instance: each instance
-//! counts its own requests.
+//! Rate limits (GCRA): per API key — its own limit or the default,
+//! never more than the server's cap — and per IP for calls that fail to
+//! authenticate, for sign-in attempts and for client registrations.
 //!
-//! The limiters read time from the injected clock (`AppState.clock`), not
-//! from the system, so tests move time forward with the `ManualClock`
-//! instead of sleeping, and the rules agree with every other expiry.
+//! Where they are counted:
+//! - **Without `TESSERA_REDIS_URL`**, each instance counts its own
+//!   requests (`governor`), reading time from the injected clock
+//!   (`AppState.clock`), so tests move time instead of sleeping.
+//! - **With it**, every instance counts in Redis: one round trip per check
+//!   (`GCRA_SCRIPT`, a Lua script run with EVALSHA), time read from
+//!   Redis's clock so the instances' clocks need not agree, keys named
+//!   after the issuer (one fleet, one namespace) and expiring once full
+//!   again. Bucket names are hashed: nothing a caller sent is stored.
+//!
+//! When Redis cannot be reached within `REDIS_TIMEOUT` (then for
+//! `REDIS_BACKOFF` without trying), a check decides without it, by what
+//! the limit guards:
+//! - an authenticated API key (or token) **passes**: an outage of the
+//!   limiter must not take the API down with it;
+//! - a failed authentication counts against this instance's own per-IP
+//!   limiter (its 256-bit keys are not guessable, but its audit writes
+//!   stay bounded);
+//! - a sign-in or a client registration is **refused** (503): password
+//!   guessing and mass registration are what these limits exist to stop.
+//!
+//! The outage is logged once a minute at most, counted in
+//! `tessera_rate_limiter_unavailable_total`, and `/readyz` reports it as
+//! degraded (still 200: the instance serves).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
+use crate::config::RedisUrl;
 use crate::error::{ApiError, ErrorKind};
 
 /// Limiters are pruned, then rebuilt if still this big, when they track
 /// this many keys.
 const MAX_TRACKED: usize = 100_000;
+
+/// The longest a check waits for Redis before deciding without it.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// After Redis failed, checks decide without it for this long, so an
+/// outage costs one timeout per instance per interval, not one per request.
+pub const REDIS_BACKOFF: Duration = Duration::from_secs(1);
+/// An outage is logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// GCRA in one round trip. `KEYS[1]`: the bucket; `ARGV[1]`: the emission
+/// interval (µs of budget one request spends); `ARGV[2]`: the burst
+/// (requests). The bucket holds the theoretical arrival time (µs, Redis's
+/// clock) and expires when the bucket is full again. Answers `{1, 0}`
+/// when allowed, `{0, wait_µs}` when not.
+const GCRA_SCRIPT: &str = r"
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - now - burst * interval
+if wait > 0 then
+  return {0, wait}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, 0}
+";
 
 /// `governor`'s view of the injected clock: nanoseconds since the Unix
 /// epoch as that clock reads them. A clock that steps back reads as no
@@ -43,33 +95,239 @@ impl governor::clock::Clock for LimiterClock {
 
 type KeyedLimiter<K> = RateLimiter<K, DashMapStateStore<K>, LimiterClock, NoOpMiddleware<Nanos>>;
 
-/// The limits the server enforces, in requests per second.
+/// The limits the server enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitSettings {
-    /// A key without a limit of its own (`TESSERA_API_RATE_LIMIT`).
+    /// A key without a limit of its own, per second (`TESSERA_API_RATE_LIMIT`).
     pub default_per_key: u32,
     /// The most any key gets, whatever it asks (`TESSERA_API_RATE_LIMIT_MAX`).
     pub max_per_key: u32,
-    /// Failed authentications per IP (`TESSERA_IP_RATE_LIMIT`).
+    /// Failed authentications per second per IP (`TESSERA_IP_RATE_LIMIT`).
     pub failures_per_ip: u32,
     /// Client registrations per minute per IP
     /// (`TESSERA_REGISTRATION_RATE_LIMIT`).
     pub registrations_per_minute: u32,
+    /// Sign-in attempts per minute per IP (`TESSERA_SIGNIN_RATE_LIMIT`).
+    pub signins_per_minute: u32,
 }
 
+/// Which limit a check counts against: the `limit` label of the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    ApiKey,
+    Ip,
+    Registration,
+    SignIn,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Ip => "ip",
+            Self::Registration => "registration",
+            Self::SignIn => "sign_in",
+        }
+    }
+
+    /// Part of the Redis key: short, fixed.
+    fn tag(self) -> &'static str {
+        match self {
+            Self::ApiKey => "k",
+            Self::Ip => "ip",
+            Self::Registration => "reg",
+            Self::SignIn => "in",
+        }
+    }
+}
+
+/// A check's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    /// Over the limit: the budget allows another request after this long.
+    Wait(Duration),
+}
+
+/// The shared limiter could not be asked.
+#[derive(Debug)]
+struct Unreachable;
+
+/// A rate `per` second or minute, with a burst of the same size.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    count: u32,
+    per: Duration,
+}
+
+impl Rate {
+    fn per_second(count: u32) -> Self {
+        Self { count: count.max(1), per: Duration::from_secs(1) }
+    }
+
+    fn per_minute(count: u32) -> Self {
+        Self { count: count.max(1), per: Duration::from_secs(60) }
+    }
+
+    fn quota(self) -> Quota {
+        let n = NonZeroU32::new(self.count).unwrap_or(NonZeroU32::MIN);
+        if self.per >= Duration::from_secs(60) { Quota::per_minute(n) } else { Quota::per_second(n) }
+    }
+
+    fn unit(self) -> &'static str {
+        if self.per >= Duration::from_secs(60) { "minute" } else { "second" }
+    }
+}
+
+/// The limits counted in Redis, shared by every instance of one issuer.
+pub struct Shared {
+    url: RedisUrl,
+    /// Made on first use, inside the server's runtime.
+    conn: OnceLock<Result<redis::aio::ConnectionManager, String>>,
+    script: redis::Script,
+    /// `tessera:rl:<hash of the issuer>:`.
+    prefix: String,
+    /// Until when checks skip Redis after a failure.
+    down_until: Mutex<Option<Instant>>,
+    last_logged: Mutex<Option<Instant>>,
+    /// The last round trip failed (for `/readyz` and the log on recovery).
+    failing: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(url: RedisUrl, issuer: &str) -> Self {
+        let namespace = crate::crypto::hex(&Sha256::digest(issuer.as_bytes())[..8]);
+        Self {
+            url,
+            conn: OnceLock::new(),
+            script: redis::Script::new(GCRA_SCRIPT),
+            prefix: format!("tessera:rl:{namespace}:"),
+            down_until: Mutex::new(None),
+            last_logged: Mutex::new(None),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    fn connection(&self) -> Result<redis::aio::ConnectionManager, Unreachable> {
+        let made = self.conn.get_or_init(|| {
+            let client = redis::Client::open(self.url.expose()).map_err(|e| e.to_string())?;
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(REDIS_TIMEOUT))
+                .set_response_timeout(Some(REDIS_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(100));
+            redis::aio::ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())
+        });
+        match made {
+            Ok(conn) => Ok(conn.clone()),
+            Err(e) => {
+                self.failed(Limit::ApiKey, e);
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// Notes a failed round trip: back off, and log at most once a minute.
+    fn failed(&self, limit: Limit, cause: &dyn std::fmt::Display) {
+        self.failing.store(true, Ordering::Relaxed);
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + REDIS_BACKOFF);
+        metrics::counter!("tessera_rate_limiter_unavailable_total", "limit" => limit.as_str()).increment(1);
+        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                redis = %self.url,
+                error = %cause,
+                "Redis is unreachable: API keys pass unlimited, failed authentications count per instance, \
+                 sign-in and registration are refused (logged once a minute while it lasts)"
+            );
+        }
+    }
+
+    fn backing_off(&self) -> bool {
+        let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *down {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                *down = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes a round trip that worked: any backoff ends.
+    fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::warn!(redis = %self.url, "Redis answers again: rate limits are shared again");
+        }
+    }
+
+    /// One GCRA check of `bucket` in Redis.
+    async fn check(&self, limit: Limit, bucket: &str, rate: Rate) -> Result<Verdict, Unreachable> {
+        if self.backing_off() {
+            metrics::counter!("tessera_rate_limiter_unavailable_total", "limit" => limit.as_str()).increment(1);
+            return Err(Unreachable);
+        }
+        let mut conn = self.connection()?;
+        let interval_us = (rate.per.as_micros() / u128::from(rate.count)).max(1);
+        let key = format!(
+            "{}{}:{}:{}",
+            self.prefix,
+            limit.tag(),
+            rate.count,
+            crate::crypto::hex(&Sha256::digest(bucket.as_bytes())[..16])
+        );
+        let mut invocation = self.script.key(key);
+        invocation.arg(interval_us.to_string()).arg(rate.count);
+        let call = invocation.invoke_async::<(i64, i64)>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+            Ok(Ok((allowed, wait_us))) => {
+                self.succeeded();
+                Ok(if allowed == 1 {
+                    Verdict::Allowed
+                } else {
+                    Verdict::Wait(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)))
+                })
+            }
+            Ok(Err(e)) => {
+                self.failed(limit, &e);
+                Err(Unreachable)
+            }
+            Err(_) => {
+                self.failed(limit, &"no answer within the timeout");
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// A round trip for `/readyz`: does Redis answer now?
+    pub async fn ping(&self) -> bool {
+        let Ok(mut conn) = self.connection() else { return false };
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut conn);
+        let answered = matches!(tokio::time::timeout(REDIS_TIMEOUT, ping).await, Ok(Ok(_)));
+        if answered {
+            self.succeeded();
+        }
+        answered
+    }
+}
+
+/// Every limit of one server: counted locally, or in Redis when `shared`.
 pub struct RateLimits {
     settings: LimitSettings,
-    per_ip: KeyedLimiter<IpAddr>,
-    /// `POST /oauth/register`, per IP: a bucket of its own.
-    /// By `sessions::ip_subject`: an IPv6 /64 is one caller.
+    /// Failed authentications, per IP (an IPv6 /64 is one caller).
+    per_ip: KeyedLimiter<String>,
+    /// `POST /oauth/register` and `POST /login`, per IP, each a bucket of
+    /// its own. By `sessions::ip_subject`: an IPv6 /64 is one caller.
     registrations: KeyedLimiter<String>,
+    signins: KeyedLimiter<String>,
     /// One keyed limiter per distinct per-second limit.
     by_limit: Mutex<HashMap<u32, Arc<KeyedLimiter<String>>>>,
     clock: LimiterClock,
-}
-
-fn quota(per_second: u32) -> Quota {
-    Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+    shared: Option<Shared>,
 }
 
 /// Whole seconds, rounded up: a client that waits `Retry-After` seconds
@@ -78,20 +336,33 @@ fn ceil_secs(wait: Duration) -> u64 {
     wait.as_nanos().div_ceil(1_000_000_000).try_into().unwrap_or(u64::MAX).max(1)
 }
 
+/// Forgets the buckets that are full again once a limiter tracks too many.
+fn bounded<K: std::hash::Hash + Eq + Clone>(limiter: &KeyedLimiter<K>) {
+    if limiter.len() > MAX_TRACKED {
+        limiter.retain_recent();
+    }
+}
+
 impl RateLimits {
-    /// Limiters over `clock`, the server's injected clock.
-    pub fn new(settings: LimitSettings, clock: SharedClock) -> Self {
+    /// Limiters over `clock`, the server's injected clock; counted in
+    /// Redis when `shared` is given.
+    pub fn new(settings: LimitSettings, clock: SharedClock, shared: Option<Shared>) -> Self {
         let clock = LimiterClock(clock);
+        let keyed = |rate: Rate| RateLimiter::dashmap_with_clock(rate.quota(), clock.clone());
         Self {
             settings,
-            per_ip: RateLimiter::dashmap_with_clock(quota(settings.failures_per_ip), clock.clone()),
-            registrations: RateLimiter::dashmap_with_clock(
-                Quota::per_minute(NonZeroU32::new(settings.registrations_per_minute).unwrap_or(NonZeroU32::MIN)),
-                clock.clone(),
-            ),
+            per_ip: keyed(Rate::per_second(settings.failures_per_ip)),
+            registrations: keyed(Rate::per_minute(settings.registrations_per_minute)),
+            signins: keyed(Rate::per_minute(settings.signins_per_minute)),
             by_limit: Mutex::default(),
             clock,
+            shared,
         }
+    }
+
+    /// The shared limiter, when the limits are counted in Redis.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// The requests per second a key with its own `limit` gets: that limit
@@ -104,68 +375,133 @@ impl RateLimits {
         }
     }
 
-    fn exceeded(&self, limit: u32, not_until: &NotUntil<Nanos>, what: &str) -> ApiError {
-        self.exceeded_per(limit, "second", not_until, what)
+    fn local_verdict(&self, checked: Result<(), NotUntil<Nanos>>) -> Verdict {
+        match checked {
+            Ok(()) => Verdict::Allowed,
+            Err(not_until) => Verdict::Wait(not_until.wait_time_from(self.clock.now())),
+        }
     }
 
-    fn exceeded_per(&self, limit: u32, per: &str, not_until: &NotUntil<Nanos>, what: &str) -> ApiError {
-        let wait = not_until.wait_time_from(self.clock.now());
+    fn exceeded(limit: Limit, rate: Rate, wait: Duration, what: &str) -> ApiError {
+        metrics::counter!("tessera_rate_limited_total", "limit" => limit.as_str()).increment(1);
         ApiError {
             retry_after: Some(ceil_secs(wait)),
-            rate_limit: Some(limit),
+            rate_limit: Some(rate.count),
             ..ApiError::new(
                 ErrorKind::RateLimited,
                 "rate_limit_exceeded",
-                format!("Too many requests {what}: the limit is {limit} per {per}"),
+                format!("Too many requests {what}: the limit is {} per {}", rate.count, rate.unit()),
             )
         }
     }
 
-    /// Counts one request of API key `id`, whose own limit is `limit`.
-    pub fn check_key(&self, id: &str, limit: Option<i64>) -> Result<(), ApiError> {
-        let per_second = self.per_key_limit(limit);
-        let limiter = {
-            let mut map = self.by_limit.lock().unwrap_or_else(|e| e.into_inner());
-            let limiter = map
-                .entry(per_second)
-                .or_insert_with(|| Arc::new(RateLimiter::dashmap_with_clock(quota(per_second), self.clock.clone())));
-            if limiter.len() > MAX_TRACKED {
-                // Keys idle long enough to be full again carry no state worth
-                // keeping; only if that is not enough is everything forgotten.
-                limiter.retain_recent();
-                if limiter.len() > MAX_TRACKED {
-                    *limiter = Arc::new(RateLimiter::dashmap_with_clock(quota(per_second), self.clock.clone()));
-                }
+    fn unavailable(what: &str) -> ApiError {
+        ApiError {
+            retry_after: Some(REDIS_BACKOFF.as_secs().max(1)),
+            ..ApiError::new(
+                ErrorKind::ServiceUnavailable,
+                "rate_limiter_unavailable",
+                format!("{what} is unavailable for a moment; try again shortly"),
+            )
+        }
+    }
+
+    /// Counts one request of API key (or token) `bucket`, whose own limit
+    /// is `limit`. Passes when the shared limiter is unreachable.
+    pub async fn check_key(&self, bucket: &str, limit: Option<i64>) -> Result<(), ApiError> {
+        let rate = Rate::per_second(self.per_key_limit(limit));
+        let verdict = match &self.shared {
+            Some(shared) => shared.check(Limit::ApiKey, bucket, rate).await.unwrap_or(Verdict::Allowed),
+            None => {
+                let limiter = {
+                    let mut map = self.by_limit.lock().unwrap_or_else(|e| e.into_inner());
+                    let limiter = map
+                        .entry(rate.count)
+                        .or_insert_with(|| Arc::new(RateLimiter::dashmap_with_clock(rate.quota(), self.clock.clone())));
+                    if limiter.len() > MAX_TRACKED {
+                        // Keys idle long enough to be full again carry no state
+                        // worth keeping; only if that is not enough is
+                        // everything forgotten.
+                        limiter.retain_recent();
+                        if limiter.len() > MAX_TRACKED {
+                            *limiter = Arc::new(RateLimiter::dashmap_with_clock(rate.quota(), self.clock.clone()));
+                        }
+                    }
+                    limiter.clone()
+                };
+                self.local_verdict(limiter.check_key(&bucket.to_string()))
             }
-            limiter.clone()
         };
-        limiter
-            .check_key(&id.to_string())
-            .map_err(|not_until| self.exceeded(per_second, &not_until, "with this API key"))
+        match verdict {
+            Verdict::Allowed => Ok(()),
+            Verdict::Wait(wait) => Err(Self::exceeded(Limit::ApiKey, rate, wait, "with this API key")),
+        }
     }
 
     /// Counts one failed authentication from `ip`; an error once the IP is
-    /// over its limit.
-    pub fn check_failure(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    /// over its limit. Counted by this instance alone while the shared
+    /// limiter is unreachable.
+    pub async fn check_failure(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         let Some(ip) = ip else { return Ok(()) };
-        if self.per_ip.len() > MAX_TRACKED {
-            self.per_ip.retain_recent();
+        let subject = crate::sessions::ip_subject(ip);
+        let rate = Rate::per_second(self.settings.failures_per_ip);
+        let shared = match &self.shared {
+            Some(shared) => shared.check(Limit::Ip, &subject, rate).await.ok(),
+            None => None,
+        };
+        let verdict = match shared {
+            Some(verdict) => verdict,
+            None => {
+                bounded(&self.per_ip);
+                self.local_verdict(self.per_ip.check_key(&subject))
+            }
+        };
+        match verdict {
+            Verdict::Allowed => Ok(()),
+            Verdict::Wait(wait) => Err(Self::exceeded(Limit::Ip, rate, wait, "from this IP address")),
         }
-        self.per_ip
-            .check_key(&ip)
-            .map_err(|not_until| self.exceeded(self.settings.failures_per_ip, &not_until, "from this IP address"))
+    }
+
+    /// A per-IP check that refuses (503) while the shared limiter is
+    /// unreachable.
+    async fn check_closed(
+        &self,
+        limit: Limit,
+        local: &KeyedLimiter<String>,
+        rate: Rate,
+        ip: Option<IpAddr>,
+        what: &str,
+        refused: &str,
+    ) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let subject = crate::sessions::ip_subject(ip);
+        let verdict = match &self.shared {
+            Some(shared) => {
+                shared.check(limit, &subject, rate).await.map_err(|Unreachable| Self::unavailable(refused))?
+            }
+            None => {
+                bounded(local);
+                self.local_verdict(local.check_key(&subject))
+            }
+        };
+        match verdict {
+            Verdict::Allowed => Ok(()),
+            Verdict::Wait(wait) => Err(Self::exceeded(limit, rate, wait, what)),
+        }
     }
 
     /// Counts one client registration from `ip`.
-    pub fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else { return Ok(()) };
-        if self.registrations.len() > MAX_TRACKED {
-            self.registrations.retain_recent();
-        }
-        self.registrations.check_key(&crate::sessions::ip_subject(ip)).map_err(|not_until| {
-            let limit = self.settings.registrations_per_minute;
-            self.exceeded_per(limit, "minute", &not_until, "to register clients from this IP address")
-        })
+    pub async fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let rate = Rate::per_minute(self.settings.registrations_per_minute);
+        let what = "to register clients from this IP address";
+        self.check_closed(Limit::Registration, &self.registrations, rate, ip, what, "Client registration").await
+    }
+
+    /// Counts one sign-in attempt from `ip`, before its password is checked.
+    pub async fn check_signin(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let rate = Rate::per_minute(self.settings.signins_per_minute);
+        let what = "to sign in from this IP address";
+        self.check_closed(Limit::SignIn, &self.signins, rate, ip, what, "Signing in").await
     }
 }
 
@@ -175,19 +511,25 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn limits(clock: &ManualClock, default_per_key: u32, max_per_key: u32) -> RateLimits {
-        let settings = LimitSettings { default_per_key, max_per_key, failures_per_ip: 2, registrations_per_minute: 2 };
-        RateLimits::new(settings, Arc::new(clock.clone()))
+        let settings = LimitSettings {
+            default_per_key,
+            max_per_key,
+            failures_per_ip: 2,
+            registrations_per_minute: 2,
+            signins_per_minute: 2,
+        };
+        RateLimits::new(settings, Arc::new(clock.clone()), None)
     }
 
-    #[test]
-    fn registrations_count_an_ipv6_slash_64_as_one_caller() {
+    #[tokio::test]
+    async fn registrations_count_an_ipv6_slash_64_as_one_caller() {
         let l = limits(&ManualClock::frozen(), 100, 1000);
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert!(l.check_registration(ip("2001:db8:1:2::1")).is_ok());
-        assert!(l.check_registration(ip("2001:db8:1:2::ffff:7")).is_ok());
-        assert!(l.check_registration(ip("2001:db8:1:2:abcd::9")).is_err(), "the same /64: its budget is spent");
-        assert!(l.check_registration(ip("2001:db8:1:3::1")).is_ok(), "another /64");
-        assert!(l.check_registration(ip("192.0.2.1")).is_ok());
+        assert!(l.check_registration(ip("2001:db8:1:2::1")).await.is_ok());
+        assert!(l.check_registration(ip("2001:db8:1:2::ffff:7")).await.is_ok());
+        assert!(l.check_registration(ip("2001:db8:1:2:abcd::9")).await.is_err(), "the same /64: its budget is spent");
+        assert!(l.check_registration(ip("2001:db8:1:3::1")).await.is_ok(), "another /64");
+        assert!(l.check_registration(ip("192.0.2.1")).await.is_ok());
     }
 
     #[test]
@@ -212,16 +554,16 @@ mod tests {
         assert_eq!(ceil_secs(Duration::from_millis(1200)), 2);
     }
 
-    #[test]
-    fn the_limiter_follows_the_injected_clock() {
+    #[tokio::test]
+    async fn the_limiter_follows_the_injected_clock() {
         let clock = ManualClock::new();
         let l = limits(&clock, 1, 1000);
-        assert!(l.check_key("key_a", None).is_ok());
-        let refused = l.check_key("key_a", None).unwrap_err();
+        assert!(l.check_key("key_a", None).await.is_ok());
+        let refused = l.check_key("key_a", None).await.unwrap_err();
         assert_eq!((refused.retry_after, refused.rate_limit), (Some(1), Some(1)));
-        assert!(l.check_key("key_b", None).is_ok(), "each key has its own budget");
+        assert!(l.check_key("key_b", None).await.is_ok(), "each key has its own budget");
         // An hour of injected time, however little wall time passed.
         clock.advance(chrono::Duration::hours(1));
-        assert!(l.check_key("key_a", None).is_ok());
+        assert!(l.check_key("key_a", None).await.is_ok());
     }
 }

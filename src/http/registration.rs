@@ -37,9 +37,13 @@ pub async fn register(
     body: Bytes,
 ) -> Result<HttpResponse, RegistrationError> {
     let ip = super::client_ip(&req, &state.config.trusted_proxies);
-    state.limits.check_registration(ip).map_err(|e| RegistrationError::RateLimited {
-        retry_after: e.retry_after.unwrap_or(1),
-        message: e.message.to_string(),
+    state.limits.check_registration(ip).await.map_err(|e| {
+        let (retry_after, message) = (e.retry_after.unwrap_or(1), e.message.to_string());
+        if e.kind == crate::error::ErrorKind::ServiceUnavailable {
+            RegistrationError::Unavailable { retry_after, message }
+        } else {
+            RegistrationError::RateLimited { retry_after, message }
+        }
     })?;
     let request =
         RegistrationRequest { bearer: bearer(&req), body: json_body(&req, body)?, ip: ip.map(|i| i.to_string()) };

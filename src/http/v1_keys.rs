@@ -262,10 +262,12 @@ pub async fn verify(state: web::Data<AppState>, reader: Reader, body: JsonBody) 
         .await?;
     // A verification counts as a use of the key against its limit, and
     // reports the limit the server enforces (the default, or its own capped).
-    let mut verdict = match &verdict.limit {
-        Some((id, limit)) if verdict.valid && state.limits.check_key(id, *limit).is_err() => verdict.rate_limited(),
-        _ => verdict,
+    let over = match &verdict.limit {
+        Some((id, limit)) if verdict.valid => state.limits.check_key(id, *limit).await.is_err(),
+        _ => false,
     };
+    let mut verdict = if over { verdict.rate_limited() } else { verdict };
+    crate::telemetry::api_key_verified(verdict.code);
     if let Some((_, limit)) = &verdict.limit {
         verdict.ratelimit = Some(json!({ "limit": state.limits.per_key_limit(*limit) }));
     }

@@ -61,12 +61,12 @@ pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Resul
         Err(e) => {
             let e = ApiError::from(e);
             if e.kind == crate::error::ErrorKind::Unauthorized {
-                state.limits.check_failure(ip)?;
+                state.limits.check_failure(ip).await?;
             }
             return Err(e);
         }
     };
-    state.limits.check_key(&format!("sdk:{}", token.id), None)?;
+    state.limits.check_key(&format!("sdk:{}", token.id), None).await?;
     let clock = state.clock.clone();
     let ip = ip.map(|i| i.to_string());
     let session = state.db.run(move |conn| sdk::open_session(conn, clock.as_ref(), &token, origin, ip)).await?;

@@ -169,7 +169,12 @@ pub struct VerifiedTokens(crate::store::feed::Cached<(Option<AccessClaims>, i64)
 impl Default for VerifiedTokens {
     fn default() -> Self {
         use crate::store::feed::{Cached, Kind};
-        Self(Cached::new(&[Kind::SigningKeys, Kind::ResourceServers], 50_000, std::time::Duration::from_secs(60)))
+        Self(Cached::new(
+            "verified_tokens",
+            &[Kind::SigningKeys, Kind::ResourceServers],
+            50_000,
+            std::time::Duration::from_secs(60),
+        ))
     }
 }
 

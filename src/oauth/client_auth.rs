@@ -149,6 +149,14 @@ fn refuse(
     client_id: Option<&str>,
     reason: &str,
 ) -> OAuthError {
+    // Counted once: not in the in-memory rehearsal `run_cached` repeats.
+    if !crate::store::feed::is_offline() {
+        let method = match credentials {
+            Credentials::Assertion { .. } => "client_assertion",
+            other => other.method(),
+        };
+        crate::telemetry::client_auth_failed(method);
+    }
     let request_id = current_request_id();
     let mut event = AuditEvent::new(Actor::System, "client.auth_failed", client_id.or(credentials.client_id()));
     event.ip = request.ip.as_deref();

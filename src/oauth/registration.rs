@@ -120,6 +120,10 @@ pub enum RegistrationError {
     /// 429, from the per-IP limit (set by the HTTP layer).
     #[error("{message}")]
     RateLimited { retry_after: u64, message: String },
+    /// 503 `temporarily_unavailable`: the shared rate limiter cannot be
+    /// reached, and registration fails closed.
+    #[error("{message}")]
+    Unavailable { retry_after: u64, message: String },
     #[error(transparent)]
     Store(StoreError),
 }

@@ -43,13 +43,13 @@ impl Caches {
     pub fn new(feed: Arc<Feed>) -> Self {
         Self {
             feed,
-            api_keys: Cached::new(&[Kind::ApiKeys], CAPACITY, TTL),
-            users: Cached::new(&[Kind::Users], CAPACITY, TTL),
-            clients: Cached::new(&[Kind::Clients], CAPACITY, TTL),
-            secrets: Cached::new(&[Kind::Clients], CAPACITY, TTL),
-            resources: Cached::new(&[Kind::ResourceServers], 1, TTL),
-            grants: Cached::new(&[Kind::Grants], CAPACITY, TTL),
-            revoked: Cached::new(&[Kind::RevokedTokens], CAPACITY, TTL),
+            api_keys: Cached::new("api_keys", &[Kind::ApiKeys], CAPACITY, TTL),
+            users: Cached::new("users", &[Kind::Users], CAPACITY, TTL),
+            clients: Cached::new("clients", &[Kind::Clients], CAPACITY, TTL),
+            secrets: Cached::new("secrets", &[Kind::Clients], CAPACITY, TTL),
+            resources: Cached::new("resources", &[Kind::ResourceServers], 1, TTL),
+            grants: Cached::new("grants", &[Kind::Grants], CAPACITY, TTL),
+            revoked: Cached::new("revoked", &[Kind::RevokedTokens], CAPACITY, TTL),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Every write to a table that a cache copies (users, clients, client
 //! secrets, resource servers, signing keys, API keys, grant revocations,
-//! token revocations) bumps the one row of `cache_version`, by a trigger,
+//! token revocations) bumps its kind's row of `cache_version`, by a trigger,
 //! in the writer's own transaction: whoever wrote it (this instance,
 //! another instance, the CLI) and whatever code path did.
 //!
@@ -92,6 +92,14 @@ pub struct Feed {
     read_at: AtomicI64,
     /// Successful reads so far.
     reads: AtomicU64,
+}
+
+impl Feed {
+    /// How long ago the versions were last read; `None` before the first.
+    pub fn since_last_read(&self) -> Option<Duration> {
+        let at = self.read_at.load(Ordering::Acquire);
+        (at != i64::MIN).then(|| Duration::from_millis(u64::try_from(self.millis().saturating_sub(at)).unwrap_or(0)))
+    }
 }
 
 impl Default for Feed {
@@ -215,12 +223,14 @@ pub const MAX_KEY_LEN: usize = 256;
 pub struct Cached<V> {
     entries: moka::sync::Cache<String, (u64, V)>,
     kinds: &'static [Kind],
+    /// The `cache` label of `tessera_cache_requests_total`.
+    name: &'static str,
 }
 
 impl<V: Clone + Send + Sync + 'static> Cached<V> {
-    /// A cache of what `kinds` of rows say.
-    pub fn new(kinds: &'static [Kind], capacity: u64, ttl: Duration) -> Self {
-        Self { entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(), kinds }
+    /// A cache, called `name` in the metrics, of what `kinds` of rows say.
+    pub fn new(name: &'static str, kinds: &'static [Kind], capacity: u64, ttl: Duration) -> Self {
+        Self { entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(), kinds, name }
     }
 
     /// The generation an entry read now is kept under.
@@ -242,8 +252,13 @@ impl<V: Clone + Send + Sync + 'static> Cached<V> {
     /// The entry for `key` if it was read in `generation` (taken from the
     /// feed before a read that may `put`).
     pub fn get(&self, generation: Option<u64>, key: &str) -> Option<V> {
-        let (at, value) = self.entries.get(key)?;
-        (Some(at) == generation).then_some(value)
+        let found = self.entries.get(key).and_then(|(at, value)| (Some(at) == generation).then_some(value));
+        // A miss in `run_cached`'s in-memory rehearsal is looked up again
+        // on the pool: counted there, once.
+        if found.is_some() || !is_offline() {
+            crate::telemetry::cache_lookup(self.name, found.is_some());
+        }
+        found
     }
 
     /// Keeps `value`, read in `generation`; nothing while the feed is stale,
@@ -267,7 +282,7 @@ mod tests {
     #[test]
     fn an_entry_counts_only_in_its_generation_and_while_fresh() {
         let feed = Feed::default();
-        let cache: Cached<i32> = Cached::new(&[Kind::ApiKeys, Kind::Users], 10, Duration::from_secs(60));
+        let cache: Cached<i32> = Cached::new("test", &[Kind::ApiKeys, Kind::Users], 10, Duration::from_secs(60));
         let all = |api_keys: i64, revoked: i64| [(1, 0), (2, 0), (3, 0), (4, 0), (5, api_keys), (6, 0), (7, revoked)];
         let loads = Cell::new(0);
         let load = || -> Result<i32, ()> {
@@ -298,7 +313,7 @@ mod tests {
     fn the_cache_is_bounded() {
         let feed = Feed::default();
         feed.observe(&[(1, 1)]);
-        let cache: Cached<Option<i32>> = Cached::new(&[Kind::ApiKeys], 100, Duration::from_secs(60));
+        let cache: Cached<Option<i32>> = Cached::new("test", &[Kind::ApiKeys], 100, Duration::from_secs(60));
         for i in 0..10_000 {
             cache.get_or_load::<()>(&feed, &format!("unknown-{i}"), || Ok(None)).unwrap();
         }

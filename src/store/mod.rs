@@ -261,11 +261,31 @@ pub struct Db {
     feed: std::sync::Arc<feed::Feed>,
     /// Closures run on the pool so far.
     runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Callers waiting for a pooled connection now.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The pool as `/metrics` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub in_use: u32,
+    pub idle: u32,
+    pub waiting: u32,
 }
 
 impl Db {
     pub fn new(pool: Pool) -> Self {
-        Self { pool, feed: Default::default(), runs: Default::default() }
+        Self { pool, feed: Default::default(), runs: Default::default(), waiting: Default::default() }
+    }
+
+    /// Connections in use and idle, and callers waiting for one.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            idle: state.idle_connections,
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// How many closures `run` has taken a pooled connection for: the
@@ -295,10 +315,15 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (pool, feed) = (self.pool.clone(), self.feed.clone());
+        let (pool, feed, waiting) = (self.pool.clone(), self.feed.clone(), self.waiting.clone());
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(StoreError::from)?;
+            waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let got = pool.get();
+            waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let mut conn = got
+                .inspect_err(|_| metrics::counter!("tessera_db_pool_timeouts_total").increment(1))
+                .map_err(StoreError::from)?;
             let answer = f(&mut conn);
             // What this did is in memory before its answer leaves.
             if let Err(e) = feed.sync(&mut conn) {

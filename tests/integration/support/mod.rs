@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod oauth;
 pub mod proxy;
+pub mod redis;
 pub mod served;
 
 use std::net::SocketAddr;
