@@ -175,15 +175,15 @@ impl fmt::Debug for DatabaseUrl {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
 /// `redis://:secret@host` → `redis://:***@host`.
+/// The user info ends at the last `@` (a password may hold `/`, `?` or
+/// `#`, escaped or not); everything after its first `:` is hidden.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
             None => url.to_string(),
         },
         None => url.to_string(),
@@ -660,5 +660,12 @@ mod tests {
         assert_eq!(redis.to_string(), "redis://:***@cache:6379/2");
         assert!(!format!("{redis:?}").contains("s3cret"));
         assert_eq!(redis.expose(), "redis://:s3cret@cache:6379/2");
+        // A password with the characters that end an authority.
+        for secret in ["Ab3/xY+q", "a?b#c", "p@ss/w"] {
+            let shown = redact_password(&format!("redis://:{secret}@cache:6379/0"));
+            assert_eq!(shown, "redis://:***@cache:6379/0", "{secret}");
+            let shown = redact_password(&format!("postgres://tess:{secret}@db/tessera"));
+            assert_eq!(shown, "postgres://tess:***@db/tessera", "{secret}");
+        }
     }
 }

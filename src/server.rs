@@ -130,7 +130,10 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
             signins_per_minute: config.signin_rate_limit,
         },
         clock.clone(),
-        config.redis_url.clone().map(|url| Shared::new(url, &issuer)),
+        match config.redis_url.clone() {
+            Some(url) => Some(Shared::new(url, &issuer).map_err(|m| StartError::new("TESSERA_REDIS_URL", m))?),
+            None => None,
+        },
     );
     let key_usage = Arc::new(UsageRecorder::default());
     let state =
@@ -230,6 +233,13 @@ impl Prepared {
         // `GET /metrics` on its own listener and worker: never on the
         // public port, and scraped even while the workers are busy.
         if let Some(listener) = self.metrics {
+            actix_web::rt::spawn(async {
+                let mut tick = actix_web::rt::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    crate::telemetry::upkeep();
+                }
+            });
             let configure = crate::telemetry::configure(state.clone());
             let metrics = HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
                 .workers(1)

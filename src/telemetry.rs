@@ -52,6 +52,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
     handle.clone()
 }
 
+/// Drains the histograms' pending samples into their buckets: without it
+/// they would pile up for as long as nobody scrapes.
+pub fn upkeep() {
+    if let Some(Ok(handle)) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
 /// Whether metrics are recorded: work done only for them is skipped if not.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)

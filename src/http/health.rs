@@ -20,7 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let Some(shared) = state.limits.shared() else {
         return Ok(HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })));
     };
-    let body = if shared.ping().await {
+    let body = if shared.ready().await {
         json!({ "status": "ok", "database": "ok", "redis": "ok" })
     } else {
         json!({ "status": "degraded", "database": "ok", "redis": "unreachable" })

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::Clock as _;
@@ -61,8 +61,10 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// interval (µs of budget one request spends); `ARGV[2]`: the burst
 /// (requests). The bucket holds the theoretical arrival time (µs, Redis's
 /// clock) and expires when the bucket is full again. Answers `{1, 0}`
-/// when allowed, `{0, wait_µs}` when not.
+/// when allowed, `{0, wait_µs}` when not. `replicate_commands` lets a
+/// Redis before 5 write after `TIME` (a no-op since; needs 3.2).
 const GCRA_SCRIPT: &str = r"
+redis.replicate_commands()
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -118,6 +120,8 @@ pub enum Limit {
     Ip,
     Registration,
     SignIn,
+    /// `/readyz`'s own check of the script.
+    Ready,
 }
 
 impl Limit {
@@ -127,6 +131,7 @@ impl Limit {
             Self::Ip => "ip",
             Self::Registration => "registration",
             Self::SignIn => "sign_in",
+            Self::Ready => "readyz",
         }
     }
 
@@ -137,6 +142,7 @@ impl Limit {
             Self::Ip => "ip",
             Self::Registration => "reg",
             Self::SignIn => "in",
+            Self::Ready => "ready",
         }
     }
 }
@@ -182,46 +188,73 @@ impl Rate {
 /// The limits counted in Redis, shared by every instance of one issuer.
 pub struct Shared {
     url: RedisUrl,
-    /// Made on first use, inside the server's runtime.
-    conn: OnceLock<Result<redis::aio::ConnectionManager, String>>,
+    client: redis::Client,
+    /// Made on first use, inside the server's runtime; dropped after a
+    /// timeout, so that a connection that went silent (no reset: a host
+    /// gone, a black-holed route) is replaced rather than waited on.
+    conn: Mutex<Option<redis::aio::ConnectionManager>>,
     script: redis::Script,
     /// `tessera:rl:<hash of the issuer>:`.
     prefix: String,
     /// Until when checks skip Redis after a failure.
     down_until: Mutex<Option<Instant>>,
+    /// When the backoff ends, one check asks Redis; the others go on
+    /// deciding without it until that one has an answer.
+    probing: AtomicBool,
     last_logged: Mutex<Option<Instant>>,
-    /// The last round trip failed (for `/readyz` and the log on recovery).
+    /// The last round trip failed (for the log on recovery).
     failing: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(url: RedisUrl, issuer: &str) -> Self {
+    /// The limiter for the fleet of `issuer`; an error (for the operator,
+    /// without the password) if `url` is not one the client can use.
+    pub fn new(url: RedisUrl, issuer: &str) -> Result<Self, String> {
+        use redis::IntoConnectionInfo;
         let namespace = crate::crypto::hex(&Sha256::digest(issuer.as_bytes())[..8]);
-        Self {
+        // A silent peer is given up by the kernel within seconds, not the
+        // default quarter of an hour.
+        let tcp = redis::io::tcp::TcpSettings::default()
+            .set_keepalive(
+                redis::io::tcp::socket2::TcpKeepalive::new()
+                    .with_time(Duration::from_secs(5))
+                    .with_interval(Duration::from_secs(1)),
+            )
+            .set_user_timeout(Duration::from_secs(2));
+        let info = url
+            .expose()
+            .into_connection_info()
+            .map_err(|e| format!("{url} is not a Redis URL the client accepts: {e}"))?
+            .set_tcp_settings(tcp);
+        let client = redis::Client::open(info).map_err(|e| format!("{url}: {e}"))?;
+        Ok(Self {
             url,
-            conn: OnceLock::new(),
+            client,
+            conn: Mutex::new(None),
             script: redis::Script::new(GCRA_SCRIPT),
             prefix: format!("tessera:rl:{namespace}:"),
             down_until: Mutex::new(None),
+            probing: AtomicBool::new(false),
             last_logged: Mutex::new(None),
             failing: AtomicBool::new(false),
-        }
+        })
     }
 
-    fn connection(&self) -> Result<redis::aio::ConnectionManager, Unreachable> {
-        let made = self.conn.get_or_init(|| {
-            let client = redis::Client::open(self.url.expose()).map_err(|e| e.to_string())?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(REDIS_TIMEOUT))
-                .set_response_timeout(Some(REDIS_TIMEOUT))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(100));
-            redis::aio::ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())
-        });
-        match made {
-            Ok(conn) => Ok(conn.clone()),
+    fn connection(&self, limit: Limit) -> Result<redis::aio::ConnectionManager, Unreachable> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(made) = conn.as_ref() {
+            return Ok(made.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        match redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
+            Ok(made) => Ok(conn.insert(made).clone()),
             Err(e) => {
-                self.failed(Limit::ApiKey, e);
+                drop(conn);
+                self.failed(limit, &e);
                 Err(Unreachable)
             }
         }
@@ -231,6 +264,7 @@ impl Shared {
     fn failed(&self, limit: Limit, cause: &dyn std::fmt::Display) {
         self.failing.store(true, Ordering::Relaxed);
         *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + REDIS_BACKOFF);
+        self.probing.store(false, Ordering::Release);
         metrics::counter!("tessera_rate_limiter_unavailable_total", "limit" => limit.as_str()).increment(1);
         let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
@@ -244,20 +278,29 @@ impl Shared {
         }
     }
 
+    /// Whether this check decides without Redis: during the backoff, and
+    /// after it while another check is the one probing Redis.
     fn backing_off(&self) -> bool {
-        let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        match *down {
+        let down = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        match down {
             Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *down = None;
-                false
-            }
+            Some(_) => self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err(),
             None => false,
         }
     }
 
+    /// A round trip that went wrong: a timeout also drops the connection,
+    /// which may be a socket nobody answers on any more.
+    fn broke(&self, limit: Limit, cause: &dyn std::fmt::Display, timed_out: bool) {
+        if timed_out {
+            *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        self.failed(limit, cause);
+    }
+
     /// Notes a round trip that worked: any backoff ends.
     fn succeeded(&self) {
+        self.probing.store(false, Ordering::Release);
         if self.failing.swap(false, Ordering::Relaxed) {
             *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
             tracing::warn!(redis = %self.url, "Redis answers again: rate limits are shared again");
@@ -270,7 +313,7 @@ impl Shared {
             metrics::counter!("tessera_rate_limiter_unavailable_total", "limit" => limit.as_str()).increment(1);
             return Err(Unreachable);
         }
-        let mut conn = self.connection()?;
+        let mut conn = self.connection(limit)?;
         let interval_us = (rate.per.as_micros() / u128::from(rate.count)).max(1);
         let key = format!(
             "{}{}:{}:{}",
@@ -292,26 +335,23 @@ impl Shared {
                 })
             }
             Ok(Err(e)) => {
-                self.failed(limit, &e);
+                self.broke(limit, &e, e.is_timeout());
                 Err(Unreachable)
             }
             Err(_) => {
-                self.failed(limit, &"no answer within the timeout");
+                self.broke(limit, &"no answer within the timeout", true);
                 Err(Unreachable)
             }
         }
     }
 
-    /// A round trip for `/readyz`: does Redis answer now?
-    pub async fn ping(&self) -> bool {
-        let Ok(mut conn) = self.connection() else { return false };
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut conn);
-        let answered = matches!(tokio::time::timeout(REDIS_TIMEOUT, ping).await, Ok(Ok(_)));
-        if answered {
-            self.succeeded();
-        }
-        answered
+    /// For `/readyz`: whether a check works now (the script itself, on a
+    /// bucket of its own, so that a Redis that answers PING but refuses
+    /// the script — too old, read-only, out of memory, no permission —
+    /// reads as unreachable, as the checks find it).
+    pub async fn ready(&self) -> bool {
+        let probe = Rate { count: 1_000_000, per: Duration::from_secs(1) };
+        self.check(Limit::Ready, "readyz", probe).await.is_ok()
     }
 }
 

@@ -210,3 +210,49 @@ fn an_unreachable_redis_fails_open_for_keys_and_closed_for_sign_in() {
     assert_eq!(lines, 1, "the outage is logged once a minute at most: {stderr}");
     assert!(stderr.contains("Redis answers again"), "{stderr}");
 }
+
+/// Redis gone silent (no reset: a host gone, a black-holed route): no
+/// request waits on it for more than a moment, and once it answers again
+/// the limits are counted there again, on a fresh connection (what was
+/// lost in the silence would otherwise shift every answer that follows).
+#[test]
+fn a_silent_redis_is_given_up_on_and_replaced() {
+    let Some((url, addr)) = redis() else { return };
+    let proxy = TcpProxy::start(addr);
+    let redis_url = through(&url, proxy.addr);
+    let app = TestApp::builder(Backend::Sqlite)
+        .with_config(move |c| {
+            c.redis_url = Some(tessera::config::RedisUrl::parse(&redis_url).unwrap());
+            c.issuer = Some(fresh_issuer());
+            c.api_rate_limit = 1;
+        })
+        .start();
+    let key = app.root_key();
+    let ready = || app.get("/readyz").json::<Value>().unwrap();
+    assert_eq!(ready()["redis"], "ok");
+    assert_eq!(me(&app.client, &app.base_url, &key).status(), StatusCode::OK);
+    assert_eq!(me(&app.client, &app.base_url, &key).status(), StatusCode::TOO_MANY_REQUESTS);
+
+    proxy.black_hole();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..4 {
+        let at = Instant::now();
+        assert_eq!(me(&app.client, &app.base_url, &key).status(), StatusCode::OK, "fails open");
+        slowest = slowest.max(at.elapsed());
+    }
+    let at = Instant::now();
+    assert_eq!(ready()["status"], "degraded");
+    slowest = slowest.max(at.elapsed());
+    eprintln!("slowest answer while Redis was silent: {} ms", slowest.as_millis());
+    assert!(slowest < Duration::from_secs(2), "a silent Redis held a request {slowest:?}");
+
+    proxy.restore();
+    let start = Instant::now();
+    while ready()["redis"] != "ok" {
+        assert!(start.elapsed() < Duration::from_secs(10), "Redis never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses: Vec<_> = (0..3).map(|_| me(&app.client, &app.base_url, &key).status()).collect();
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "counted in Redis again: {statuses:?}");
+    assert!(statuses.iter().all(|s| [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(s)), "{statuses:?}");
+}

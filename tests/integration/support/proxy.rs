@@ -1,6 +1,8 @@
 //! A TCP proxy the test controls: `cut` drops every open connection and
-//! refuses new ones until `restore`. Used to make the database vanish and
-//! come back under a running server.
+//! refuses new ones until `restore`; `black_hole` keeps every connection
+//! open but drops what crosses it (a peer gone without a reset) until
+//! `restore`. Used to make the database or Redis vanish and come back
+//! under a running server.
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -11,6 +13,7 @@ use std::thread;
 pub struct TcpProxy {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
 }
@@ -20,10 +23,11 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let addr = listener.local_addr().expect("proxy addr");
         let cut = Arc::new(AtomicBool::new(false));
+        let silent = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         {
-            let (cut, stop, open) = (cut.clone(), stop.clone(), open.clone());
+            let (cut, stop, open, silent) = (cut.clone(), stop.clone(), open.clone(), silent.clone());
             thread::spawn(move || {
                 for client in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -50,11 +54,17 @@ impl TcpProxy {
                         open.push(c2);
                         open.push(s2);
                     }
-                    pipe(client, server);
+                    pipe(client, server, &silent);
                 }
             });
         }
-        Self { addr, cut, open, stop }
+        Self { addr, cut, silent, open, stop }
+    }
+
+    /// Keeps the connections open and accepts new ones, but nothing gets
+    /// through, either way, until `restore`.
+    pub fn black_hole(&self) {
+        self.silent.store(true, Ordering::SeqCst);
     }
 
     /// Closes every connection through the proxy and refuses new ones.
@@ -67,6 +77,7 @@ impl TcpProxy {
     }
 
     pub fn restore(&self) {
+        self.silent.store(false, Ordering::SeqCst);
         self.cut.store(false, Ordering::SeqCst);
     }
 }
@@ -80,10 +91,22 @@ impl Drop for TcpProxy {
     }
 }
 
-fn pipe(a: TcpStream, b: TcpStream) {
+/// Copies both ways; while `silent`, what is read is dropped.
+fn pipe(a: TcpStream, b: TcpStream, silent: &Arc<AtomicBool>) {
     let copy = |mut from: TcpStream, mut to: TcpStream| {
+        let silent = silent.clone();
         thread::spawn(move || -> io::Result<()> {
-            io::copy(&mut from, &mut to)?;
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = from.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if !silent.load(Ordering::SeqCst) {
+                    to.write_all(&buf[..n])?;
+                }
+            }
             let _ = to.shutdown(Shutdown::Write);
             Ok(())
         });
