@@ -4,103 +4,19 @@
 //! it. The README promises `STALE_AFTER` (500 ms); the test allows 1 s
 //! for a loaded machine and prints what it measured.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use tessera::clock::Clock;
 
 use crate::both_backends;
-use crate::support::served::{Served, tessera};
-use crate::support::{Backend, TestApp, TestDatabase, http_client};
-
-/// The bound the test holds the servers to.
-const BOUND: Duration = Duration::from_secs(1);
-
-struct Fleet {
-    database: TestDatabase,
-    a: (Served, String),
-    b: (Served, String),
-    http: Client,
-}
-
-impl Fleet {
-    fn start(backend: &Backend) -> Self {
-        let database = TestDatabase::new(backend);
-        let serve = |database: &TestDatabase| {
-            let mut cmd = tessera(database.dir.path());
-            cmd.env("TESSERA_DATABASE_URL", database.url_string())
-                .env("TESSERA_MASTER_KEY_FILE", database.dir.path().join("master-key"))
-                .env("TESSERA_LOG_LEVEL", "warn")
-                // One issuer for the fleet, as behind a load balancer.
-                .env("TESSERA_ISSUER", "https://auth.fleet.example");
-            let mut served = Served::start(cmd);
-            let base = served.wait_listening();
-            (served, base)
-        };
-        // One after the other: the first migrates and makes the admin.
-        let a = serve(&database);
-        let b = serve(&database);
-        Self { database, a, b, http: http_client() }
-    }
-
-    /// The CLI on the same database: a third writer. Its stdout.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = tessera(self.database.dir.path())
-            .env("TESSERA_DATABASE_URL", self.database.url_string())
-            .env("TESSERA_MASTER_KEY_FILE", self.database.dir.path().join("master-key"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn cli_json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.cli(args)).unwrap()
-    }
-
-    fn key(&self, permissions: &str) -> (String, String) {
-        let key = self.cli_json(&[
-            "key",
-            "create",
-            "--owner",
-            "admin@localhost",
-            "--name",
-            permissions,
-            "--mode",
-            "test",
-            "--permissions",
-            permissions,
-            "--json",
-        ]);
-        (key["id"].as_str().unwrap().to_string(), key["key"].as_str().unwrap().to_string())
-    }
-
-    fn me(&self, base: &str, key: &str) -> StatusCode {
-        self.http.get(format!("{base}/v1/me")).bearer_auth(key).send().unwrap().status()
-    }
-}
-
-/// Polls `check` until it holds; how long that took. Panics past 5 s.
-fn until(mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < Duration::from_secs(5), "never happened");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    start.elapsed()
-}
-
-fn within_bound(what: &str, took: Duration) {
-    eprintln!("staleness: {what}: {} ms", took.as_millis());
-    assert!(took <= BOUND, "{what} took {took:?}, more than {BOUND:?}");
-}
+use crate::support::fleet::{Fleet, until, within_bound};
+use crate::support::{Backend, TestApp};
 
 fn a_change_made_elsewhere_takes_effect_within_the_bound(backend: Backend) {
     let fleet = Fleet::start(&backend);
-    let (a, b) = (&fleet.a.1, &fleet.b.1);
+    let (a, b) = (&fleet.a.base, &fleet.b.base);
     let (_, admin) = fleet.key("read,write,delete,admin");
 
     // An unknown key, refused (the miss cached); a key the CLI creates

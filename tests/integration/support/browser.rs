@@ -11,8 +11,8 @@ use oauth2::{
 use tessera::audit::Actor;
 use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 
-use super::TestApp;
 use super::oauth::TestClient;
+use super::{Site, TestApp};
 
 pub const REDIRECT_URI: &str = "https://app.example.com/callback";
 
@@ -92,7 +92,9 @@ pub fn param(url: &str, name: &str) -> Option<String> {
     query_of(url).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// A person with a browser: a cookie jar of its own.
+/// A person with a browser: a cookie jar of its own. The flows take any
+/// `Site`: a `TestApp`, or one instance of a fleet (the jar, like a
+/// browser's, sends one host's cookies to each of its ports).
 pub struct Person {
     pub http: reqwest::blocking::Client,
     pub jar: std::sync::Arc<reqwest::cookie::Jar>,
@@ -121,7 +123,7 @@ impl Person {
     }
 
     /// Fetches the sign-in page at `login_url` and submits it.
-    pub fn submit_login(&self, app: &TestApp, login_url: &str, password: &str) -> reqwest::blocking::Response {
+    pub fn submit_login(&self, app: &impl Site, login_url: &str, password: &str) -> reqwest::blocking::Response {
         let page = self.get(login_url);
         assert_eq!(page.status(), 200);
         let mut fields = hidden_fields(&page.text().unwrap());
@@ -131,22 +133,22 @@ impl Person {
     }
 
     /// Signs in directly (not from a flow).
-    pub fn sign_in(&self, app: &TestApp) {
+    pub fn sign_in(&self, app: &impl Site) {
         let res = self.submit_login(app, &app.url("/login"), &self.password.clone());
         assert_eq!(res.status(), 302, "sign-in failed");
     }
 
     /// The value of the session cookie the browser holds.
-    pub fn session_cookie(&self, app: &TestApp) -> Option<String> {
+    pub fn session_cookie(&self, app: &impl Site) -> Option<String> {
         use reqwest::cookie::CookieStore;
-        let header = self.jar.cookies(&app.base_url.parse().unwrap())?;
+        let header = self.jar.cookies(&app.base_url().parse().unwrap())?;
         header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix("tessera_session=")).map(str::to_string)
     }
 
     /// Follows an authorization URL: signs in if asked, and returns the
     /// consent page's form fields, or the redirect back to the client if
     /// no page was shown.
-    pub fn open_authorize(&self, app: &TestApp, url: &str) -> Result<Vec<(String, String)>, String> {
+    pub fn open_authorize(&self, app: &impl Site, url: &str) -> Result<Vec<(String, String)>, String> {
         let mut res = self.get(url);
         if res.status() == 302 {
             let next = location(&res);
@@ -166,14 +168,14 @@ impl Person {
     }
 
     /// Submits the consent form; the redirect back to the client.
-    pub fn decide(&self, app: &TestApp, mut fields: Vec<(String, String)>, decision: &str) -> String {
+    pub fn decide(&self, app: &impl Site, mut fields: Vec<(String, String)>, decision: &str) -> String {
         fields.push(("decision".into(), decision.into()));
         let res = self.post(&app.url("/oauth/consent"), &fields);
         location(&res)
     }
 
     /// The whole front channel: authorize URL → (sign in) → approve → code.
-    pub fn approve(&self, app: &TestApp, url: &str) -> String {
+    pub fn approve(&self, app: &impl Site, url: &str) -> String {
         let back = match self.open_authorize(app, url) {
             Ok(fields) => self.decide(app, fields, "approve"),
             Err(back) => back,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod fleet;
 pub mod oauth;
 pub mod proxy;
 pub mod redis;
@@ -262,6 +263,28 @@ pub fn http_client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
+}
+
+/// Where a person's browser goes: a server's base URL.
+pub trait Site {
+    /// `http://127.0.0.1:PORT`.
+    fn base_url(&self) -> &str;
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url())
+    }
+}
+
+impl<T: Site + ?Sized> Site for &T {
+    fn base_url(&self) -> &str {
+        (**self).base_url()
+    }
+}
+
+impl Site for TestApp {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
 }
 
 /// A running server over its own database.

@@ -52,11 +52,19 @@ impl Served {
         Self { child, lines, stdout: Vec::new(), stderr: Some(stderr) }
     }
 
-    /// Reads stdout until the "Listening on" line; the base URL.
+    /// Reads stdout until the "Listening on" line; the base URL. Panics
+    /// with the exit status and stderr if the process ended first.
     pub fn wait_listening(&mut self) -> String {
         loop {
-            let line =
-                self.lines.recv_timeout(Duration::from_secs(30)).expect("tessera serve printed where it listens");
+            let line = match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("tessera serve printed no \"Listening on\" in 30 s"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().unwrap();
+                    let stderr = self.stderr.take().map(|e| e.join().unwrap()).unwrap_or_default();
+                    panic!("tessera serve ended before listening ({status}): {stderr}")
+                }
+            };
             self.stdout.push(line.clone());
             if let Some(rest) = line.strip_prefix("Listening on ") {
                 return rest.split_whitespace().next().unwrap().to_string();
@@ -65,10 +73,28 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status and stderr.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub fn terminate(self) -> (std::process::ExitStatus, String) {
+        self.sigterm();
+        self.wait_exit(Duration::from_secs(60))
+    }
+
+    /// Sends SIGTERM and returns at once: the process drains meanwhile.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
+    }
+
+    /// Waits for the process to exit; its status and stderr. Panics (and
+    /// the drop kills it) if it is still running after `limit`.
+    pub fn wait_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "tessera serve still running {limit:?} later");
+            std::thread::sleep(Duration::from_millis(20));
+        };
         (status, self.stderr.take().unwrap().join().unwrap())
     }
 }
