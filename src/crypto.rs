@@ -177,10 +177,15 @@ impl MasterKey {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::parse(&text).map_err(|e| file_error(e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Written whole under a name of its own, then linked into
+                // place only if no other process got there first: two
+                // first starts on one key file agree on one key.
                 let key = Self::generate();
-                let tmp = path.with_extension("tmp");
+                let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                name.push(format!(".tmp-{}-{}", std::process::id(), random_base62(8)));
+                let tmp = path.with_file_name(name);
                 let mut options = std::fs::OpenOptions::new();
-                options.write(true).create(true).truncate(true);
+                options.write(true).create_new(true);
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::OpenOptionsExt;
@@ -190,8 +195,16 @@ impl MasterKey {
                 writeln!(file, "{}", key.to_base64())
                     .and_then(|_| file.sync_all())
                     .map_err(|e| file_error(e.to_string()))?;
-                std::fs::rename(&tmp, path).map_err(|e| file_error(e.to_string()))?;
-                Ok(key)
+                let linked = std::fs::hard_link(&tmp, path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(key),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+                        Self::parse(&text).map_err(|e| file_error(e.to_string()))
+                    }
+                    Err(e) => Err(file_error(e.to_string())),
+                }
             }
             Err(e) => Err(file_error(e.to_string())),
         }
@@ -269,6 +282,32 @@ mod tests {
     #[test]
     fn fingerprint_is_sha256_hex() {
         assert_eq!(fingerprint("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    /// Many first starts at once on one key file (a fleet on shared
+    /// storage, or the CLI beside a starting server): one key for all.
+    #[test]
+    fn first_starts_at_once_agree_on_one_master_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("master-key");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let keys: Vec<[u8; 32]> = (0..8)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        *MasterKey::load_or_create(&path).unwrap().as_bytes()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(keys.iter().all(|k| k == &keys[0]), "the starts disagree on the key");
+            assert_eq!(MasterKey::load_or_create(&path).unwrap().as_bytes(), &keys[0], "and the file holds it");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        }
     }
 
     #[test]
