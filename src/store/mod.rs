@@ -167,9 +167,20 @@ impl r2d2::ManageConnection for ConnManager {
 #[derive(Debug)]
 struct PoolErrorLog;
 
+/// The pool retries a lost database many times a second: one line every
+/// `LOG_EVERY` says so, with how many attempts failed since the last.
 impl r2d2::HandleError<ConnectError> for PoolErrorLog {
     fn handle_error(&self, error: ConnectError) {
-        tracing::warn!(error = %error, "database connection failed");
+        const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+        static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+        static SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let failed = SINCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            *last = Some(std::time::Instant::now());
+            SINCE.store(0, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %error, failed_attempts = failed, "database connection failed");
+        }
     }
 }
 
@@ -254,6 +265,51 @@ impl Drop for SyncedConn {
     }
 }
 
+/// How long requests answer 503 at once after the pool found the database
+/// unreachable, before one of them tries again.
+pub const FAIL_FAST: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Fails requests fast while the database is known to be unreachable:
+/// without it each would wait `TESSERA_DATABASE_CONNECT_TIMEOUT` for a
+/// connection that cannot come, holding a blocking thread all along.
+/// Tripped only when the pool holds no connection at all (the database is
+/// gone), never by a pool merely busy under load.
+#[derive(Default)]
+struct Breaker {
+    tripped_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// After `FAIL_FAST`, one request tries the database; the others keep
+    /// failing fast until it has an answer.
+    probing: std::sync::atomic::AtomicBool,
+}
+
+impl Breaker {
+    /// `None`: go ahead (`Some(true)` as the probe); `Some(false)`: fail now.
+    fn admit(&self) -> Option<bool> {
+        use std::sync::atomic::Ordering;
+        let tripped = *self.tripped_at.lock().unwrap_or_else(|e| e.into_inner());
+        match tripped {
+            None => None,
+            Some(at) if at.elapsed() < FAIL_FAST => Some(false),
+            Some(_) => match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => None,
+                Err(_) => Some(false),
+            },
+        }
+    }
+
+    fn trip(&self) {
+        *self.tripped_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        self.probing.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    fn reset(&self) {
+        let mut tripped = self.tripped_at.lock().unwrap_or_else(|e| e.into_inner());
+        if tripped.take().is_some() {
+            self.probing.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 /// Cheap handle that async code uses to reach the database.
 #[derive(Clone)]
 pub struct Db {
@@ -263,6 +319,7 @@ pub struct Db {
     runs: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Callers waiting for a pooled connection now.
     waiting: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    breaker: std::sync::Arc<Breaker>,
 }
 
 /// The pool as `/metrics` shows it.
@@ -275,7 +332,13 @@ pub struct PoolState {
 
 impl Db {
     pub fn new(pool: Pool) -> Self {
-        Self { pool, feed: Default::default(), runs: Default::default(), waiting: Default::default() }
+        Self {
+            pool,
+            feed: Default::default(),
+            runs: Default::default(),
+            waiting: Default::default(),
+            breaker: Default::default(),
+        }
     }
 
     /// Connections in use and idle, and callers waiting for one.
@@ -315,15 +378,29 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (pool, feed, waiting) = (self.pool.clone(), self.feed.clone(), self.waiting.clone());
+        if self.breaker.admit() == Some(false) {
+            return Err(E::from(StoreError::Unavailable("the database was unreachable a moment ago".into())));
+        }
+        let (pool, feed, waiting, breaker) =
+            (self.pool.clone(), self.feed.clone(), self.waiting.clone(), self.breaker.clone());
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         actix_web::web::block(move || {
             waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let got = pool.get();
             waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let mut conn = got
-                .inspect_err(|_| metrics::counter!("tessera_db_pool_timeouts_total").increment(1))
-                .map_err(StoreError::from)?;
+            let mut conn = match got {
+                Ok(conn) => {
+                    breaker.reset();
+                    conn
+                }
+                Err(e) => {
+                    metrics::counter!("tessera_db_pool_timeouts_total").increment(1);
+                    if pool.state().connections == 0 {
+                        breaker.trip();
+                    }
+                    return Err(E::from(StoreError::from(e)));
+                }
+            };
             let answer = f(&mut conn);
             // What this did is in memory before its answer leaves.
             if let Err(e) = feed.sync(&mut conn) {
