@@ -510,6 +510,9 @@ class Fleet:
             "TESSERA_ACCESS_TOKEN_TTL": "86400",
             "TESSERA_SHUTDOWN_TIMEOUT": "5",
         })
+        if a.redis:
+            # The fleet's limits counted in Redis: one round trip per check.
+            env["TESSERA_REDIS_URL"] = a.redis
         return env
 
     def cli(self, env, *argv, stdin=None):
@@ -755,6 +758,7 @@ def parse_args():
     p.add_argument("--pool-size", type=int, default=10, help="TESSERA_DATABASE_POOL_SIZE of each instance (10)")
     p.add_argument("--issuer", default="http://fleet.tessera.test", help="TESSERA_ISSUER of both instances")
     p.add_argument("--log-level", default="warn", help="TESSERA_LOG_LEVEL (warn)")
+    p.add_argument("--redis", metavar="URL", help="TESSERA_REDIS_URL of both instances (limits shared in Redis)")
     p.add_argument("--pg-host", default="127.0.0.1")
     p.add_argument("--pg-port", type=int, default=5432)
     p.add_argument("--pg-user", default="postgres")
