@@ -191,14 +191,30 @@ impl MasterKey {
                     use std::os::unix::fs::OpenOptionsExt;
                     options.mode(0o600);
                 }
-                let mut file = options.open(&tmp).map_err(|e| file_error(e.to_string()))?;
-                writeln!(file, "{}", key.to_base64())
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| file_error(e.to_string()))?;
-                let linked = std::fs::hard_link(&tmp, path);
+                let written = options.open(&tmp).and_then(|mut file| {
+                    writeln!(file, "{}", key.to_base64())?;
+                    file.sync_all()
+                });
+                let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+                    // A file system without hard links (FAT, some FUSE
+                    // mounts): the rename of before, which two first
+                    // starts at once could race.
+                    Err(e) if !matches!(e.kind(), std::io::ErrorKind::AlreadyExists) && !path.exists() => {
+                        std::fs::rename(&tmp, path)
+                    }
+                    other => other,
+                });
                 let _ = std::fs::remove_file(&tmp);
                 match linked {
-                    Ok(()) => Ok(key),
+                    Ok(()) => {
+                        // The new name survives a power cut only once its
+                        // directory is on disk.
+                        #[cfg(unix)]
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+                        }
+                        Ok(key)
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
                         Self::parse(&text).map_err(|e| file_error(e.to_string()))

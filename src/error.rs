@@ -199,11 +199,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::not_found(),
             StoreError::Conflict(_) => Self::new(ErrorKind::Conflict, "conflict", "The resource already exists"),
             StoreError::Unavailable(cause) => {
-                tracing::warn!(
-                    request_id = current_request_id().as_deref().unwrap_or("-"),
-                    error = %cause,
-                    "database unavailable"
-                );
+                crate::store::log_unavailable(&cause);
                 Self::unavailable()
             }
             other => Self::internal(&other),
@@ -356,11 +352,7 @@ impl ResponseError for crate::oauth::registration::RegistrationError {
             E::RateLimited { message, .. } => ("rate_limit_exceeded", message.clone()),
             E::Unavailable { message, .. } => ("temporarily_unavailable", message.clone()),
             E::Store(cause @ (StoreError::Unavailable(_) | StoreError::Query(_))) => {
-                tracing::warn!(
-                    request_id = current_request_id().as_deref().unwrap_or("-"),
-                    error = %cause,
-                    "database unavailable"
-                );
+                crate::store::log_unavailable(cause);
                 let e = crate::oauth::OAuthError::unavailable();
                 (e.error, e.description.to_string())
             }

@@ -196,25 +196,28 @@ impl Prepared {
         // own, so an exhausted pool does not starve it: a change made by
         // another instance or the CLI reaches this one's caches within
         // `feed::STALE_AFTER`.
-        let (feed, manager) =
-            (state.db.feed(), store::ConnManager::new(config.database_url.clone(), config.database_connect_timeout));
+        let (feed, manager, db) = (
+            state.db.feed(),
+            store::ConnManager::new(config.database_url.clone(), config.database_connect_timeout),
+            state.db.clone(),
+        );
         actix_web::rt::spawn(async move {
             let own = std::sync::Arc::new(std::sync::Mutex::new(None));
             let mut tick = actix_web::rt::time::interval(crate::store::feed::POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (feed, manager, own) = (feed.clone(), manager.clone(), own.clone());
+                let (feed, manager, own, db) = (feed.clone(), manager.clone(), own.clone(), db.clone());
                 let _ = web::block(move || {
                     let mut own = own.lock().unwrap_or_else(|e| e.into_inner());
                     if own.is_none() {
                         *own = r2d2::ManageConnection::connect(&manager).ok();
                     }
                     // A connection that fails is dropped and made again.
-                    if let Some(conn) = own.as_mut()
-                        && feed.sync(conn).is_err()
-                    {
-                        *own = None;
+                    match own.as_mut().map(|conn| feed.sync(conn)) {
+                        Some(Ok(())) => db.database_answered(),
+                        Some(Err(_)) => *own = None,
+                        None => {}
                     }
                 })
                 .await;

@@ -67,7 +67,10 @@ pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[ipnet::IpNet]) -> Opti
     let mut hops = forwarded.split(',').rev().map(str::trim);
     let mut best = peer;
     for hop in hops.by_ref() {
-        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+        // A hop may carry its port (`203.0.113.7:51000`, `[2001:db8::1]:443`),
+        // as some balancers write it: the address is what counts.
+        let parsed = hop.parse::<std::net::IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        let Ok(ip) = parsed else { break };
         best = ip;
         if !trusted.iter().any(|n| n.contains(&ip)) {
             break;
@@ -86,4 +89,28 @@ pub fn media_type(req: &actix_web::HttpRequest) -> String {
 /// Whether the body is a form (`application/x-www-form-urlencoded`).
 pub fn is_form(req: &actix_web::HttpRequest) -> bool {
     media_type(req) == "application/x-www-form-urlencoded"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    fn ip_of(forwarded: &str) -> Option<std::net::IpAddr> {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let req = actix_web::test::TestRequest::default()
+            .peer_addr("10.0.0.1:4000".parse().unwrap())
+            .insert_header(("x-forwarded-for", forwarded))
+            .to_http_request();
+        client_ip(&req, &trusted)
+    }
+
+    #[test]
+    fn a_forwarded_hop_with_a_port_is_its_address() {
+        assert_eq!(ip_of("203.0.113.7, 10.0.0.2"), "203.0.113.7".parse().ok());
+        assert_eq!(ip_of("203.0.113.7:51000, 10.0.0.2:80"), "203.0.113.7".parse().ok());
+        assert_eq!(ip_of("[2001:db8::1]:443"), "2001:db8::1".parse().ok());
+        // What cannot be read stops the walk at the last trusted hop.
+        assert_eq!(ip_of("garbage, 10.0.0.2"), "10.0.0.2".parse().ok());
+        assert_eq!(ip_of("203.0.113.9, junk:1:2"), "10.0.0.1".parse().ok());
+    }
 }

@@ -122,11 +122,7 @@ impl From<StoreError> for OAuthError {
             StoreError::Unavailable(_) | StoreError::Query(_) => {
                 // Offline, a lookup that missed fails here by design.
                 if !crate::store::feed::is_offline() {
-                    tracing::warn!(
-                        request_id = current_request_id().as_deref().unwrap_or("-"),
-                        error = %e,
-                        "database unavailable"
-                    );
+                    crate::store::log_unavailable(&e);
                 }
                 Self::unavailable()
             }

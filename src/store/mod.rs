@@ -265,6 +265,20 @@ impl Drop for SyncedConn {
     }
 }
 
+/// Logs a request refused for want of the database: a warning with its
+/// cause, except for the fail-fast refusals that follow one (debug: they
+/// come at the rate of requests).
+pub fn log_unavailable(cause: &dyn std::fmt::Display) {
+    let request_id = crate::error::current_request_id();
+    let request_id = request_id.as_deref().unwrap_or("-");
+    let cause = cause.to_string();
+    if cause.ends_with(FAIL_FAST_CAUSE) {
+        tracing::debug!(request_id, error = %cause, "database unavailable");
+    } else {
+        tracing::warn!(request_id, error = %cause, "database unavailable");
+    }
+}
+
 /// How long requests answer 503 at once after the pool found the database
 /// unreachable, before one of them tries again.
 pub const FAIL_FAST: std::time::Duration = std::time::Duration::from_millis(500);
@@ -282,17 +296,38 @@ struct Breaker {
     probing: std::sync::atomic::AtomicBool,
 }
 
+/// Why a fail-fast 503 happened: logged at debug, not once per request.
+pub const FAIL_FAST_CAUSE: &str = "the database was unreachable a moment ago";
+
+/// What `Breaker::admit` decides for one request.
+enum Admit {
+    Go,
+    /// The one request that tries the database after `FAIL_FAST`; its
+    /// guard lets another try if it ends without an answer.
+    Probe(ProbeGuard),
+    Refuse,
+}
+
+/// Held by the probing request: dropped unanswered (a task never run, a
+/// panic), it lets the next request probe instead.
+struct ProbeGuard(std::sync::Arc<Breaker>);
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        self.0.probing.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Breaker {
-    /// `None`: go ahead (`Some(true)` as the probe); `Some(false)`: fail now.
-    fn admit(&self) -> Option<bool> {
+    fn admit(self: &std::sync::Arc<Self>) -> Admit {
         use std::sync::atomic::Ordering;
         let tripped = *self.tripped_at.lock().unwrap_or_else(|e| e.into_inner());
         match tripped {
-            None => None,
-            Some(at) if at.elapsed() < FAIL_FAST => Some(false),
+            None => Admit::Go,
+            Some(at) if at.elapsed() < FAIL_FAST => Admit::Refuse,
             Some(_) => match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => None,
-                Err(_) => Some(false),
+                Ok(_) => Admit::Probe(ProbeGuard(self.clone())),
+                Err(_) => Admit::Refuse,
             },
         }
     }
@@ -341,6 +376,12 @@ impl Db {
         }
     }
 
+    /// The database answered on another connection (the feed's poller):
+    /// requests need not fail fast any more.
+    pub fn database_answered(&self) {
+        self.breaker.reset();
+    }
+
     /// Connections in use and idle, and callers waiting for one.
     pub fn pool_state(&self) -> PoolState {
         let state = self.pool.state();
@@ -378,9 +419,11 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        if self.breaker.admit() == Some(false) {
-            return Err(E::from(StoreError::Unavailable("the database was unreachable a moment ago".into())));
-        }
+        let probe = match self.breaker.admit() {
+            Admit::Refuse => return Err(E::from(StoreError::Unavailable(FAIL_FAST_CAUSE.into()))),
+            Admit::Probe(guard) => Some(guard),
+            Admit::Go => None,
+        };
         let (pool, feed, waiting, breaker) =
             (self.pool.clone(), self.feed.clone(), self.waiting.clone(), self.breaker.clone());
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -395,12 +438,17 @@ impl Db {
                 }
                 Err(e) => {
                     metrics::counter!("tessera_db_pool_timeouts_total").increment(1);
-                    if pool.state().connections == 0 {
+                    // The probe failing keeps the breaker open whatever
+                    // the pool holds; another request only trips it when
+                    // the pool holds nothing (not merely busy).
+                    if probe.is_some() || pool.state().connections == 0 {
                         breaker.trip();
                     }
+                    drop(probe);
                     return Err(E::from(StoreError::from(e)));
                 }
             };
+            drop(probe);
             let answer = f(&mut conn);
             // What this did is in memory before its answer leaves.
             if let Err(e) = feed.sync(&mut conn) {
@@ -430,5 +478,50 @@ impl Db {
     /// One round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| conn.ping().map_err(StoreError::from)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{Admit, Breaker, FAIL_FAST};
+
+    fn window_passed(breaker: &Breaker) {
+        *breaker.tripped_at.lock().unwrap() = Instant::now().checked_sub(FAIL_FAST + Duration::from_millis(1));
+    }
+
+    fn refuses(breaker: &Arc<Breaker>) -> bool {
+        matches!(breaker.admit(), Admit::Refuse)
+    }
+
+    /// Open for `FAIL_FAST`, then one probe at a time; a probe that ends
+    /// without an answer (its guard dropped) lets the next one try, so the
+    /// breaker never stays open with nobody probing.
+    #[test]
+    fn the_breaker_fails_fast_then_lets_one_probe_and_never_sticks() {
+        let breaker = Arc::new(Breaker::default());
+        assert!(matches!(breaker.admit(), Admit::Go));
+        breaker.trip();
+        assert!(refuses(&breaker), "within the window");
+
+        window_passed(&breaker);
+        let Admit::Probe(first) = breaker.admit() else { panic!("a probe after the window") };
+        assert!(refuses(&breaker), "one probe at a time");
+        drop(first);
+        let Admit::Probe(second) = breaker.admit() else { panic!("an abandoned probe is replaced") };
+
+        // The probe failed: a new window, then a new probe.
+        breaker.trip();
+        drop(second);
+        assert!(refuses(&breaker));
+        window_passed(&breaker);
+        assert!(matches!(breaker.admit(), Admit::Probe(_)));
+
+        // The database answered (the probe, another request, the poller).
+        breaker.reset();
+        assert!(matches!(breaker.admit(), Admit::Go));
+        assert!(matches!(breaker.admit(), Admit::Go));
     }
 }
