@@ -193,13 +193,27 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Logs a request refused for want of the database: a warning with its
+/// cause, except for the fail-fast refusals that follow one (debug: they
+/// come at the rate of requests).
+pub fn log_unavailable(cause: &dyn std::fmt::Display) {
+    let request_id = current_request_id();
+    let request_id = request_id.as_deref().unwrap_or("-");
+    let cause = cause.to_string();
+    if cause.ends_with(crate::store::FAIL_FAST_CAUSE) {
+        tracing::debug!(request_id, error = %cause, "database unavailable");
+    } else {
+        tracing::warn!(request_id, error = %cause, "database unavailable");
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found(),
             StoreError::Conflict(_) => Self::new(ErrorKind::Conflict, "conflict", "The resource already exists"),
             StoreError::Unavailable(cause) => {
-                crate::store::log_unavailable(&cause);
+                log_unavailable(&cause);
                 Self::unavailable()
             }
             other => Self::internal(&other),
@@ -352,7 +366,7 @@ impl ResponseError for crate::oauth::registration::RegistrationError {
             E::RateLimited { message, .. } => ("rate_limit_exceeded", message.clone()),
             E::Unavailable { message, .. } => ("temporarily_unavailable", message.clone()),
             E::Store(cause @ (StoreError::Unavailable(_) | StoreError::Query(_))) => {
-                crate::store::log_unavailable(cause);
+                log_unavailable(cause);
                 let e = crate::oauth::OAuthError::unavailable();
                 (e.error, e.description.to_string())
             }

@@ -122,7 +122,7 @@ impl From<StoreError> for OAuthError {
             StoreError::Unavailable(_) | StoreError::Query(_) => {
                 // Offline, a lookup that missed fails here by design.
                 if !crate::store::feed::is_offline() {
-                    crate::store::log_unavailable(&e);
+                    crate::error::log_unavailable(&e);
                 }
                 Self::unavailable()
             }

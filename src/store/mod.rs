@@ -265,20 +265,6 @@ impl Drop for SyncedConn {
     }
 }
 
-/// Logs a request refused for want of the database: a warning with its
-/// cause, except for the fail-fast refusals that follow one (debug: they
-/// come at the rate of requests).
-pub fn log_unavailable(cause: &dyn std::fmt::Display) {
-    let request_id = crate::error::current_request_id();
-    let request_id = request_id.as_deref().unwrap_or("-");
-    let cause = cause.to_string();
-    if cause.ends_with(FAIL_FAST_CAUSE) {
-        tracing::debug!(request_id, error = %cause, "database unavailable");
-    } else {
-        tracing::warn!(request_id, error = %cause, "database unavailable");
-    }
-}
-
 /// How long requests answer 503 at once after the pool found the database
 /// unreachable, before one of them tries again.
 pub const FAIL_FAST: std::time::Duration = std::time::Duration::from_millis(500);

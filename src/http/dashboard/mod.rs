@@ -82,7 +82,7 @@ impl ResponseError for NotSignedIn {
                 HttpResponse::Found().insert_header((header::LOCATION, location.as_str())).finish()
             }
             Self::Unavailable(e) => {
-                crate::store::log_unavailable(e);
+                crate::error::log_unavailable(e);
                 error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Temporarily unavailable",
