@@ -39,7 +39,6 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
 use governor::{NotUntil, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
 use crate::config::RedisUrl;
@@ -211,7 +210,7 @@ impl Shared {
     /// without the password) if `url` is not one the client can use.
     pub fn new(url: RedisUrl, issuer: &str) -> Result<Self, String> {
         use redis::IntoConnectionInfo;
-        let namespace = crate::crypto::hex(&Sha256::digest(issuer.as_bytes())[..8]);
+        let namespace = &crate::crypto::fingerprint(issuer)[..16];
         // A silent peer is given up by the kernel within seconds, not the
         // default quarter of an hour.
         let tcp = redis::io::tcp::TcpSettings::default()
@@ -315,13 +314,8 @@ impl Shared {
         }
         let mut conn = self.connection(limit)?;
         let interval_us = (rate.per.as_micros() / u128::from(rate.count)).max(1);
-        let key = format!(
-            "{}{}:{}:{}",
-            self.prefix,
-            limit.tag(),
-            rate.count,
-            crate::crypto::hex(&Sha256::digest(bucket.as_bytes())[..16])
-        );
+        let key =
+            format!("{}{}:{}:{}", self.prefix, limit.tag(), rate.count, &crate::crypto::fingerprint(bucket)[..32]);
         let mut invocation = self.script.key(key);
         invocation.arg(interval_us.to_string()).arg(rate.count);
         let call = invocation.invoke_async::<(i64, i64)>(&mut conn);
@@ -422,9 +416,11 @@ impl RateLimits {
         }
     }
 
-    fn exceeded(limit: Limit, rate: Rate, wait: Duration, what: &str) -> ApiError {
+    /// A verdict as the caller's answer: a 429 (counted) when over `rate`.
+    fn answer(verdict: Verdict, limit: Limit, rate: Rate, what: &str) -> Result<(), ApiError> {
+        let Verdict::Wait(wait) = verdict else { return Ok(()) };
         metrics::counter!("tessera_rate_limited_total", "limit" => limit.as_str()).increment(1);
-        ApiError {
+        Err(ApiError {
             retry_after: Some(ceil_secs(wait)),
             rate_limit: Some(rate.count),
             ..ApiError::new(
@@ -432,7 +428,7 @@ impl RateLimits {
                 "rate_limit_exceeded",
                 format!("Too many requests {what}: the limit is {} per {}", rate.count, rate.unit()),
             )
-        }
+        })
     }
 
     fn unavailable(what: &str) -> ApiError {
@@ -472,76 +468,59 @@ impl RateLimits {
                 self.local_verdict(limiter.check_key(&bucket.to_string()))
             }
         };
-        match verdict {
-            Verdict::Allowed => Ok(()),
-            Verdict::Wait(wait) => Err(Self::exceeded(Limit::ApiKey, rate, wait, "with this API key")),
-        }
+        Self::answer(verdict, Limit::ApiKey, rate, "with this API key")
     }
 
     /// Counts one failed authentication from `ip`; an error once the IP is
     /// over its limit. Counted by this instance alone while the shared
     /// limiter is unreachable.
     pub async fn check_failure(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        let Some(ip) = ip else { return Ok(()) };
-        let subject = crate::sessions::ip_subject(ip);
         let rate = Rate::per_second(self.settings.failures_per_ip);
-        let shared = match &self.shared {
-            Some(shared) => shared.check(Limit::Ip, &subject, rate).await.ok(),
-            None => None,
-        };
-        let verdict = match shared {
-            Some(verdict) => verdict,
-            None => {
-                bounded(&self.per_ip);
-                self.local_verdict(self.per_ip.check_key(&subject))
-            }
-        };
-        match verdict {
-            Verdict::Allowed => Ok(()),
-            Verdict::Wait(wait) => Err(Self::exceeded(Limit::Ip, rate, wait, "from this IP address")),
-        }
+        self.check_ip(Limit::Ip, &self.per_ip, rate, ip, "from this IP address", None).await
     }
 
-    /// A per-IP check that refuses (503) while the shared limiter is
-    /// unreachable.
-    async fn check_closed(
+    /// Counts one request from `ip` (an IPv6 /64 as one) against `limit`:
+    /// in Redis when shared, else in `local`. While Redis is unreachable,
+    /// `refused` names what answers 503 instead (fails closed); `None`
+    /// counts in `local` (per instance).
+    async fn check_ip(
         &self,
         limit: Limit,
         local: &KeyedLimiter<String>,
         rate: Rate,
         ip: Option<IpAddr>,
         what: &str,
-        refused: &str,
+        refused: Option<&str>,
     ) -> Result<(), ApiError> {
         let Some(ip) = ip else { return Ok(()) };
         let subject = crate::sessions::ip_subject(ip);
-        let verdict = match &self.shared {
-            Some(shared) => {
-                shared.check(limit, &subject, rate).await.map_err(|Unreachable| Self::unavailable(refused))?
-            }
-            None => {
-                bounded(local);
-                self.local_verdict(local.check_key(&subject))
-            }
+        let shared = match &self.shared {
+            Some(shared) => match (shared.check(limit, &subject, rate).await, refused) {
+                (Ok(verdict), _) => Some(verdict),
+                (Err(Unreachable), Some(refused)) => return Err(Self::unavailable(refused)),
+                (Err(Unreachable), None) => None,
+            },
+            None => None,
         };
-        match verdict {
-            Verdict::Allowed => Ok(()),
-            Verdict::Wait(wait) => Err(Self::exceeded(limit, rate, wait, what)),
-        }
+        let verdict = shared.unwrap_or_else(|| {
+            bounded(local);
+            self.local_verdict(local.check_key(&subject))
+        });
+        Self::answer(verdict, limit, rate, what)
     }
 
     /// Counts one client registration from `ip`.
     pub async fn check_registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         let rate = Rate::per_minute(self.settings.registrations_per_minute);
         let what = "to register clients from this IP address";
-        self.check_closed(Limit::Registration, &self.registrations, rate, ip, what, "Client registration").await
+        self.check_ip(Limit::Registration, &self.registrations, rate, ip, what, Some("Client registration")).await
     }
 
     /// Counts one sign-in attempt from `ip`, before its password is checked.
     pub async fn check_signin(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         let rate = Rate::per_minute(self.settings.signins_per_minute);
         let what = "to sign in from this IP address";
-        self.check_closed(Limit::SignIn, &self.signins, rate, ip, what, "Signing in").await
+        self.check_ip(Limit::SignIn, &self.signins, rate, ip, what, Some("Signing in")).await
     }
 }
 
