@@ -141,6 +141,15 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
     Ok(Prepared { state, listener, addr, metrics, metrics_addr, first_admin })
 }
 
+/// Writes the API-key uses noted in memory (`apikeys::usage`), in one
+/// transaction, and notes when it last succeeded (`/metrics`).
+async fn flush_key_usage(state: &AppState) -> Result<(), store::StoreError> {
+    let (usage, clock) = (state.key_usage.clone(), state.clock.clone());
+    state.db.run(move |conn| usage.flush(conn, clock.as_ref())).await?;
+    state.key_usage.flushed();
+    Ok(())
+}
+
 impl Prepared {
     pub fn issuer(&self) -> &str {
         &self.state.issuer
@@ -162,8 +171,7 @@ impl Prepared {
     pub async fn serve(self) -> std::io::Result<()> {
         let state = self.state.clone();
         self.run(true)?.await?;
-        let (usage, clock) = (state.key_usage.clone(), state.clock.clone());
-        if let Err(e) = state.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
+        if let Err(e) = flush_key_usage(&state).await {
             tracing::warn!(error = %e, "could not record the last API key uses before stopping");
         }
         Ok(())
@@ -185,10 +193,8 @@ impl Prepared {
             let mut tick = actix_web::rt::time::interval_at(start, every);
             loop {
                 tick.tick().await;
-                let (usage, clock) = (flusher.key_usage.clone(), flusher.clock.clone());
-                match flusher.db.run(move |conn| usage.flush(conn, clock.as_ref())).await {
-                    Ok(_) => flusher.key_usage.flushed(),
-                    Err(e) => tracing::warn!(error = %e, "could not record API key use"),
+                if let Err(e) = flush_key_usage(&flusher).await {
+                    tracing::warn!(error = %e, "could not record API key use");
                 }
             }
         });
