@@ -31,7 +31,7 @@ pub enum AccountError {
     #[error("invalid email: {0}")]
     InvalidEmail(&'static str),
     #[error("invalid name: {0}")]
-    InvalidName(&'static str),
+    InvalidName(crate::names::NameError),
     #[error("invalid password: {0}")]
     InvalidPassword(String),
     #[error("a user with this email already exists")]
@@ -67,8 +67,8 @@ impl Email {
         if text.len() > MAX_EMAIL_LEN {
             return Err(AccountError::InvalidEmail("it is longer than 254 characters"));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(AccountError::InvalidEmail("it contains spaces or control characters"));
+        if text.chars().any(|c| c.is_whitespace() || crate::names::is_hidden(c)) {
+            return Err(AccountError::InvalidEmail("it contains spaces, control or invisible characters"));
         }
         match text.rsplit_once('@') {
             Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
@@ -177,18 +177,10 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// A person's name: what the consent page and the dashboard show, so it
+/// passes the one rule every shown name passes (`names::check`).
 fn parse_name(name: &str) -> Result<String, AccountError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(AccountError::InvalidName("it is empty"));
-    }
-    if name.chars().count() > MAX_NAME_LEN {
-        return Err(AccountError::InvalidName("it is longer than 200 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(AccountError::InvalidName("it contains control characters"));
-    }
-    Ok(name.to_string())
+    crate::names::check(name, MAX_NAME_LEN).map(str::to_string).map_err(AccountError::InvalidName)
 }
 
 impl NewUser {

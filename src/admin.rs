@@ -50,6 +50,7 @@ pub fn reset_password(
     principal: &Principal,
     id: &str,
 ) -> Result<(User, Secret), AdminError> {
+    let principal = principal.first_party("reset passwords")?;
     principal.require_admin("reset passwords")?;
     let user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
     let raw = random_base62(RESET_PASSWORD_LEN);
@@ -73,6 +74,7 @@ pub fn create_resource(
     principal: &Principal,
     new: NewResource<'_>,
 ) -> Result<(ResourceServer, Secret), AdminError> {
+    let principal = principal.first_party("register resource servers")?;
     principal.require_admin("register resource servers")?;
     Ok(resources::create(conn, clock, master, new, principal.actor())?)
 }
@@ -85,6 +87,7 @@ pub fn rotate_resource_secret(
     principal: &Principal,
     id: &str,
 ) -> Result<(ResourceServer, Secret), AdminError> {
+    let principal = principal.first_party("rotate resource-server secrets")?;
     principal.require_admin("rotate resource-server secrets")?;
     Ok(resources::rotate_secret(conn, clock, master, id, principal.actor())?)
 }
@@ -104,6 +107,7 @@ pub fn rotate_signing_key(
     principal: &Principal,
     alg: SigningAlg,
 ) -> Result<SigningKeyInfo, AdminError> {
+    let principal = principal.first_party("rotate signing keys")?;
     principal.require_admin("rotate signing keys")?;
     let key = keys::rotate(conn, clock, master, policy, alg, false)?;
     let mut event = AuditEvent::new(principal.actor(), "signing_key.rotated", Some(&key.kid));
@@ -146,6 +150,7 @@ pub fn create_initial_token(
     expires_in: Option<u64>,
     max_uses: Option<i64>,
 ) -> Result<(InitialAccessToken, Secret), AdminError> {
+    let principal = principal.first_party("make initial access tokens")?;
     principal.require_admin("make initial access tokens")?;
     Ok(registration::create_initial_token(conn, clock, expires_in, max_uses, principal.actor())?)
 }
@@ -156,6 +161,7 @@ pub fn revoke_initial_token(
     principal: &Principal,
     id: &str,
 ) -> Result<(), AdminError> {
+    let principal = principal.first_party("revoke initial access tokens")?;
     principal.require_admin("revoke initial access tokens")?;
     Ok(registration::revoke_initial_token(conn, clock, id, principal.actor())?)
 }

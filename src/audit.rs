@@ -7,20 +7,43 @@ use crate::page::{Page, PageError, PageOf};
 use crate::store::audit::{self, AuditEventRow};
 use crate::store::{DbConn, StoreError};
 
-/// Who acted: a user id, a client id, or the operator at the command line.
+/// Who acted: a person (and, when they acted through a credential, which
+/// one: `principal::Credential::audit_label`), the operator at the command
+/// line, or the server itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    User(String),
+    User { id: String, credential: Option<String> },
     Cli,
     System,
 }
 
 impl Actor {
+    /// A person acting in person (signing in or out), with no credential
+    /// of theirs to name.
+    pub fn person(id: &str) -> Self {
+        Self::User { id: id.to_string(), credential: None }
+    }
+
+    /// The user it names, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::User { id, .. } => Some(id),
+            Self::Cli | Self::System => None,
+        }
+    }
+
     fn as_column(&self) -> String {
         match self {
-            Actor::User(id) => id.clone(),
+            Actor::User { id, .. } => id.clone(),
             Actor::Cli => "cli".into(),
             Actor::System => "system".into(),
+        }
+    }
+
+    fn credential_column(&self) -> Option<String> {
+        match self {
+            Actor::User { credential, .. } => credential.clone(),
+            Actor::Cli | Actor::System => None,
         }
     }
 }
@@ -56,6 +79,7 @@ pub fn record(conn: &mut DbConn, clock: &dyn Clock, event: AuditEvent<'_>) -> Re
             id: public_id("evt"),
             occurred_at: clock.now().naive_utc(),
             actor: Some(event.actor.as_column()),
+            credential: event.actor.credential_column(),
             action: event.action.to_string(),
             target: event.target.map(str::to_string),
             ip: event.ip.map(str::to_string),
@@ -65,12 +89,101 @@ pub fn record(conn: &mut DbConn, clock: &dyn Clock, event: AuditEvent<'_>) -> Re
     )
 }
 
+/// Addresses tracked in one minute, beyond which a new one is suppressed.
+const FAILURE_AUDIT_MAX_TRACKED: usize = 10_000;
+
+/// A failed authentication to record (the code or reason, never the
+/// credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub action: &'static str,
+    pub target: Option<String>,
+    /// The per-IP subject (`sessions::ip_subject`), for the sample.
+    pub subject: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Which failed authentications get a row: at most `per_ip` a minute for
+/// one client address (an IPv6 /64), and `per_minute` for all of them
+/// together, per instance (`TESSERA_AUDIT_FAILURES_PER_IP`,
+/// `TESSERA_AUDIT_FAILURES_PER_MINUTE`). A flood of bad credentials — many
+/// addresses behind a trusted proxy, an IPv6 /48 — thus writes at most
+/// `per_minute` rows a minute, however many it sends; the failures left
+/// out are counted (`tessera_auth_failure_audits_suppressed_total`), and
+/// the next row written says how many (`details.suppressed`). A fixed
+/// window per minute of the injected clock, so it is tested without
+/// waiting.
+pub struct FailureSample {
+    clock: crate::clock::SharedClock,
+    per_ip: u32,
+    per_minute: u32,
+    window: std::sync::Mutex<FailureWindow>,
+}
+
+#[derive(Default)]
+struct FailureWindow {
+    minute: i64,
+    written: u32,
+    per_subject: std::collections::HashMap<String, u32>,
+    /// Failures left out since the last row written.
+    suppressed: u64,
+}
+
+impl FailureSample {
+    pub fn new(clock: crate::clock::SharedClock, per_ip: u32, per_minute: u32) -> Self {
+        Self { clock, per_ip, per_minute, window: Default::default() }
+    }
+
+    /// `failure`, to be written (with the count of those left out before
+    /// it), or `None` when it is over the bounds (then counted).
+    pub fn admit(&self, mut failure: AuthFailure) -> Option<AuthFailure> {
+        let minute = self.clock.now().timestamp().div_euclid(60);
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.minute != minute {
+            w.minute = minute;
+            w.written = 0;
+            w.per_subject.clear();
+        }
+        let subject = failure.subject.clone().unwrap_or_default();
+        let tracked = w.per_subject.len() < FAILURE_AUDIT_MAX_TRACKED || w.per_subject.contains_key(&subject);
+        let mine = w.per_subject.get(&subject).copied().unwrap_or(0);
+        if w.written >= self.per_minute || !tracked || mine >= self.per_ip {
+            w.suppressed += 1;
+            metrics::counter!("tessera_auth_failure_audits_suppressed_total").increment(1);
+            return None;
+        }
+        w.written += 1;
+        w.per_subject.insert(subject, mine + 1);
+        let suppressed = std::mem::take(&mut w.suppressed);
+        if suppressed > 0
+            && let Some(details) = failure.details.as_object_mut()
+        {
+            details.insert("suppressed".into(), suppressed.into());
+        }
+        Some(failure)
+    }
+}
+
+/// Writes a failed authentication that `FailureSample::admit` let through.
+pub fn record_failure(conn: &mut DbConn, clock: &dyn Clock, failure: &AuthFailure) -> Result<(), StoreError> {
+    let mut event = AuditEvent::new(Actor::System, failure.action, failure.target.as_deref());
+    event.ip = failure.ip.as_deref();
+    event.request_id = failure.request_id.as_deref();
+    event.details = failure.details.clone();
+    record(conn, clock, event)
+}
+
 /// An event as the audit API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Event {
     pub id: String,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
     pub actor: Option<String>,
+    /// The credential the actor used: `api_key:key_…`,
+    /// `access_token:cl_…`, `client_jwt:cl_…` or `session:ses_…`.
+    pub credential: Option<String>,
     pub action: String,
     pub target: Option<String>,
     pub ip: Option<String>,
@@ -85,6 +198,7 @@ impl From<AuditEventRow> for Event {
             id: r.id,
             occurred_at: r.occurred_at.and_utc(),
             actor: r.actor,
+            credential: r.credential,
             action: r.action,
             target: r.target,
             ip: r.ip,

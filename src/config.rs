@@ -53,6 +53,9 @@ settings! {
     REGISTRATION_SCOPES = "registration_scopes", "TESSERA_REGISTRATION_SCOPES";
     REGISTRATION_RATE_LIMIT = "registration_rate_limit", "TESSERA_REGISTRATION_RATE_LIMIT";
     SIGNIN_RATE_LIMIT = "signin_rate_limit", "TESSERA_SIGNIN_RATE_LIMIT";
+    PASSWORD_HASH_CONCURRENCY = "password_hash_concurrency", "TESSERA_PASSWORD_HASH_CONCURRENCY";
+    AUDIT_FAILURES_PER_IP = "audit_failures_per_ip", "TESSERA_AUDIT_FAILURES_PER_IP";
+    AUDIT_FAILURES_PER_MINUTE = "audit_failures_per_minute", "TESSERA_AUDIT_FAILURES_PER_MINUTE";
     REDIS_URL = "redis_url", "TESSERA_REDIS_URL";
     METRICS_BIND = "metrics_bind", "TESSERA_METRICS_BIND";
 }
@@ -260,6 +263,15 @@ pub struct Config {
     /// Sign-in attempts per minute per IP (an IPv6 /64 is one), counted
     /// before the password is checked.
     pub signin_rate_limit: u32,
+    /// Password hashes (argon2, 19 MiB and tens of milliseconds each) in
+    /// flight at once; beyond it sign-in answers 503 with `Retry-After`
+    /// rather than queue (default: twice the cores).
+    pub password_hash_concurrency: usize,
+    /// Failed authentications audited per client address per minute, and
+    /// in all per minute (per instance); the rest are counted
+    /// (`audit::FailureSample`).
+    pub audit_failures_per_ip: u32,
+    pub audit_failures_per_minute: u32,
     /// With it, the rate limits are counted in Redis across every instance
     /// (`http::ratelimit`); without it, each instance counts its own.
     pub redis_url: Option<RedisUrl>,
@@ -316,6 +328,9 @@ impl Default for Config {
             ),
             registration_rate_limit: 10,
             signin_rate_limit: 30,
+            password_hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            audit_failures_per_ip: 20,
+            audit_failures_per_minute: 120,
             redis_url: None,
             metrics_bind: None,
         }
@@ -507,6 +522,15 @@ impl Config {
         }
         if let Some(v) = get(&SIGNIN_RATE_LIMIT) {
             config.signin_rate_limit = parse_number(&SIGNIN_RATE_LIMIT, v, 1, 1_000_000)?;
+        }
+        if let Some(v) = get(&PASSWORD_HASH_CONCURRENCY) {
+            config.password_hash_concurrency = parse_number(&PASSWORD_HASH_CONCURRENCY, v, 1, 1024)?;
+        }
+        if let Some(v) = get(&AUDIT_FAILURES_PER_IP) {
+            config.audit_failures_per_ip = parse_number(&AUDIT_FAILURES_PER_IP, v, 0, 1_000_000)?;
+        }
+        if let Some(v) = get(&AUDIT_FAILURES_PER_MINUTE) {
+            config.audit_failures_per_minute = parse_number(&AUDIT_FAILURES_PER_MINUTE, v, 0, 1_000_000)?;
         }
         if let Some(v) = get(&REDIS_URL) {
             config.redis_url = Some(RedisUrl::parse(v).map_err(|m| ConfigError::new(&REDIS_URL, m))?);

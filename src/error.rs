@@ -279,6 +279,7 @@ impl From<ClientError> for ApiError {
             ClientError::UnknownOwner => Self::bad_request("validation_error", "No such owner"),
             ClientError::NoSecret(_) => Self::new(ErrorKind::Conflict, "no_client_secret", e.to_string()),
             ClientError::Forbidden(m) => Self::new(ErrorKind::Forbidden, "insufficient_scope", m),
+            ClientError::Denied(d) => d.into(),
             ClientError::Page(p) => p.into(),
             ClientError::Store(s) => s.into(),
         }
@@ -295,6 +296,7 @@ impl From<SdkError> for ApiError {
             SdkError::UnknownSession => {
                 Self::new(ErrorKind::NotFound, "session_not_found", "No such SDK session (or it has expired)")
             }
+            SdkError::Denied(d) => d.into(),
             SdkError::Page(p) => p.into(),
             SdkError::Store(s) => s.into(),
         }

@@ -61,6 +61,7 @@ pub fn get(conn: &mut DbConn, principal: &Principal, id: &str) -> Result<User, P
 
 /// Creates a user (admins). argon2 runs here: call it on the blocking pool.
 pub fn create(conn: &mut DbConn, clock: &dyn Clock, principal: &Principal, new: NewUser) -> Result<User, PeopleError> {
+    let principal = principal.first_party("create users")?;
     principal.require_admin("create users")?;
     Ok(accounts::create_user(conn, clock, new, principal.actor())?)
 }
@@ -72,12 +73,14 @@ pub fn rename(
     id: &str,
     name: &str,
 ) -> Result<User, PeopleError> {
-    visible(principal, id)?;
+    let principal = principal.first_party("rename people")?;
+    visible(&principal, id)?;
     Ok(accounts::rename_user(conn, clock, id, name, principal.actor())?)
 }
 
 /// Disables a user (admins, not themself): their credentials stop working.
 pub fn disable(conn: &mut DbConn, clock: &dyn Clock, principal: &Principal, id: &str) -> Result<User, PeopleError> {
+    let principal = principal.first_party("disable users")?;
     principal.require_admin("disable users")?;
     if id == principal.user.id {
         return Err(PeopleError::CannotDisableSelf);

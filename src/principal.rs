@@ -7,6 +7,15 @@
 //! for the server's own API, and a JWT signed by a client (HS256 with its
 //! sealed secret, or its JWKS). The HTTP extractor (`http::caller`) only
 //! reads headers, rate-limits and audits failures; every rule is here.
+//!
+//! A credential is either **first-party** — the person's own hand: an API
+//! key, a dashboard session (and the CLI's operator, who makes no
+//! `Principal`) — or **delegated**: an app acting for the person, with an
+//! access token it was given or a JWT it signed itself. Only a first-party
+//! principal changes credentials: `Principal::first_party` is the one check,
+//! and `FirstParty::actor` the only way a principal's change is audited, so
+//! a service that writes cannot be reached with a delegated credential
+//! without failing to compile or failing that check.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -36,6 +45,39 @@ pub enum Credential {
     Session { session_id: String },
 }
 
+impl Credential {
+    /// The kind, as `/v1/me` and the audit log name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ApiKey { .. } => "api_key",
+            Self::AccessToken { .. } => "access_token",
+            Self::ClientJwt { .. } => "client_jwt",
+            Self::Session { .. } => "session",
+        }
+    }
+
+    /// The app a delegated credential acts for; `None` for the person's
+    /// own (first-party) credentials.
+    pub fn delegated_to(&self) -> Option<&str> {
+        match self {
+            Self::AccessToken { client_id } | Self::ClientJwt { client_id } => Some(client_id),
+            Self::ApiKey { .. } | Self::Session { .. } => None,
+        }
+    }
+
+    /// What the audit log records of it: its kind and a public id — the
+    /// key's id, the app's client id, or a label derived from the session
+    /// (`ses_…`, never the session's own id, which is its lookup key).
+    pub fn audit_label(&self) -> String {
+        match self {
+            Self::ApiKey { id, .. } => format!("api_key:{id}"),
+            Self::AccessToken { client_id } => format!("access_token:{client_id}"),
+            Self::ClientJwt { client_id } => format!("client_jwt:{client_id}"),
+            Self::Session { session_id } => format!("session:{}", crate::sessions::label(session_id)),
+        }
+    }
+}
+
 /// An authenticated caller of `/v1`.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -52,6 +94,28 @@ pub struct Principal {
     pub key: Option<Box<apikeys::ApiKey>>,
 }
 
+/// A principal whose credential is the person's own (an API key or a
+/// dashboard session), made only by `Principal::first_party`: what every
+/// service that creates, changes, rotates, revokes or widens a credential
+/// takes.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstParty<'a>(&'a Principal);
+
+impl std::ops::Deref for FirstParty<'_> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        self.0
+    }
+}
+
+impl FirstParty<'_> {
+    /// Who acted, for the audit log: the person and the credential.
+    pub fn actor(&self) -> Actor {
+        Actor::User { id: self.0.user.id.clone(), credential: Some(self.0.credential.audit_label()) }
+    }
+}
+
 /// Why a request is refused. `Display` never holds the credential.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -64,6 +128,10 @@ pub enum AuthError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The code of a refusal to a delegated credential of a change only the
+/// person's own credentials may make.
+pub const DELEGATED_CREDENTIAL: &str = "delegated_credential";
 
 impl AuthError {
     fn unauthenticated(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
@@ -106,8 +174,35 @@ impl Principal {
         owner_id == Some(self.user.id.as_str()) || self.is_admin()
     }
 
-    pub fn actor(&self) -> Actor {
-        Actor::User(self.user.id.clone())
+    /// The app this caller's credential is delegated to, if it is one.
+    pub fn delegated_to(&self) -> Option<&str> {
+        self.credential.delegated_to()
+    }
+
+    /// The one rule of delegation: only the person's own credentials (an
+    /// API key, a dashboard session) create, change, rotate, revoke or
+    /// widen a credential — clients, API keys, SDK tokens, users, resource
+    /// servers, registration tokens. An app's access token or its signed
+    /// JWT acts within what the person consented to and reads; it never
+    /// turns itself into a lasting credential, nor touches another app's.
+    /// Revoking is refused too: it only narrows, but an app the person let
+    /// read must not be able to cut her other apps and keys off; an app
+    /// ends its own tokens at `/oauth/revoke`.
+    pub fn first_party(&self, what: &str) -> Result<FirstParty<'_>, AuthError> {
+        match self.credential.delegated_to() {
+            None => Ok(FirstParty(self)),
+            Some(client_id) => Err(AuthError::forbidden(
+                DELEGATED_CREDENTIAL,
+                format!(
+                    "A credential an app holds for a person (the {} of {client_id}) cannot {what}; \
+                     use an API key or the dashboard",
+                    match self.credential {
+                        Credential::ClientJwt { .. } => "signed JWT",
+                        _ => "access token",
+                    }
+                ),
+            )),
+        }
     }
 
     /// The permission a request with `method` needs.
@@ -119,20 +214,6 @@ impl Principal {
             "insufficient_scope",
             format!("This credential lacks the {} permission this request needs", Permission::for_method(method)),
         ))
-    }
-
-    /// Minting or copying credentials (API keys, client secrets, clients)
-    /// takes an API key or the person themselves, signed in to the
-    /// dashboard: a short-lived access token or a client-signed JWT must
-    /// not turn itself into a lasting credential.
-    pub fn require_key_credential(&self, what: &str) -> Result<(), AuthError> {
-        match self.credential {
-            Credential::ApiKey { .. } | Credential::Session { .. } => Ok(()),
-            _ => Err(AuthError::forbidden(
-                "insufficient_scope",
-                format!("Only an API key may {what}; access tokens and client-signed JWTs cannot"),
-            )),
-        }
     }
 
     pub fn require_admin(&self, what: &str) -> Result<(), AuthError> {
@@ -320,6 +401,8 @@ fn identify_jwt(conn: &mut DbConn, server: &AuthServer, raw: &str) -> Result<Pri
         return Err(refused_token("The bearer JWT names no client (iss)"));
     };
     let client = match clients::find_cached(conn, server, &client_id) {
+        // Its owner is checked below (`clients::usable`, in two steps so
+        // that the refusal says which).
         Ok(Some(c)) if !c.disabled => c,
         Ok(_) => return Err(refused_token("The JWT's client is unknown or disabled")),
         Err(clients::ClientError::Store(e)) => return Err(e.into()),
@@ -395,7 +478,13 @@ fn identify_api_key(
         match presented.client_id.as_deref() {
             Some(c) if c == bound => {
                 // A disabled client's keys stop with it.
-                if !matches!(clients::find_cached(conn, server, bound), Ok(Some(c)) if !c.disabled) {
+                let usable = match clients::find_cached(conn, server, bound) {
+                    Ok(Some(c)) => clients::usable(conn, &server.cache, &c)?,
+                    Ok(None) => false,
+                    Err(clients::ClientError::Store(e)) => return Err(e.into()),
+                    Err(e) => return Err(StoreError::Internal(e.to_string()).into()),
+                };
+                if !usable {
                     return Err(AuthError::unauthenticated("invalid_api_key", "The key's client is disabled"));
                 }
             }

@@ -33,6 +33,9 @@ pub enum SdkError {
     /// Unknown, expired, or not the caller's.
     #[error("no such SDK session (or it has expired)")]
     UnknownSession,
+    /// A delegated credential making or revoking an SDK token.
+    #[error(transparent)]
+    Denied(#[from] crate::principal::AuthError),
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]
@@ -98,6 +101,7 @@ pub fn create_token(
     environment: Environment,
     principal: &Principal,
 ) -> Result<(SdkToken, String), SdkError> {
+    let principal = principal.first_party("create SDK tokens")?;
     let mode = principal.mode.unwrap_or(Mode::of(environment));
     let raw = apikeys::generate_sdk_token(mode);
     let row = SdkTokenRow {
@@ -138,6 +142,7 @@ pub fn revoke_token(
     principal: &Principal,
     id: &str,
 ) -> Result<SdkToken, SdkError> {
+    let principal = principal.first_party("revoke SDK tokens")?;
     match sdk::find_token(conn, id)? {
         Some(t) if principal.may_manage(Some(&t.owner_id)) => {}
         _ => return Err(SdkError::UnknownToken),

@@ -136,8 +136,22 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
         },
     );
     let key_usage = Arc::new(UsageRecorder::default());
-    let state =
-        web::Data::new(AppState { config: Arc::new(config), db, clock, issuer, master_key, oauth, limits, key_usage });
+    let state = web::Data::new(AppState {
+        failure_audit: crate::audit::FailureSample::new(
+            clock.clone(),
+            config.audit_failures_per_ip,
+            config.audit_failures_per_minute,
+        ),
+        hashes: crate::sessions::HashGate::new(config.password_hash_concurrency),
+        config: Arc::new(config),
+        db,
+        clock,
+        issuer,
+        master_key,
+        oauth,
+        limits,
+        key_usage,
+    });
     Ok(Prepared { state, listener, addr, metrics, metrics_addr, first_admin })
 }
 

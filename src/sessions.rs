@@ -7,8 +7,14 @@
 //!   account (four times that for an IP) within `THROTTLE_WINDOW`, sign-in
 //!   answers "try again in N seconds" without checking the password. An
 //!   IPv6 client counts by its /64.
+//! - Each attempt *reserves* its failure before the password is checked —
+//!   counted and recorded in one transaction, one attempt at a time per
+//!   account and address — and gives it back only if the password was
+//!   right: concurrent guesses can never exceed the budget.
 //! - argon2 runs on the blocking pool without holding a database
-//!   connection: a burst of sign-ins cannot starve other requests.
+//!   connection: a burst of sign-ins cannot starve other requests. At
+//!   most `HashGate`'s bound of hashes run at once; beyond it an attempt
+//!   is refused (503) before anything is read, never queued.
 //! - A session id is 256 random bits in a cookie; the database keeps its
 //!   fingerprint. Sessions have an idle and an absolute lifetime. Sign-in
 //!   always makes a new id (no fixation); sign-out deletes the row.
@@ -18,6 +24,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 
 use crate::accounts::{self, User};
 use crate::audit::{self, Actor, AuditEvent};
@@ -61,7 +68,57 @@ pub enum SignIn {
     Throttled {
         retry_after: u64,
     },
+    /// As many password checks as the server allows are running: try
+    /// again in this many seconds (nothing was read or counted).
+    Busy {
+        retry_after: u64,
+    },
 }
+
+/// The bound on password hashes (argon2) in flight at once, shared by one
+/// server's sign-ins (`TESSERA_PASSWORD_HASH_CONCURRENCY`). A permit is
+/// taken or refused at once: a burst beyond the bound costs no memory.
+#[derive(Clone)]
+pub struct HashGate(std::sync::Arc<HashGateState>);
+
+struct HashGateState {
+    max: usize,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A password check's place under the bound, given back when dropped.
+pub struct HashPermit(std::sync::Arc<HashGateState>);
+
+impl HashGate {
+    pub fn new(max: usize) -> Self {
+        Self(std::sync::Arc::new(HashGateState { max: max.max(1), in_flight: Default::default() }))
+    }
+
+    /// A permit, or `None` when `max` hashes are running.
+    pub fn try_acquire(&self) -> Option<HashPermit> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.0.max).then_some(n + 1))
+            .ok()
+            .map(|_| HashPermit(self.0.clone()))
+    }
+
+    /// Hashes running now.
+    pub fn in_flight(&self) -> usize {
+        self.0.in_flight.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// What a refused sign-in answers with `Retry-After` when the hashes are
+/// all taken: one of them ends within tens of milliseconds.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// A PHC hash of a random password, made once, for unknown emails.
 fn dummy_hash() -> &'static str {
@@ -73,18 +130,16 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Seconds until the failures of `subject` drop below `limit`, if they
-/// have reached it.
-fn throttled_for(conn: &mut DbConn, subject: &str, limit: u32, now: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
-    let since = now - span(THROTTLE_WINDOW);
-    let failures = sessions::failures_since(conn, subject, since.naive_utc())?;
+/// Seconds until `failures` (oldest first, within the window) drop below
+/// `limit`, if they have reached it.
+fn throttled_for(failures: &[chrono::NaiveDateTime], limit: u32, now: DateTime<Utc>) -> Option<u64> {
     if failures.len() < limit as usize {
-        return Ok(None);
+        return None;
     }
     // The failure whose ageing-out brings the count below the limit.
     let pivot = failures[failures.len() - limit as usize].and_utc();
     let free_at = pivot + span(THROTTLE_WINDOW);
-    Ok(Some((free_at - now).num_seconds().max(1) as u64))
+    Some((free_at - now).num_seconds().max(1) as u64)
 }
 
 /// The per-IP throttle's subject for a client address: the address for
@@ -113,11 +168,22 @@ pub struct SignInAttempt {
     pub previous: Option<String>,
 }
 
-/// What the first, reading step of a sign-in found.
+/// What the first step of a sign-in found.
 enum Found {
     Throttled(u64),
-    /// The account (if the email is known), to check the password against.
-    Account(Option<UserRow>),
+    /// The account (if the email is known), to check the password against,
+    /// and the failure rows reserved for this attempt.
+    Reserved {
+        account: Option<UserRow>,
+        reservation: Reservation,
+    },
+}
+
+/// The failure rows an attempt wrote before its password was checked:
+/// kept if it was wrong, deleted if it was right.
+#[derive(Debug, Clone)]
+struct Reservation {
+    ip_row: Option<String>,
 }
 
 /// The services of sign-in and browser sessions, over the pool.
@@ -128,6 +194,8 @@ pub struct Sessions {
     pub policy: SessionPolicy,
     /// For the sign-out form's token, bound to the session.
     pub master: MasterKey,
+    /// The bound on password checks in flight.
+    pub hashes: HashGate,
 }
 
 impl Sessions {
@@ -141,10 +209,17 @@ impl Sessions {
     }
 
     /// Checks email and password and, on success, opens a session. The
-    /// password check (argon2, tens of milliseconds of CPU) runs on the
-    /// blocking pool without a database connection, between a read and a
-    /// write that each hold one briefly: sign-ins cannot starve the pool.
+    /// attempt takes a place under the hash bound (or is refused, having
+    /// touched nothing), reserves its failure against the throttle, then
+    /// checks the password (argon2, tens of milliseconds of CPU) on the
+    /// blocking pool without a database connection, and records the
+    /// outcome: sign-ins can neither starve the pool nor, however many
+    /// run at once, try more passwords than the throttle allows.
     pub async fn sign_in(&self, attempt: SignInAttempt) -> Result<SignIn, SessionError> {
+        let Some(permit) = self.hashes.try_acquire() else {
+            metrics::counter!("tessera_password_checks_refused_total").increment(1);
+            return Ok(SignIn::Busy { retry_after: BUSY_RETRY_AFTER_SECS });
+        };
         let (clock, policy) = (self.clock.clone(), self.policy);
         let who = Who::of(&attempt);
         let found = {
@@ -156,22 +231,28 @@ impl Sessions {
                     {
                         end(conn, clock.as_ref(), &session, who.ip.as_deref())?;
                     }
-                    throttle_or_account(conn, clock.as_ref(), &policy, &who)
+                    reserve(conn, clock.as_ref(), &policy, &who)
                 })
                 .await?
         };
-        let row = match found {
+        let (row, reservation) = match found {
             Found::Throttled(retry_after) => return Ok(SignIn::Throttled { retry_after }),
-            Found::Account(row) => row,
+            Found::Reserved { account, reservation } => (account, reservation),
         };
         let hash = row.as_ref().map(|r| r.password_hash.clone());
-        let password = attempt.password;
+        let (password, email) = (attempt.password, who.email.clone());
         let password_ok = actix_web::web::block(move || {
+            let _permit = permit;
+            // On the blocking pool: a test holding it here holds no worker.
+            crate::pause::point("signin:reserved", &email);
             accounts::verify_password(password.expose(), hash.as_deref().unwrap_or_else(|| dummy_hash()))
         })
         .await
         .map_err(|e| StoreError::Internal(format!("the password check did not run: {e}")))?;
-        Ok(self.db.run(move |conn| record_outcome(conn, clock.as_ref(), &policy, &who, row, password_ok)).await?)
+        Ok(self
+            .db
+            .run(move |conn| record_outcome(conn, clock.as_ref(), &policy, &who, row, &reservation, password_ok))
+            .await?)
     }
 
     /// Ends the session a cookie names, if the sign-out form's token is
@@ -233,53 +314,99 @@ impl Who {
     }
 }
 
-/// The read half of a sign-in: the throttle (without checking the
-/// password), or the account to check it against.
-fn throttle_or_account(
-    conn: &mut DbConn,
-    clock: &dyn Clock,
-    policy: &SessionPolicy,
-    who: &Who,
-) -> Result<Found, StoreError> {
-    let now = clock.now();
-    let mut wait = throttled_for(conn, &who.account_subject, policy.max_failures, now)?;
-    if let Some(subject) = &who.ip_subject {
-        wait = wait.max(throttled_for(conn, subject, policy.max_failures.saturating_mul(IP_FACTOR), now)?);
-    }
-    if let Some(retry_after) = wait {
-        let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&who.email));
-        event.ip = who.ip.as_deref();
-        audit::record(conn, clock, event)?;
-        return Ok(Found::Throttled(retry_after));
-    }
-    Ok(Found::Account(users::find_by_email(conn, &who.email)?))
+/// Why a reservation's transaction rolled back.
+enum NotReserved {
+    /// Over the budget: the wait.
+    Throttled(u64),
+    Store(StoreError),
 }
 
-/// The write half of a sign-in: a session, or the failure counted.
+impl From<diesel::result::Error> for NotReserved {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl From<StoreError> for NotReserved {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The first step of a sign-in: in one transaction, one attempt at a time
+/// per account and address (`sessions::lock_subjects`; on SQLite the first
+/// statement writes, so the transaction holds the write lock), records
+/// this attempt's failure for the account and the address, then counts
+/// them with it. Over either budget, nothing is kept and the wait is the
+/// answer; within both, the rows stay until the password proves right.
+fn reserve(conn: &mut DbConn, clock: &dyn Clock, policy: &SessionPolicy, who: &Who) -> Result<Found, StoreError> {
+    let now = clock.now();
+    let since = (now - span(THROTTLE_WINDOW)).naive_utc();
+    let mut budgets = vec![(who.account_subject.as_str(), policy.max_failures)];
+    if let Some(subject) = &who.ip_subject {
+        budgets.push((subject.as_str(), policy.max_failures.saturating_mul(IP_FACTOR)));
+    }
+    let reserved = conn.transaction::<_, NotReserved, _>(|conn| {
+        let subjects: Vec<&str> = budgets.iter().map(|(s, _)| *s).collect();
+        sessions::lock_subjects(conn, &subjects)?;
+        let mut ip_row = None;
+        for (subject, _) in &budgets {
+            let id = public_id("lf");
+            sessions::record_failure(conn, &id, subject, now.naive_utc())?;
+            if *subject != who.account_subject {
+                ip_row = Some(id);
+            }
+        }
+        let mut wait = None;
+        for (subject, limit) in &budgets {
+            let failures = sessions::failures_since(conn, subject, since)?;
+            // The others' failures, without this attempt's own (the newest).
+            let before = &failures[..failures.len().saturating_sub(1)];
+            wait = wait.max(throttled_for(before, *limit, now));
+        }
+        match wait {
+            Some(retry_after) => Err(NotReserved::Throttled(retry_after)),
+            None => Ok(Reservation { ip_row }),
+        }
+    });
+    match reserved {
+        Ok(reservation) => Ok(Found::Reserved { account: users::find_by_email(conn, &who.email)?, reservation }),
+        Err(NotReserved::Throttled(retry_after)) => {
+            let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&who.email));
+            event.ip = who.ip.as_deref();
+            audit::record(conn, clock, event)?;
+            Ok(Found::Throttled(retry_after))
+        }
+        Err(NotReserved::Store(e)) => Err(e),
+    }
+}
+
+/// The last step of a sign-in: a session (the reservation given back), or
+/// the failure kept as reserved.
 fn record_outcome(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
     who: &Who,
     row: Option<UserRow>,
+    reservation: &Reservation,
     password_ok: bool,
 ) -> Result<SignIn, StoreError> {
     let ip = who.ip.as_deref();
     match row {
         Some(row) if password_ok && !row.disabled => {
             sessions::clear_failures(conn, &who.account_subject)?;
+            if let Some(id) = &reservation.ip_row {
+                sessions::delete_failure(conn, id)?;
+            }
             let session = start(conn, clock, policy, &row.id)?;
-            let mut event = AuditEvent::new(Actor::User(row.id.clone()), "login.succeeded", Some(&row.id));
+            let mut event =
+                AuditEvent::new(actor_in(&row.id, &fingerprint(session.expose())), "login.succeeded", Some(&row.id));
             event.ip = ip;
             audit::record(conn, clock, event)?;
             Ok(SignIn::Success { user: User::from(row), session })
         }
         row => {
-            let naive = clock.now().naive_utc();
-            sessions::record_failure(conn, &public_id("lf"), &who.account_subject, naive)?;
-            if let Some(subject) = &who.ip_subject {
-                sessions::record_failure(conn, &public_id("lf"), subject, naive)?;
-            }
             let reason = match &row {
                 None => "unknown email",
                 Some(r) if r.disabled => "disabled account",
@@ -362,10 +489,23 @@ pub fn resolve(
     Ok(Some(Session { id, user: User::from(user), signed_in_at: row.created_at.and_utc() }))
 }
 
+/// The public label of a session (by its id, the cookie's fingerprint):
+/// what the audit log shows of it, at sign-in, sign-out and on every change
+/// made in it. Not the id itself, which is the session's lookup key.
+pub fn label(session_id: &str) -> String {
+    format!("ses_{}", &fingerprint(session_id)[..16])
+}
+
+/// `user_id` acting in the session `session_id`, for the audit log.
+fn actor_in(user_id: &str, session_id: &str) -> Actor {
+    Actor::User { id: user_id.to_string(), credential: Some(format!("session:{}", label(session_id))) }
+}
+
 /// Ends a session server-side.
 pub fn end(conn: &mut DbConn, clock: &dyn Clock, session: &Session, ip: Option<&str>) -> Result<(), StoreError> {
     sessions::delete(conn, &session.id)?;
-    let mut event = AuditEvent::new(Actor::User(session.user.id.clone()), "logout", Some(&session.user.id));
+    let actor = actor_in(&session.user.id, &session.id);
+    let mut event = AuditEvent::new(actor, "logout", Some(&session.user.id));
     event.ip = ip;
     audit::record(conn, clock, event)
 }

@@ -94,13 +94,6 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Unicode bidirectional controls (U+202A–U+202E, U+2066–U+2069, and the
-/// marks U+200E, U+200F, U+061C): they make a name read differently from
-/// what it is ("Trojan Source"), so names refuse them.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

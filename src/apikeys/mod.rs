@@ -36,7 +36,7 @@ use crate::crypto::{MasterKey, Secret, public_id};
 use crate::oauth::clients;
 use crate::page::{Page, PageError, PageOf};
 use crate::permissions::{Permission, Permissions, UnknownPermission};
-use crate::principal::Principal;
+use crate::principal::{FirstParty, Principal};
 use crate::store::api_keys::{self, ApiKeyRow};
 use crate::store::cache::Caches;
 use crate::store::{DbConn, StoreError, users};
@@ -189,13 +189,7 @@ fn check_expires_in(secs: Option<u64>) -> Result<(), ApiKeyError> {
 
 impl NewKey {
     fn validate(&self) -> Result<ValidKey, ApiKeyError> {
-        let name = self.name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_NAME_LEN
-            || name.chars().any(|c| c.is_control() || crate::uri::is_bidi_control(c))
-        {
-            return Err(invalid(format!("the name must be 1 to {MAX_NAME_LEN} printable characters")));
-        }
+        crate::names::check(&self.name, MAX_NAME_LEN).map_err(|e| invalid(format!("the name: {e}")))?;
         let permissions = Permissions::parse_list(&self.permissions)?;
         let permissions = if permissions.is_empty() {
             if self.key_type == KeyType::Restricted {
@@ -268,7 +262,8 @@ fn row_for(
 /// own permissions bound what it may grant, or the operator at the CLI.
 #[derive(Clone)]
 enum Granter<'a> {
-    Principal(&'a Principal),
+    /// A first-party caller: a delegated one never makes or copies a key.
+    Principal(FirstParty<'a>),
     /// The operator at the CLI, recorded as this actor.
     Operator(Actor),
 }
@@ -315,9 +310,6 @@ impl Granter<'_> {
         expires_at: Option<DateTime<Utc>>,
         rate_limit: Option<i64>,
     ) -> Result<(), ApiKeyError> {
-        if let Self::Principal(p) = self {
-            p.require_key_credential("create or rotate API keys").map_err(deny)?;
-        }
         let Some(own) = self.key() else { return Ok(()) };
         let beyond =
             |what: &str| forbidden("insufficient_scope", format!("A key cannot make a key {what} than itself"));
@@ -368,6 +360,7 @@ pub fn create_as(
     principal: &Principal,
     new: NewKey,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
+    let principal = principal.first_party("create API keys").map_err(deny)?;
     create_with(conn, clock, master, Granter::Principal(principal), new)
 }
 
@@ -488,7 +481,8 @@ pub fn list(conn: &mut DbConn, owner_id: Option<&str>) -> Result<Vec<ApiKey>, Ap
 
 /// Revokes key `id`, which `principal` must be able to see; at once.
 pub fn revoke_as(conn: &mut DbConn, clock: &dyn Clock, principal: &Principal, id: &str) -> Result<ApiKey, ApiKeyError> {
-    find_as(conn, principal, id)?;
+    let principal = principal.first_party("revoke API keys").map_err(deny)?;
+    find_as(conn, &principal, id)?;
     revoke(conn, clock, id, principal.actor())
 }
 
@@ -522,7 +516,8 @@ pub fn rotate_as(
     id: &str,
     rotation: Rotation,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
-    find_as(conn, principal, id)?;
+    let principal = principal.first_party("rotate API keys").map_err(deny)?;
+    find_as(conn, &principal, id)?;
     rotate_key(conn, clock, master, Granter::Principal(principal), id, rotation)
 }
 
@@ -610,6 +605,7 @@ pub fn rotate_own(
     client_secret: &str,
     rotation: Rotation,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
+    let principal = principal.first_party("rotate API keys").map_err(deny)?;
     let crate::principal::Credential::ApiKey { id, client_id: Some(client_id) } = &principal.credential else {
         return Err(forbidden(
             "forbidden",
@@ -635,6 +631,7 @@ pub fn rotate_client_key(
     client_id: &str,
     rotation: Rotation,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
+    let principal = principal.first_party("rotate API keys").map_err(deny)?;
     if !principal.is_admin() {
         return Err(forbidden("forbidden", "Only an admin may rotate a client's key"));
     }

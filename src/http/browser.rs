@@ -34,6 +34,7 @@ pub(super) fn sessions(state: &AppState) -> Sessions {
             max_failures: state.config.login_max_failures,
         },
         master: state.master_key.clone(),
+        hashes: state.hashes.clone(),
     }
 }
 
@@ -173,6 +174,12 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, form: web::Form
         }
         Ok(SignIn::Invalid) => {
             login_form(&state, StatusCode::UNAUTHORIZED, next, &form.email, Some("Wrong email or password."))
+        }
+        Ok(SignIn::Busy { retry_after }) => {
+            let message = "The server is checking as many passwords as it can right now. Please try again in a moment.";
+            let mut res = login_form(&state, StatusCode::SERVICE_UNAVAILABLE, next, &form.email, Some(message));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            res
         }
         Ok(SignIn::Throttled { retry_after }) => {
             let minutes = retry_after.div_ceil(60);

@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::AppState;
 use crate::apikeys::usage::{Outcome, Use};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::AuthFailure;
 use crate::error::{ApiError, ErrorKind};
 use crate::principal::{self, Presented, Principal, Unidentified, Verifier};
 
@@ -102,7 +102,17 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             }
             let ip = super::client_ip(req, &state.config.trusted_proxies);
             state.limits.check_failure(ip).await?;
-            audit_failure(state, ip, &e, req.path());
+            super::audit_failure(
+                state,
+                AuthFailure {
+                    action: "api.auth_failed",
+                    target: None,
+                    subject: ip.map(crate::sessions::ip_subject),
+                    ip: ip.map(|i| i.to_string()),
+                    request_id: crate::error::current_request_id(),
+                    details: serde_json::json!({ "code": e.code, "path": req.path() }),
+                },
+            );
             Err(e)
         }
         // Restriction refusals (already audited by the service) count
@@ -114,30 +124,6 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Within the IP's budget, every failed authentication is an audit event
-/// (the code, never the credential), written off the request path: the
-/// refusal does not wait for it, nor lose its place to a body's parse error.
-fn audit_failure(state: &AppState, ip: Option<std::net::IpAddr>, e: &ApiError, path: &str) {
-    let (clock, code, path) = (state.clock.clone(), e.code.to_string(), path.to_string());
-    let ip = ip.map(|i| i.to_string());
-    let request_id = crate::error::current_request_id();
-    let db = state.db.clone();
-    actix_web::rt::spawn(async move {
-        let written = db
-            .run(move |conn| {
-                let mut event = AuditEvent::new(Actor::System, "api.auth_failed", None);
-                event.ip = ip.as_deref();
-                event.request_id = request_id.as_deref();
-                event.details = serde_json::json!({ "code": code, "path": path });
-                audit::record(conn, clock.as_ref(), event)
-            })
-            .await;
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "could not audit a failed authentication");
-        }
-    });
 }
 
 /// Authenticates and checks the permission `method` needs. A key's use is

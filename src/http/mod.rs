@@ -43,6 +43,25 @@ pub struct AppState {
     pub limits: ratelimit::RateLimits,
     /// API-key uses waiting to be written as `last_used`.
     pub key_usage: Arc<crate::apikeys::UsageRecorder>,
+    /// Which failed authentications get an audit row.
+    pub failure_audit: crate::audit::FailureSample,
+    /// The bound on password checks in flight.
+    pub hashes: crate::sessions::HashGate,
+}
+
+/// Audits a failed authentication within `audit::FailureSample`'s bounds,
+/// off the request path: the refusal does not wait for the write, nor
+/// lose its place to it. Called once the failure has counted against the
+/// caller's IP (a caller over its budget is answered 429 and not audited).
+pub fn audit_failure(state: &AppState, failure: crate::audit::AuthFailure) {
+    let Some(failure) = state.failure_audit.admit(failure) else { return };
+    let (db, clock) = (state.db.clone(), state.clock.clone());
+    actix_web::rt::spawn(async move {
+        let written = db.run(move |conn| crate::audit::record_failure(conn, clock.as_ref(), &failure)).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not audit a failed authentication");
+        }
+    });
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted

@@ -33,10 +33,27 @@ fn no_store_json(body: &impl Serialize) -> HttpResponse {
         .json(body)
 }
 
+/// A failed client authentication counts against the caller's IP, as on
+/// `/v1`: once the IP's budget is spent the answer is 429 and nothing is
+/// written; within it, the failure is audited within bounds.
+async fn counted(state: &AppState, req: &HttpRequest, mut e: OAuthError) -> OAuthError {
+    let Some(failure) = e.failed_auth.take() else { return e };
+    crate::telemetry::client_auth_failed(failure.method);
+    let ip = super::client_ip(req, &state.config.trusted_proxies);
+    if let Err(limited) = state.limits.check_failure(ip).await {
+        return OAuthError::rate_limited(limited.retry_after.unwrap_or(1), limited.message);
+    }
+    super::audit_failure(state, failure.audit);
+    e
+}
+
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
     let request = read_request(&req, &body)?;
     let grant = crate::telemetry::enabled().then(|| crate::telemetry::grant_label(request.params.get("grant_type")));
-    let response = endpoints::serve_token(&state.db, state.oauth.clone(), request).await?;
+    let response = match endpoints::serve_token(&state.db, state.oauth.clone(), request).await {
+        Ok(r) => r,
+        Err(e) => return Err(counted(&state, &req, e).await),
+    };
     if let Some(grant) = grant {
         crate::telemetry::token_issued(grant, &response.access_token);
     }
@@ -45,13 +62,18 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: Bytes) ->
 
 pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
     let request = read_request(&req, &body)?;
-    let response = endpoints::serve_introspection(&state.db, state.oauth.clone(), request).await?;
+    let response = match endpoints::serve_introspection(&state.db, state.oauth.clone(), request).await {
+        Ok(r) => r,
+        Err(e) => return Err(counted(&state, &req, e).await),
+    };
     Ok(no_store_json(&response))
 }
 
 pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, OAuthError> {
     let request = read_request(&req, &body)?;
-    endpoints::serve_revocation(&state.db, state.oauth.clone(), request).await?;
+    if let Err(e) = endpoints::serve_revocation(&state.db, state.oauth.clone(), request).await {
+        return Err(counted(&state, &req, e).await);
+    }
     Ok(no_store_json(&serde_json::json!({})))
 }
 

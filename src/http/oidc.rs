@@ -93,7 +93,11 @@ struct LogoutPage<'a> {
 
 #[derive(Template)]
 #[template(path = "signed_out.html")]
-struct SignedOutPage;
+struct SignedOutPage<'a> {
+    /// Where the application asked to send the person, when nothing
+    /// vouched enough for a redirect: a link to follow by hand.
+    link: Option<&'a str>,
+}
 
 async fn logout_with(state: web::Data<AppState>, req: HttpRequest, params: Params) -> HttpResponse {
     let ip = peer_ip(&req).map(|ip| ip.to_string());
@@ -101,10 +105,10 @@ async fn logout_with(state: web::Data<AppState>, req: HttpRequest, params: Param
     let decision =
         oidc::serve_logout(&state.db, state.oauth.clone(), sessions.policy, params, session_cookie(&req), ip).await;
     match decision {
-        Ok(LogoutDecision::SignedOut { redirect, ended }) => {
+        Ok(LogoutDecision::SignedOut { redirect, link, ended }) => {
             let mut res = match redirect {
                 Some(url) => HttpResponse::Found().insert_header((header::LOCATION, url)).finish(),
-                None => render(StatusCode::OK, &SignedOutPage),
+                None => render(StatusCode::OK, &SignedOutPage { link: link.as_deref() }),
             };
             if ended {
                 let _ = res.add_removal_cookie(&expired_session_cookie(&state));

@@ -331,7 +331,8 @@ fn parties_live(conn: &mut DbConn, server: &AuthServer, claims: &AccessClaims) -
         return Ok(false);
     }
     match clients::find_cached(conn, server, &claims.client_id) {
-        Ok(found) => Ok(found.is_some_and(|c| !c.disabled)),
+        Ok(Some(client)) => Ok(clients::usable(conn, &server.cache, &client)?),
+        Ok(None) => Ok(false),
         Err(ClientError::Store(e)) => Err(e.into()),
         Err(other) => Err(OAuthError::server_error(&other)),
     }

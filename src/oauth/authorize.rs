@@ -233,7 +233,7 @@ pub fn validate(conn: &mut DbConn, server: &AuthServer, params: &Params) -> Resu
         return Err(page("The request names no application (client_id is missing)."));
     };
     let client = match clients::find(conn, client_id) {
-        Ok(Some(c)) if !c.disabled => c,
+        Ok(Some(c)) if clients::usable(conn, &server.cache, &c)? => c,
         Ok(_) => return Err(page("The application that sent you here is not registered or is disabled.")),
         Err(clients::ClientError::Store(e)) => return Err(e.into()),
         Err(_) => return Err(page("The application that sent you here is not usable.")),
@@ -560,8 +560,13 @@ fn decide(
     if request.prompt.none {
         return refuse("consent_required", "the person has not approved these scopes for this application");
     }
+    // A person is named by her email, which she cannot make read like
+    // anything else (no spaces, nothing invisible): never by the name she
+    // chose, which could say "the operator of this server".
     let owner = match &request.client.owner_id {
-        Some(id) => users::find_by_id(conn, id)?.map_or("an unknown owner".to_string(), |u| u.display_name),
+        Some(id) => users::find_by_id(conn, id)?.map_or("an account that no longer exists".to_string(), |u| {
+            format!("{}, a person with an account on this server", u.email)
+        }),
         None if super::registration::is_self_registered(conn, &request.client.client_id)? => {
             "itself: it is self-registered, and the operator of this server does not vouch for it".to_string()
         }

@@ -12,7 +12,7 @@ use super::assertion::{self, JWT_BEARER};
 use super::clients::{self, AuthMethod, Client};
 use super::resources::{self, ResourceServer};
 use super::{AuthServer, OAuthError, Request};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::AuthFailure;
 use crate::error::current_request_id;
 use crate::store::DbConn;
 
@@ -140,32 +140,27 @@ pub enum Caller {
     Resource(ResourceServer),
 }
 
-/// Records the failure and answers `invalid_client`.
-fn refuse(
-    conn: &mut DbConn,
-    server: &AuthServer,
-    request: &Request,
-    credentials: &Credentials,
-    client_id: Option<&str>,
-    reason: &str,
-) -> OAuthError {
-    // Counted once: not in the in-memory rehearsal `run_cached` repeats.
-    if !crate::store::feed::is_offline() {
-        let method = match credentials {
-            Credentials::Assertion { .. } => "client_assertion",
-            other => other.method(),
-        };
-        crate::telemetry::client_auth_failed(method);
+/// Answers `invalid_client`, carrying the failure for the HTTP layer,
+/// which counts it against the caller's IP before anything is written and
+/// audits it within `audit::FailureSample`'s bounds: nothing here writes,
+/// so a flood of bad credentials costs no database write each.
+fn refuse(request: &Request, credentials: &Credentials, client_id: Option<&str>, reason: &str) -> OAuthError {
+    let method = match credentials {
+        Credentials::Assertion { .. } => "client_assertion",
+        other => other.method(),
+    };
+    let audit = AuthFailure {
+        action: "client.auth_failed",
+        target: client_id.or(credentials.client_id()).map(str::to_string),
+        subject: request.ip.as_deref().and_then(|ip| ip.parse().ok()).map(crate::sessions::ip_subject),
+        ip: request.ip.clone(),
+        request_id: current_request_id(),
+        details: serde_json::json!({ "reason": reason, "method": credentials.method() }),
+    };
+    OAuthError {
+        failed_auth: Some(Box::new(super::error::FailedAuth { method, audit })),
+        ..OAuthError::invalid_client(format!("Client authentication failed: {reason}"))
     }
-    let request_id = current_request_id();
-    let mut event = AuditEvent::new(Actor::System, "client.auth_failed", client_id.or(credentials.client_id()));
-    event.ip = request.ip.as_deref();
-    event.request_id = request_id.as_deref();
-    event.details = serde_json::json!({ "reason": reason, "method": credentials.method() });
-    if let Err(e) = audit::record(conn, server.clock.as_ref(), event) {
-        return e.into();
-    }
-    OAuthError::invalid_client(format!("Client authentication failed: {reason}"))
 }
 
 /// Authenticates the client of `request`. `allow_resource` admits
@@ -178,32 +173,33 @@ pub fn authenticate(
     allow_resource: bool,
 ) -> Result<Caller, OAuthError> {
     let credentials = extract(request)?;
-    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, None, reason));
+    let fail = |reason: &str| Err(refuse(request, &credentials, None, reason));
     if let (true, Credentials::Basic { id, secret } | Credentials::Post { id, secret }) = (allow_resource, &credentials)
         && id.starts_with("rs_")
     {
         return match resources::authenticate(conn, &server.cache, id, secret)? {
             Some(rs) => Ok(Caller::Resource(rs)),
-            None => fail(conn, "unknown resource server or wrong secret"),
+            None => fail("unknown resource server or wrong secret"),
         };
     }
     let id = match &credentials {
-        Credentials::Nothing => return fail(conn, "no client credentials were presented"),
+        Credentials::Nothing => return fail("no client credentials were presented"),
         Credentials::Assertion { id: None, assertion } => match assertion::unverified_issuer(assertion) {
             Some(iss) if iss.len() <= MAX_CREDENTIAL_LEN => iss,
-            _ => return fail(conn, "the assertion names no client (iss)"),
+            _ => return fail("the assertion names no client (iss)"),
         },
         other => other.client_id().unwrap_or_default().to_string(),
     };
     // From here on, failures are recorded against the client named.
-    let fail = |conn: &mut DbConn, reason: &str| Err(refuse(conn, server, request, &credentials, Some(&id), reason));
+    let fail = |reason: &str| Err(refuse(request, &credentials, Some(&id), reason));
     let client = match clients::find_cached(conn, server, &id).map_err(|e| match e {
         clients::ClientError::Store(s) => OAuthError::from(s),
         other => OAuthError::server_error(&other),
     })? {
-        Some(c) if !c.disabled => c,
-        Some(_) => return fail(conn, "the client is disabled"),
-        None => return fail(conn, "unknown client"),
+        Some(c) if c.disabled => return fail("the client is disabled"),
+        Some(c) if !clients::usable(conn, &server.cache, &c)? => return fail("the client's owner is disabled"),
+        Some(c) => c,
+        None => return fail("unknown client"),
     };
     let registered = client.token_endpoint_auth_method;
     let method_ok = match &credentials {
@@ -219,7 +215,7 @@ pub fn authenticate(
         Credentials::Nothing => false,
     };
     if !method_ok {
-        return fail(conn, &format!("the client is registered for {}", registered.as_str()));
+        return fail(&format!("the client is registered for {}", registered.as_str()));
     }
     let clock = server.clock.as_ref();
     match &credentials {
@@ -228,14 +224,14 @@ pub fn authenticate(
                 &clients::live_secrets_cached(conn, &server.cache, clock, &client.client_id)?,
                 secret,
             ) {
-                return fail(conn, "wrong client secret (or it has expired)");
+                return fail("wrong client secret (or it has expired)");
             }
         }
         Credentials::Assertion { assertion, .. } => {
             if let Credentials::Assertion { id: Some(form_id), .. } = &credentials
                 && assertion::unverified_issuer(assertion).as_deref() != Some(form_id.as_str())
             {
-                return fail(conn, "client_id differs from the assertion's iss");
+                return fail("client_id differs from the assertion's iss");
             }
             let secrets: Vec<Vec<u8>> = if registered == AuthMethod::ClientSecretJwt {
                 clients::live_secrets_cached(conn, &server.cache, clock, &client.client_id)?
@@ -248,7 +244,7 @@ pub fn authenticate(
             let audiences = [server.issuer.clone(), server.url(super::TOKEN_PATH)];
             match assertion::verify(conn, clock, &client, assertion, &audiences, &secrets) {
                 Ok(()) => {}
-                Err(Ok(reason)) => return fail(conn, &reason),
+                Err(Ok(reason)) => return fail(&reason),
                 Err(Err(store)) => return Err(store.into()),
             }
         }

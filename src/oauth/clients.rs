@@ -7,6 +7,7 @@
 //! itself.
 
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Serialize;
 
@@ -22,8 +23,9 @@ pub use crate::jwt::keys::SigningAlg;
 use crate::page::{Page, PageError, PageOf};
 use crate::permissions::Permissions;
 use crate::principal::Principal;
+use crate::store::cache::Caches;
 use crate::store::clients::{self, ClientRow};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, grants};
 
 pub const MAX_CLIENT_NAME_LEN: usize = 100;
 pub const MAX_REDIRECT_URIS: usize = 20;
@@ -106,6 +108,10 @@ pub enum ClientError {
     /// The caller may not give a client this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller's credential may not do this at all (403 with its code):
+    /// a delegated credential changing a client.
+    #[error(transparent)]
+    Denied(#[from] crate::principal::AuthError),
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]
@@ -158,6 +164,22 @@ impl Client {
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// What a person's consent to this client covers: the app as the
+    /// consent page showed it — its name and owner, where codes and
+    /// sign-outs may send the person, what it may ask for. A change of any
+    /// of these forgets every consent given to it (`update`).
+    fn consent_terms(&self) -> impl PartialEq + use<> {
+        let set = |items: &[String]| items.iter().cloned().collect::<std::collections::BTreeSet<String>>();
+        (
+            self.name.clone(),
+            self.owner_id.clone(),
+            set(&self.redirect_uris),
+            set(&self.post_logout_redirect_uris),
+            self.scope.iter().map(str::to_string).collect::<std::collections::BTreeSet<String>>(),
+            set(&self.audiences),
+        )
     }
 
     /// The client's JWKS for `private_key_jwt`.
@@ -262,13 +284,8 @@ fn check_jwks(text: &str) -> Result<String, ClientError> {
 
 impl NewClient {
     fn validate(self, id: String, now: DateTime<Utc>) -> Result<ClientRow, ClientError> {
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_CLIENT_NAME_LEN {
-            return Err(invalid(format!("the name must be 1 to {MAX_CLIENT_NAME_LEN} characters")));
-        }
-        if name.chars().any(|c| c.is_control() || crate::uri::is_bidi_control(c)) {
-            return Err(invalid("the name holds control or bidirectional-override characters"));
-        }
+        let name =
+            crate::names::check(&self.name, MAX_CLIENT_NAME_LEN).map_err(|e| invalid(format!("the name: {e}")))?;
         if self.redirect_uris.len() > MAX_REDIRECT_URIS {
             return Err(invalid_redirect(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
         }
@@ -386,6 +403,21 @@ pub fn find_cached(
     Ok(server.cache.client(conn, client_id)?.map(Client::from_row).transpose()?)
 }
 
+/// Whether `client` may act now: not disabled, and its owner, if it has
+/// one, not disabled either. A disabled person's clients stop with her
+/// (they authenticate nowhere, their tokens and JWTs read inactive, their
+/// bound keys stop) and start again if she is enabled again: checked at
+/// every use, so there is nothing to undo.
+pub fn usable(conn: &mut DbConn, cache: &Caches, client: &Client) -> Result<bool, StoreError> {
+    if client.disabled {
+        return Ok(false);
+    }
+    match &client.owner_id {
+        None => Ok(true),
+        Some(owner) => Ok(cache.user(conn, owner)?.is_some_and(|u| !u.disabled)),
+    }
+}
+
 pub fn list_owned(conn: &mut DbConn, owner_id: &str) -> Result<Vec<Client>, ClientError> {
     Ok(clients::list_by_owner(conn, owner_id)?.into_iter().map(Client::from_row).collect::<Result<_, _>>()?)
 }
@@ -451,9 +483,17 @@ pub fn update(
             .unwrap_or(client.post_logout_redirect_uris.clone()),
     };
     let row = merged.validate(client.client_id.clone(), clock.now())?;
+    let terms_changed = Client::from_row(row.clone())?.consent_terms() != client.consent_terms();
     publish_id_token_key(conn, clock, master, &row)?;
-    clients::update(conn, &row)?;
-    audit::record(conn, clock, AuditEvent::new(actor, "client.updated", Some(client_id)))?;
+    // One transaction: consents given to the client as it was never
+    // outlive the change, whoever makes it (`/v1`, the dashboard, RFC 7592).
+    conn.transaction(|conn| {
+        clients::update(conn, &row)?;
+        let forgotten = if terms_changed { grants::forget_consents_to(conn, client_id)? } else { 0 };
+        let mut event = AuditEvent::new(actor, "client.updated", Some(client_id));
+        event.details = serde_json::json!({ "consents_forgotten": forgotten });
+        audit::record(conn, clock, event)
+    })?;
     find(conn, client_id)?.ok_or(ClientError::UnknownClient)
 }
 
@@ -481,10 +521,6 @@ fn check_scope_within_caller(principal: &Principal, scope: &Scopes) -> Result<()
             "This client's scope carries the {p} permission, which your credential lacks"
         ))),
     }
-}
-
-fn require_key(principal: &Principal, what: &str) -> Result<(), ClientError> {
-    principal.require_key_credential(what).map_err(|e| ClientError::Forbidden(e.to_string()))
 }
 
 /// Only an admin widens access: a non-admin may not add audiences, nor
@@ -519,10 +555,10 @@ pub fn register(
     principal: &Principal,
     mut new: NewClient,
 ) -> Result<(Client, Option<Secret>), ClientError> {
-    require_key(principal, "register clients")?;
+    let principal = principal.first_party("register clients")?;
     let scope = parse_scope(&new.scope)?;
-    check_rights(principal, &new.audiences, &scope)?;
-    check_scope_within_caller(principal, &scope)?;
+    check_rights(&principal, &new.audiences, &scope)?;
+    check_scope_within_caller(&principal, &scope)?;
     new.owner_id = Some(principal.user.id.clone());
     create(conn, clock, master, new, principal.actor())
 }
@@ -564,7 +600,8 @@ pub fn update_visible(
     client_id: &str,
     changes: ClientChanges,
 ) -> Result<Client, ClientError> {
-    let client = find_visible(conn, principal, client_id)?;
+    let principal = principal.first_party("change clients")?;
+    let client = find_visible(conn, &principal, client_id)?;
     let added_audiences: Vec<String> =
         changes.audiences.iter().flatten().filter(|a| !client.audiences.contains(a)).cloned().collect();
     let added_scope = match &changes.scope {
@@ -575,9 +612,9 @@ pub fn update_visible(
         }
         None => Scopes::default(),
     };
-    check_rights(principal, &added_audiences, &added_scope)?;
+    check_rights(&principal, &added_audiences, &added_scope)?;
     if let Some(text) = &changes.scope {
-        check_scope_within_caller(principal, &parse_scope(text)?)?;
+        check_scope_within_caller(&principal, &parse_scope(text)?)?;
     }
     update(conn, clock, master, client_id, changes, principal.actor())
 }
@@ -591,9 +628,9 @@ pub fn rotate_secret_visible(
     client_id: &str,
     expire_old_in: std::time::Duration,
 ) -> Result<Secret, ClientError> {
-    require_key(principal, "rotate client secrets")?;
-    let client = find_visible(conn, principal, client_id)?;
-    check_scope_within_caller(principal, &client.scope)?;
+    let principal = principal.first_party("rotate client secrets")?;
+    let client = find_visible(conn, &principal, client_id)?;
+    check_scope_within_caller(&principal, &client.scope)?;
     rotate_secret(conn, clock, master, client_id, expire_old_in, principal.actor())
 }
 
@@ -604,7 +641,8 @@ pub fn disable_visible(
     principal: &Principal,
     client_id: &str,
 ) -> Result<(), ClientError> {
-    find_visible(conn, principal, client_id)?;
+    let principal = principal.first_party("disable clients")?;
+    find_visible(conn, &principal, client_id)?;
     disable(conn, clock, client_id, principal.actor())
 }
 
@@ -617,8 +655,8 @@ pub fn delete_visible(
     principal: &Principal,
     client_id: &str,
 ) -> Result<(), ClientError> {
-    require_key(principal, "delete clients")?;
-    find_visible(conn, principal, client_id)?;
+    let principal = principal.first_party("delete clients")?;
+    find_visible(conn, &principal, client_id)?;
     delete(conn, clock, client_id, principal.actor())
 }
 

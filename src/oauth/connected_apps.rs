@@ -76,12 +76,14 @@ pub fn list(conn: &mut DbConn, user_id: &str) -> Result<Vec<ConnectedApp>, Conne
 }
 
 /// Takes back everything `user_id` gave `client_id`: the consent, for every
-/// audience, and every live token family. Audited as `consent.revoked`.
+/// audience, and every live token family. Audited as `consent.revoked`,
+/// by `actor` (the person, in her dashboard session).
 pub fn revoke(
     conn: &mut DbConn,
     clock: &dyn Clock,
     user_id: &str,
     client_id: &str,
+    actor: Actor,
 ) -> Result<usize, ConnectedAppError> {
     // One transaction: a failure halfway must not leave the consent gone
     // and a family live, nor a revocation unaudited.
@@ -96,7 +98,7 @@ pub fn revoke(
         for grant in &families {
             user_grants::revoke_grant(conn, clock, &grant.id, "access revoked by the person")?;
         }
-        let mut event = AuditEvent::new(Actor::User(user_id.to_string()), "consent.revoked", Some(client_id));
+        let mut event = AuditEvent::new(actor, "consent.revoked", Some(client_id));
         event.details = serde_json::json!({ "families": families.len() });
         audit::record(conn, clock, event)?;
         Ok(families.len())

@@ -17,13 +17,33 @@ pub struct OAuthError {
     /// For the developer reading it; never holds a secret.
     pub description: Cow<'static, str>,
     pub status: StatusCode,
-    /// Seconds, with 503.
+    /// Seconds, with 503 and 429.
     pub retry_after: Option<u64>,
+    /// A failed client authentication, for the HTTP layer to count against
+    /// the caller's IP and audit within bounds (nothing is written while
+    /// the request is checked).
+    pub failed_auth: Option<Box<FailedAuth>>,
+}
+
+/// A failed client authentication: the method tried (the metric's label)
+/// and what the audit log may record of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAuth {
+    pub method: &'static str,
+    pub audit: crate::audit::AuthFailure,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { error, description: description.into(), status, retry_after: None }
+        Self { error, description: description.into(), status, retry_after: None, failed_auth: None }
+    }
+
+    /// 429: too many failed authentications from this address.
+    pub fn rate_limited(retry_after: u64, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", description)
+        }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {

@@ -98,11 +98,13 @@ pub struct LogoutRequest {
 /// What the logout endpoint does for a browser.
 #[derive(Debug)]
 pub enum LogoutDecision {
-    /// Go to `redirect`, or show that the person is signed out; `ended`
-    /// says whether a session was ended here (only then is the cookie
-    /// cleared: a cross-site POST arrives without it, and must not sign
-    /// the person out behind the server's back).
-    SignedOut { redirect: Option<String>, ended: bool },
+    /// Go to `redirect`, or show that the person is signed out (with
+    /// `link`, the checked post-logout URI, to follow by hand when nothing
+    /// vouches enough for a redirect); `ended` says whether a session was
+    /// ended here (only then is the cookie cleared: a cross-site POST
+    /// arrives without it, and must not sign the person out behind the
+    /// server's back).
+    SignedOut { redirect: Option<String>, link: Option<String>, ended: bool },
     /// Ask the person first: the hint is missing or names another session.
     Confirm { request: Box<LogoutRequest>, csrf: String, user_email: String },
     /// Nothing is trusted enough to redirect to: a page.
@@ -133,7 +135,7 @@ pub fn check_logout(conn: &mut DbConn, server: &AuthServer, params: &Params) -> 
     let client = match client_id {
         None => None,
         Some(id) => match clients::find(conn, &id) {
-            Ok(Some(c)) if !c.disabled => Some(c),
+            Ok(Some(c)) if clients::usable(conn, &server.cache, &c)? => Some(c),
             Ok(_) => return Err(LogoutRefusal::Page("The application is not registered or is disabled.".into())),
             Err(clients::ClientError::Store(e)) => return Err(LogoutRefusal::Server(e.into())),
             Err(e) => return Err(LogoutRefusal::Server(OAuthError::server_error(&e))),
@@ -211,18 +213,29 @@ pub fn logout(
         Some(c) => sessions::resolve(conn, server.clock.as_ref(), policy, c)?,
         None => None,
     };
+    // A hint older than a session can live names no session that still
+    // exists: it may be a link made long ago and passed around, and is
+    // never enough to send anyone anywhere.
+    let oldest = server.clock.now().timestamp().saturating_sub(policy.absolute.as_secs() as i64);
+    let fresh_hint = request.hint.as_ref().filter(|h| h.iat >= oldest);
     let Some(session) = session else {
-        // Nothing to end. Only a verified hint vouches for the redirect
-        // (RP-Initiated Logout §3): without one, anyone could bounce a
-        // visitor off this origin to a URI they registered. Nor does a
-        // hint for a client that registered itself: anyone who can sign
-        // in could mint one for a client of their own (RFC 9700 §4.11.2).
-        let trusted = match &request.client {
-            Some(client) => !super::registration::is_self_registered(conn, &client.client_id)?,
+        // Nothing to end. Only a fresh, verified hint vouches for the
+        // redirect (RP-Initiated Logout §3), and only for a client no
+        // person owns (the operator's): anyone who can sign in could mint
+        // a hint for a client of their own, or a self-registered one, and
+        // bounce visitors off this origin to a URI they registered (RFC
+        // 9700 §4.11.2). Otherwise the page shows the URI as a link.
+        let operators = match &request.client {
+            Some(client) => {
+                client.owner_id.is_none() && !super::registration::is_self_registered(conn, &client.client_id)?
+            }
             None => false,
         };
-        let redirect = request.redirect.filter(|_| request.hint.is_some() && trusted);
-        return Ok(LogoutDecision::SignedOut { redirect, ended: false });
+        return Ok(if fresh_hint.is_some() && operators {
+            LogoutDecision::SignedOut { redirect: request.redirect, link: None, ended: false }
+        } else {
+            LogoutDecision::SignedOut { redirect: None, link: request.redirect, ended: false }
+        });
     };
     let confirmed = if params.get("decision") == Some("logout") {
         let expected = confirm_token(server, &session, params.pairs());
@@ -235,7 +248,7 @@ pub fn logout(
         true
     } else {
         let sid = id_token::session_sid(server.keys.master(), &session.id);
-        request.hint.as_ref().is_some_and(|h| h.person.sub == session.user.id && h.sid.as_deref() == Some(&sid))
+        fresh_hint.is_some_and(|h| h.person.sub == session.user.id && h.sid.as_deref() == Some(&sid))
     };
     if !confirmed {
         return Ok(LogoutDecision::Confirm {
@@ -245,7 +258,7 @@ pub fn logout(
         });
     }
     sessions::end(conn, server.clock.as_ref(), &session, ip)?;
-    Ok(LogoutDecision::SignedOut { redirect: request.redirect, ended: true })
+    Ok(LogoutDecision::SignedOut { redirect: request.redirect, link: None, ended: true })
 }
 
 /// `/oauth/logout`, as the HTTP layer calls it.

@@ -509,21 +509,10 @@ pub fn replace(
         None => client.scope.intersection(&server.registration.scopes),
     };
     let name = meta.client_name.unwrap_or_else(|| UNNAMED_CLIENT.to_string());
-    // People consented to this name sending them back to these addresses:
-    // whoever holds the registration token may not move where codes go,
-    // nor rename the app, under consents given before. Forgotten first,
-    // so a failed update errs on the side of asking again.
-    let same_uris = {
-        let (mut before, mut after) = (client.redirect_uris.clone(), meta.redirect_uris.clone());
-        before.sort();
-        after.sort();
-        before.dedup();
-        after.dedup();
-        before == after
-    };
-    if !same_uris || name != client.name {
-        crate::store::grants::forget_consents_to(conn, client_id)?;
-    }
+    // A new name or new addresses forget the consents people gave
+    // (`clients::update`, whoever changes the client): whoever holds the
+    // registration token may not move where codes go, nor rename the app,
+    // under consents given before.
     let changes = ClientChanges {
         name: Some(name),
         redirect_uris: Some(meta.redirect_uris),
@@ -636,7 +625,7 @@ pub fn create_initial_token(
     let now = clock.now();
     let token = Secret::new(random_base62(SECRET_LEN_256_BITS));
     let created_by = match &actor {
-        Actor::User(id) => Some(id.clone()),
+        Actor::User { id, .. } => Some(id.clone()),
         Actor::Cli => Some("cli".to_string()),
         Actor::System => None,
     };

@@ -156,10 +156,7 @@ pub fn create(
         return Err(invalid(format!("the identifier is longer than {MAX_IDENTIFIER_LEN} characters")));
     }
     check_absolute_uri(identifier).map_err(|why| invalid(format!("the identifier {identifier:?} {why}")))?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid("the name must be 1 to 100 printable characters".into()));
-    }
+    let name = crate::names::check(name, 100).map_err(|e| invalid(format!("the name: {e}")))?;
     let scope = Scopes::parse(scope).map_err(|e| invalid(format!("scope: {e}")))?;
     let id = public_id("rs");
     let (secret, print, sealed) = new_secret(master, &id, alg);

@@ -60,6 +60,12 @@ impl Scopes {
         self.0.iter().map(String::as_str)
     }
 
+    /// `self` without `scope`.
+    pub fn without(mut self, scope: &str) -> Scopes {
+        self.0.remove(scope);
+        self
+    }
+
     pub fn union(mut self, other: &Scopes) -> Scopes {
         self.0.extend(other.0.iter().cloned());
         self

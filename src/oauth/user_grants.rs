@@ -77,6 +77,32 @@ impl Issued {
     }
 }
 
+/// What a grant still holds now: its audience, if the client may still
+/// get tokens for it, and its scope cut to what the client may ask for
+/// there now and what the person may do now (only an admin holds
+/// `admin`). Read at every redemption and refresh, so an admin's narrowing
+/// of a client, or a person's demotion, reaches the grants already made.
+/// A person who is disabled (or gone) holds nothing.
+fn held_now(
+    conn: &mut DbConn,
+    server: &AuthServer,
+    client: &Client,
+    user_id: &str,
+    audience: &str,
+    scope: &Scopes,
+) -> Result<(Audience, Scopes), OAuthError> {
+    let person = match server.cache.user(conn, user_id)? {
+        Some(u) if !u.disabled => crate::accounts::User::from(u),
+        _ => return Err(disabled_person()),
+    };
+    let audience = access_token::resolve_audience(conn, server, client, Some(audience))?;
+    let mut held = scope.intersection(&super::authorize::grantable(client, &audience));
+    if person.role != crate::accounts::Role::Admin {
+        held = held.without(crate::permissions::Permission::Admin.as_str());
+    }
+    Ok((audience, held))
+}
+
 /// Signs an access token in `grant` (and makes a refresh token when the
 /// grant holds `offline_access` and the client may refresh; and an ID
 /// token with `openid`). Reads only.
@@ -85,12 +111,11 @@ fn tokens_for(
     server: &AuthServer,
     client: &Client,
     grant: &GrantRow,
+    audience: &Audience,
     scope: &Scopes,
     refresh: Option<&RefreshPolicy>,
 ) -> Result<Issued, OAuthError> {
-    let audience: Audience = access_token::resolve_audience(conn, server, client, Some(&grant.audience))?;
-    let minted =
-        access_token::mint(conn, server, &client.client_id, &grant.user_id, &audience, scope, Some(&grant.id))?;
+    let minted = access_token::mint(conn, server, &client.client_id, &grant.user_id, audience, scope, Some(&grant.id))?;
     let expires_at = chrono::DateTime::from_timestamp(minted.claims.exp, 0).unwrap_or_default().naive_utc();
     let (refresh_token, refresh) = match refresh.map(|policy| new_refresh_token(server, grant, policy)) {
         Some((token, row)) => (Some(token), Some(row)),
@@ -182,9 +207,6 @@ pub fn authorization_code(
     if now.naive_utc() >= row.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if !access_token::user_enabled(conn, server, &row.user_id)? {
-        return Err(disabled_person());
-    }
     match request.params.get("redirect_uri") {
         Some(given) if given != row.redirect_uri => {
             return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
@@ -195,11 +217,20 @@ pub fn authorization_code(
         _ => {}
     }
     check_pkce(client, &row, verifier)?;
+    // What the person approved, as far as the client and the person may
+    // still have it: the client may have been narrowed since the consent.
+    let (audience, scope) =
+        held_now(conn, server, client, &row.user_id, &row.audience, &Scopes::from_stored(&row.scope))?;
+    if scope.is_empty() && !row.scope.is_empty() {
+        return Err(OAuthError::invalid_grant(
+            "the client may no longer have any of the scopes this code was issued for",
+        ));
+    }
     let grant = GrantRow {
         id: public_id("grt"),
         client_id: client.client_id.clone(),
         user_id: row.user_id.clone(),
-        scope: row.scope.clone(),
+        scope: scope.to_string(),
         audience: row.audience.clone(),
         created_at: now.naive_utc(),
         expires_at: (now + span(policy.absolute)).naive_utc(),
@@ -208,9 +239,8 @@ pub fn authorization_code(
         auth_time: row.auth_time,
         sid: row.sid.clone(),
     };
-    let scope = Scopes::from_stored(&grant.scope);
     let refresh = (client.allows_grant(GrantType::RefreshToken) && scope.contains(OFFLINE_ACCESS)).then_some(policy);
-    let issued = tokens_for(conn, server, client, &grant, &scope, refresh)?;
+    let issued = tokens_for(conn, server, client, &grant, &audience, &scope, refresh)?;
     let redeemed = issued.commit(conn, &grant.id, |conn| {
         grants::insert_grant(conn, &grant)?;
         grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)
@@ -294,12 +324,16 @@ pub fn refresh_token(
     if now >= row.expires_at || now >= grant.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
-    if !access_token::user_enabled(conn, server, &grant.user_id)? {
-        return Err(disabled_person());
+    // The grant as the client and the person may still hold it.
+    let stored = Scopes::from_stored(&grant.scope);
+    let (audience, granted) = held_now(conn, server, client, &grant.user_id, &grant.audience, &stored)?;
+    if !granted.contains(OFFLINE_ACCESS) {
+        return Err(OAuthError::invalid_grant(
+            "this client may no longer keep access while the person is away (offline_access)",
+        ));
     }
-    let granted = Scopes::from_stored(&grant.scope);
     let scope = match requested {
-        None => granted,
+        None => granted.clone(),
         Some(asked) if asked.is_subset(&granted) => asked,
         Some(asked) => {
             return Err(OAuthError::invalid_scope(format!(
@@ -310,8 +344,17 @@ pub fn refresh_token(
     };
     // The new refresh token keeps the grant's full scope (RFC 6749 §6);
     // the access token carries the narrowed one.
-    let issued = tokens_for(conn, server, client, &grant, &scope, Some(policy))?;
-    match issued.commit(conn, &grant.id, |conn| grants::use_refresh(conn, &row.id, now))? {
+    let issued = tokens_for(conn, server, client, &grant, &audience, &scope, Some(policy))?;
+    // A grant narrowed since is narrowed for good: widening the client
+    // again later gives the old grant nothing back.
+    let narrowed = (granted != stored).then(|| granted.to_string());
+    let spend = |conn: &mut DbConn| {
+        if let Some(scope) = &narrowed {
+            grants::narrow_grant(conn, &grant.id, scope)?;
+        }
+        grants::use_refresh(conn, &row.id, now)
+    };
+    match issued.commit(conn, &grant.id, spend)? {
         Some(response) => Ok(response),
         None => {
             revoke_grant(conn, server.clock.as_ref(), &grant.id, "refresh token reused concurrently")?;

@@ -17,6 +17,8 @@ pub struct AuditEventRow {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+    /// Which credential of the actor acted (`Credential::audit_label`).
+    pub credential: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, row: &AuditEventRow) -> Result<(), StoreError> {

@@ -199,6 +199,13 @@ pub fn find_refresh(conn: &mut DbConn, id: &str) -> Result<Option<RefreshRow>, S
     Ok(refresh_tokens::table.find(id).select(RefreshRow::as_select()).first(conn).optional()?)
 }
 
+/// Gives grant `id` a narrower scope (what its client and person may
+/// still hold, re-checked at a refresh).
+pub fn narrow_grant(conn: &mut DbConn, id: &str, scope: &str) -> Result<(), StoreError> {
+    diesel::update(grants::table.find(id)).set(grants::scope.eq(scope)).execute(conn)?;
+    Ok(())
+}
+
 /// Retires a refresh token; false when it was retired already.
 pub fn use_refresh(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, StoreError> {
     let n = diesel::update(refresh_tokens::table.find(id).filter(refresh_tokens::used_at.is_null()))

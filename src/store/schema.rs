@@ -24,6 +24,7 @@ diesel::table! {
         ip -> Nullable<Text>,
         request_id -> Nullable<Text>,
         details -> Text,
+        credential -> Nullable<Text>,
     }
 }
 

@@ -47,6 +47,33 @@ pub fn record_failure(conn: &mut DbConn, id: &str, subject: &str, now: NaiveDate
     Ok(())
 }
 
+/// Deletes one failure row (a sign-in's reservation, once the password
+/// proved right).
+pub fn delete_failure(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
+    diesel::delete(login_failures::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Takes, until the end of the transaction, a lock on each of `subjects`,
+/// in one order whatever the caller's, so that concurrent sign-ins for one
+/// account or one address count and reserve one at a time. PostgreSQL:
+/// transaction-level advisory locks on a hash of the subject. SQLite needs
+/// none: a transaction that writes first holds the database's one write
+/// lock from its first statement.
+pub fn lock_subjects(conn: &mut DbConn, subjects: &[&str]) -> Result<(), StoreError> {
+    let DbConn::Postgres(pg) = conn else { return Ok(()) };
+    let mut sorted = subjects.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for subject in sorted {
+        // The second argument seeds the hash: "tessera sign-in throttle".
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7252365522))")
+            .bind::<diesel::sql_types::Text, _>(subject)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Failures of `subject` since `since`, oldest first (their times).
 pub fn failures_since(
     conn: &mut DbConn,

@@ -6,6 +6,11 @@
 //!
 //! The subject of every call is member A's: A's key, A's client, A's user,
 //! A's SDK token and session (fresh ones for each call that changes them).
+//!
+//! Delegated callers — an app's access token, a client-signed JWT, an SDK
+//! token, a token whose person was disabled — never change a credential:
+//! for every call that is not a read, the test compares what storage holds
+//! before and after, not only the status.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +21,7 @@ use tessera::oauth::clients::{AuthMethod, GrantType, NewClient};
 
 use crate::both_backends;
 use crate::support::oauth::hs256_assertion;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, snapshot};
 use crate::trust_boundary::{operator_key, send, user_id, user_token};
 
 /// The kinds of caller, in the order of the table's columns.
@@ -34,6 +39,8 @@ enum Who {
     Restricted,
     /// The admin's access token with scope `read` only.
     Token,
+    /// A's access token for an app she let `read write delete`.
+    FullToken,
     /// A JWT signed by A's client (scope read write delete).
     ClientJwt,
     /// A's SDK token, alone.
@@ -42,9 +49,18 @@ enum Who {
     Anonymous,
     /// Member B's full key.
     Other,
+    /// The access token (`read write delete`) of a member disabled since.
+    Disabled,
 }
 
-const WHO: [Who; 11] = [
+impl Who {
+    /// An app's credential acting for a person: it never changes storage.
+    fn delegated(self) -> bool {
+        matches!(self, Who::Token | Who::FullToken | Who::ClientJwt | Who::Sdk | Who::Disabled)
+    }
+}
+
+const WHO: [Who; 13] = [
     Who::Admin,
     Who::Read,
     Who::Write,
@@ -52,46 +68,54 @@ const WHO: [Who; 11] = [
     Who::AdminOnly,
     Who::Restricted,
     Who::Token,
+    Who::FullToken,
     Who::ClientJwt,
     Who::Sdk,
     Who::Anonymous,
     Who::Other,
+    Who::Disabled,
 ];
 
 /// method, path, and the status for each `Who`, in column order:
-/// Admin, Read, Write, Delete, AdminOnly, Restricted, Token, ClientJwt, Sdk, Anonymous, Other.
-const MATRIX: &[(&str, &str, [u16; 11])] = &[
-    ("GET", "/v1/api-keys", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/api-keys", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 201]),
-    ("GET", "/v1/api-keys/{id}", [200, 200, 403, 403, 200, 200, 404, 200, 403, 401, 404]),
-    ("DELETE", "/v1/api-keys/{id}", [200, 403, 403, 200, 200, 403, 403, 200, 403, 401, 404]),
+/// Admin, Read, Write, Delete, AdminOnly, Restricted, Token, FullToken,
+/// ClientJwt, Sdk, Anonymous, Other, Disabled.
+/// A delegated caller (Token, FullToken, ClientJwt, Sdk, Disabled) reads
+/// within its scope and changes nothing: 403 `delegated_credential` (or
+/// `insufficient_scope` when its scope does not even reach), 401 once its
+/// person is disabled.
+#[rustfmt::skip]
+const MATRIX: &[(&str, &str, [u16; 13])] = &[
+    ("GET", "/v1/api-keys", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
+    ("POST", "/v1/api-keys", [201, 403, 201, 403, 201, 403, 403, 403, 403, 403, 401, 201, 401]),
+    ("GET", "/v1/api-keys/{id}", [200, 200, 403, 403, 200, 200, 404, 200, 200, 403, 401, 404, 401]),
+    ("DELETE", "/v1/api-keys/{id}", [200, 403, 403, 200, 200, 403, 403, 403, 403, 403, 401, 404, 401]),
     // The rotated key holds `read`: a write-only key may not copy it.
-    ("POST", "/v1/api-keys/{id}/rotate", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 404]),
-    ("POST", "/v1/keys/verify", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
+    ("POST", "/v1/api-keys/{id}/rotate", [201, 403, 403, 403, 201, 403, 403, 403, 403, 403, 401, 404, 401]),
+    ("POST", "/v1/keys/verify", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
     // Only a key bound to a client, with the client's secret, rotates itself.
-    ("POST", "/v1/api/me/api-key/rotate", [403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 403]),
-    ("POST", "/v1/api/clients/rotate-key", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 403]),
+    ("POST", "/v1/api/me/api-key/rotate", [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 401, 403, 401]),
+    ("POST", "/v1/api/clients/rotate-key", [201, 403, 403, 403, 201, 403, 403, 403, 403, 403, 401, 403, 401]),
     // Who the credential is: anything that may read.
-    ("GET", "/v1/me", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("GET", "/v1/users", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/users", [201, 403, 403, 403, 201, 403, 403, 403, 403, 401, 403]),
-    ("GET", "/v1/users/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 403, 401, 404]),
-    ("PATCH", "/v1/users/{id}", [200, 403, 200, 403, 200, 403, 403, 200, 403, 401, 404]),
+    ("GET", "/v1/me", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
+    ("GET", "/v1/users", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
+    ("POST", "/v1/users", [201, 403, 403, 403, 201, 403, 403, 403, 403, 403, 401, 403, 401]),
+    ("GET", "/v1/users/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 200, 403, 401, 404, 401]),
+    ("PATCH", "/v1/users/{id}", [200, 403, 200, 403, 200, 403, 403, 403, 403, 403, 401, 404, 401]),
     // The target is another member, T: only an admin disables anyone.
-    ("DELETE", "/v1/users/{id}", [200, 403, 403, 403, 200, 403, 403, 403, 403, 401, 403]),
-    ("GET", "/v1/clients", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/clients", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 201]),
-    ("GET", "/v1/clients/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 403, 401, 404]),
-    ("PATCH", "/v1/clients/{id}", [200, 403, 200, 403, 200, 403, 403, 200, 403, 401, 404]),
-    ("DELETE", "/v1/clients/{id}", [200, 403, 403, 200, 200, 403, 403, 200, 403, 401, 404]),
-    ("POST", "/v1/clients/{id}/rotate-secret", [201, 403, 201, 403, 201, 403, 403, 403, 403, 401, 404]),
-    ("GET", "/v1/audit-events", [200, 403, 403, 403, 200, 403, 403, 403, 403, 401, 403]),
-    ("GET", "/v1/sdk-tokens", [200, 200, 403, 403, 200, 403, 200, 200, 403, 401, 200]),
-    ("POST", "/v1/sdk-tokens", [201, 403, 201, 403, 201, 403, 403, 201, 403, 401, 201]),
-    ("DELETE", "/v1/sdk-tokens/{id}", [200, 403, 403, 200, 200, 403, 403, 200, 403, 401, 404]),
+    ("DELETE", "/v1/users/{id}", [200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 401, 403, 401]),
+    ("GET", "/v1/clients", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
+    ("POST", "/v1/clients", [201, 403, 201, 403, 201, 403, 403, 403, 403, 403, 401, 201, 401]),
+    ("GET", "/v1/clients/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 200, 403, 401, 404, 401]),
+    ("PATCH", "/v1/clients/{id}", [200, 403, 200, 403, 200, 403, 403, 403, 403, 403, 401, 404, 401]),
+    ("DELETE", "/v1/clients/{id}", [200, 403, 403, 200, 200, 403, 403, 403, 403, 403, 401, 404, 401]),
+    ("POST", "/v1/clients/{id}/rotate-secret", [201, 403, 201, 403, 201, 403, 403, 403, 403, 403, 401, 404, 401]),
+    ("GET", "/v1/audit-events", [200, 403, 403, 403, 200, 403, 403, 403, 403, 403, 401, 403, 401]),
+    ("GET", "/v1/sdk-tokens", [200, 200, 403, 403, 200, 403, 200, 200, 200, 403, 401, 200, 401]),
+    ("POST", "/v1/sdk-tokens", [201, 403, 201, 403, 201, 403, 403, 403, 403, 403, 401, 201, 401]),
+    ("DELETE", "/v1/sdk-tokens/{id}", [200, 403, 403, 200, 200, 403, 403, 403, 403, 403, 401, 404, 401]),
     // Opened with X-SDK-TOKEN alone; any other credential is no SDK token.
-    ("POST", "/v1/api/sdk/session", [401, 401, 401, 401, 401, 401, 401, 401, 201, 401, 401]),
-    ("GET", "/v1/api/sdk/session/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 403, 401, 404]),
+    ("POST", "/v1/api/sdk/session", [401, 401, 401, 401, 401, 401, 401, 401, 401, 201, 401, 401, 401]),
+    ("GET", "/v1/api/sdk/session/{id}", [200, 200, 403, 403, 200, 403, 404, 200, 200, 403, 401, 404, 401]),
 ];
 
 /// The `/v1` routes the routing table registers: every `resource("/v1…")`
@@ -137,8 +161,9 @@ struct World {
 
 fn world(app: &TestApp) -> World {
     let admin = user_id(app, "admin@localhost");
-    app.person("a@example.com");
+    let a_person = app.person("a@example.com");
     app.person("b@example.com");
+    let d_person = app.person("d@example.com");
     let (a, b) = (user_id(app, "a@example.com"), user_id(app, "b@example.com"));
     let (_, admin_full) = operator_key(app, &admin, &[]);
     let (_, a_full) = operator_key(app, &a, &[]);
@@ -167,6 +192,15 @@ fn world(app: &TestApp) -> World {
         &json!({ "iss": signer.id, "sub": a, "aud": app.default_audience(), "iat": now, "exp": now + 3000 }),
     );
     let token = user_token(app, &app.admin(), "read", &["read"]);
+    let full_token = user_token(app, &a_person, "read write delete", &["read", "write", "delete"]);
+    let disabled_token = user_token(app, &d_person, "read write delete", &["read", "write", "delete"]);
+    tessera::accounts::disable_user_id(
+        &mut app.conn(),
+        &app.clock,
+        &user_id(app, "d@example.com"),
+        tessera::audit::Actor::Cli,
+    )
+    .unwrap();
     let sdk = send(app.client.post(app.url("/v1/sdk-tokens")).bearer_auth(&a_full));
     let sdk = sdk.1["data"]["token"].as_str().unwrap().to_string();
     let credentials = vec![
@@ -177,10 +211,12 @@ fn world(app: &TestApp) -> World {
         (Who::AdminOnly, Some(operator_key(app, &admin, &["admin"]).1)),
         (Who::Restricted, Some(restricted)),
         (Who::Token, Some(token)),
+        (Who::FullToken, Some(full_token)),
         (Who::ClientJwt, Some(jwt)),
         (Who::Sdk, Some(sdk)),
         (Who::Anonymous, None),
         (Who::Other, Some(operator_key(app, &b, &[]).1)),
+        (Who::Disabled, Some(disabled_token)),
     ];
     World { a, a_full, admin_full, credentials }
 }
@@ -277,6 +313,8 @@ fn every_v1_route_answers_each_kind_of_caller_as_documented(backend: Backend) {
     let world = world(&app);
     let mut wrong = Vec::new();
     let mut n = 0;
+    let mut watched_calls = 0;
+    let mut refused_as_delegated = 0;
     for (method, path, expected) in MATRIX {
         for (column, (who, credential)) in world.credentials.iter().enumerate() {
             n += 1;
@@ -296,14 +334,45 @@ fn every_v1_route_answers_each_kind_of_caller_as_documented(backend: Backend) {
             if let Some(body) = body {
                 req = req.json(&body);
             }
+            // A delegated caller's call that is not a read must leave
+            // storage as it was (but for the one thing an SDK token is for).
+            let watched = who.delegated() && *method != "GET" && !(*who == Who::Sdk && *path == "/v1/api/sdk/session");
+            let before = watched.then(|| snapshot::storage(&mut app.conn()));
             let (status, answer) = send(req);
             if status.as_u16() != expected[column] {
                 wrong.push(format!("{method} {path} as {who:?}: {status} (expected {}) {answer}", expected[column]));
+            }
+            // An app's credential whose scope reaches the method is refused
+            // for being delegated, whatever else the route needs.
+            if matches!(who, Who::FullToken | Who::ClientJwt) && *method != "GET" && status == 403 {
+                if answer["code"] != "delegated_credential" {
+                    wrong.push(format!(
+                        "{method} {path} as {who:?}: code {} (expected delegated_credential)",
+                        answer["code"]
+                    ));
+                }
+                refused_as_delegated += 1;
+            }
+            if let Some(before) = before {
+                let after = snapshot::storage(&mut app.conn());
+                if after != before {
+                    wrong.push(format!(
+                        "{method} {path} as {who:?} changed storage:\n{}",
+                        snapshot::diff(&before, &after)
+                    ));
+                }
+                watched_calls += 1;
             }
             assert_eq!(WHO[column], *who);
         }
     }
     assert!(wrong.is_empty(), "{} cells differ:\n{}", wrong.len(), wrong.join("\n"));
+    // Every call that is not a read × the delegated callers, but the SDK token's own session.
+    let delegated = WHO.iter().filter(|w| w.delegated()).count();
+    let writes = MATRIX.iter().filter(|(m, _, _)| *m != "GET").count();
+    assert_eq!(watched_calls, writes * delegated - 1, "the storage checks ran");
+    // Every call that is not a read but verify (which reads) and the SDK session, for both.
+    assert_eq!(refused_as_delegated, (writes - 2) * 2, "refused as delegated");
     // The admin's key still works: nothing above disabled or revoked it.
     assert_eq!(send(app.client.get(app.url("/v1/users")).bearer_auth(&world.admin_full)).0, 200);
 }

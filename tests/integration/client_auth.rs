@@ -61,16 +61,21 @@ fn assert_invalid_request(res: reqwest::blocking::Response) {
     assert_eq!(body["error"], "invalid_request", "{body}");
 }
 
-fn failures_of(app: &TestApp, client_id: &str) -> Vec<Value> {
-    tessera::store::audit::for_target(&mut app.conn(), client_id)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "client.auth_failed")
-        .map(|e| {
-            assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
-            serde_json::from_str(&e.details).unwrap()
-        })
-        .collect()
+/// The failures audited against `client_id`, once there are `at_least`
+/// (they are written off the request path).
+fn failures_of(app: &TestApp, client_id: &str, at_least: usize) -> Vec<Value> {
+    crate::support::eventually("the failures are audited", || {
+        let found: Vec<Value> = tessera::store::audit::for_target(&mut app.conn(), client_id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "client.auth_failed")
+            .map(|e| {
+                assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+                serde_json::from_str(&e.details).unwrap()
+            })
+            .collect();
+        (found.len() >= at_least).then_some(found)
+    })
 }
 
 fn every_method_succeeds(backend: Backend) {
@@ -120,7 +125,13 @@ fn every_method_succeeds(backend: Backend) {
 }
 
 fn secret_failures(backend: Backend) {
-    let app = TestApp::start(backend);
+    // Every failure is audited here: no limit on this one address.
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.ip_rate_limit = 100_000;
+            c.audit_failures_per_ip = 100_000;
+        })
+        .start();
     let basic = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
     let other = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
     let cc = [CC];
@@ -166,14 +177,14 @@ fn secret_failures(backend: Backend) {
     assert_invalid_client(app.post_form("/oauth/token", &cc, Some((&other.id, other.secret()))));
 
     // Every failure is audited with a reason, never the secret.
-    let failures = failures_of(&app, &basic.id);
+    let failures = failures_of(&app, &basic.id, 4);
     assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(failures.iter().any(|f| f["reason"].as_str().unwrap().contains("wrong client secret")));
-    for f in failures.iter().chain(failures_of(&app, &other.id).iter()) {
+    for f in failures.iter().chain(failures_of(&app, &other.id, 1).iter()) {
         let text = f.to_string();
         assert!(!text.contains(basic.secret()) && !text.contains(other.secret()), "{text}");
     }
-    assert!(failures_of(&app, &other.id).iter().any(|f| f["reason"] == "the client is disabled"));
+    assert!(failures_of(&app, &other.id, 1).iter().any(|f| f["reason"] == "the client is disabled"));
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded inside Basic.
@@ -193,7 +204,13 @@ fn basic_credentials_are_form_urlencoded(backend: Backend) {
 }
 
 fn assertion_failures(backend: Backend) {
-    let app = TestApp::start(backend);
+    // Every failure is audited here: no limit on this one address.
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.ip_rate_limit = 100_000;
+            c.audit_failures_per_ip = 100_000;
+        })
+        .start();
     let hs = app.cc_client(AuthMethod::ClientSecretJwt, "read", &[]);
     let key = ClientKey::generate(Algorithm::RS256, "k1");
     let pk = app.create_client(NewClient {
@@ -263,8 +280,8 @@ fn assertion_failures(backend: Backend) {
     let other = app.cc_client(AuthMethod::ClientSecretJwt, "read", &[]);
     expect_refused(hs256_assertion(other.secret(), &app.assertion_claims(&hs.id)), "signature");
 
-    assert!(failures_of(&app, &hs.id).len() >= 10);
-    assert!(failures_of(&app, &pk.id).iter().any(|f| f["reason"].as_str().unwrap().contains("replay")));
+    failures_of(&app, &hs.id, 10);
+    assert!(failures_of(&app, &pk.id, 1).iter().any(|f| f["reason"].as_str().unwrap().contains("replay")));
 }
 
 fn two_secrets_live_during_rotation(backend: Backend) {

@@ -38,7 +38,9 @@ fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     let (pending_url, _, pending_verifier) = authorization_url(&oauth, &["read"]);
     let pending = person.approve(&app, &pending_url);
 
-    let families = connected_apps::revoke(&mut app.conn(), &app.clock, &user, &client.id).unwrap();
+    let families =
+        connected_apps::revoke(&mut app.conn(), &app.clock, &user, &client.id, tessera::audit::Actor::person(&user))
+            .unwrap();
     assert_eq!(families, 1);
     // … starts no new family after it.
     let late = oauth.exchange_code(code(pending)).set_pkce_verifier(pending_verifier).request(&oauth2_http());
@@ -53,7 +55,7 @@ fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     assert_eq!(apps.iter().map(|a| a.client_id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
     // Nothing left to take back.
     assert!(matches!(
-        connected_apps::revoke(&mut app.conn(), &app.clock, &user, &client.id),
+        connected_apps::revoke(&mut app.conn(), &app.clock, &user, &client.id, tessera::audit::Actor::person(&user)),
         Err(ConnectedAppError::NotConnected)
     ));
 }

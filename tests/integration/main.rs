@@ -12,6 +12,7 @@ mod client_credentials;
 mod connected_apps;
 mod dashboard;
 mod dashboard_admin;
+mod delegation;
 mod fleet;
 mod guides;
 mod hot_path;

@@ -26,9 +26,9 @@ use crate::support::browser::{Person, REDIRECT_URI, hidden_fields, param};
 use crate::support::oauth::{JWT_BEARER, TestClient, TestResource, hs256_assertion};
 use crate::support::{Backend, TestApp, http_client};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk_a_long_enough_verifier";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk_a_long_enough_verifier";
 
-fn inactive() -> Value {
+pub fn inactive() -> Value {
     json!({ "active": false })
 }
 
@@ -36,18 +36,29 @@ fn user_id(app: &TestApp, email: &str) -> String {
     tessera::store::users::find_by_email(&mut app.conn(), email).unwrap().unwrap().id
 }
 
-fn creds(client: &TestClient) -> (&str, &str) {
+pub fn creds(client: &TestClient) -> (&str, &str) {
     (&client.id, client.secret())
 }
 
 /// An authorization URL for `client_id` with PKCE (`VERIFIER`) and `extra`.
-fn authorize_url(app: &TestApp, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_url(app: &TestApp, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+    authorize_url_to(app, client_id, REDIRECT_URI, scope, extra)
+}
+
+/// The same, back to `redirect_uri`.
+pub fn authorize_url_to(
+    app: &TestApp,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     let challenge = s256(VERIFIER);
     for (k, v) in [
         ("response_type", "code"),
         ("client_id", client_id),
-        ("redirect_uri", REDIRECT_URI),
+        ("redirect_uri", redirect_uri),
         ("scope", scope),
         ("state", "s1"),
         ("code_challenge", challenge.as_str()),
@@ -61,7 +72,7 @@ fn authorize_url(app: &TestApp, client_id: &str, scope: &str, extra: &[(&str, &s
     format!("{}?{}", app.url("/oauth/authorize"), q.finish())
 }
 
-fn redeem(app: &TestApp, client: &TestClient, code: &str) -> (StatusCode, Value) {
+pub fn redeem(app: &TestApp, client: &TestClient, code: &str) -> (StatusCode, Value) {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -72,7 +83,7 @@ fn redeem(app: &TestApp, client: &TestClient, code: &str) -> (StatusCode, Value)
     (res.status(), res.json().unwrap())
 }
 
-fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (StatusCode, Value) {
+pub fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (StatusCode, Value) {
     let res = app.post_form(
         "/oauth/token",
         &[("grant_type", "refresh_token"), ("refresh_token", token)],
@@ -83,7 +94,7 @@ fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (StatusCode, Valu
 
 /// `person` approves `scope` for `client` and the code is redeemed: the
 /// token response.
-fn code_flow(app: &TestApp, person: &Person, client: &TestClient, scope: &str) -> Value {
+pub fn code_flow(app: &TestApp, person: &Person, client: &TestClient, scope: &str) -> Value {
     let code = person.approve(app, &authorize_url(app, &client.id, scope, &[]));
     let (status, body) = redeem(app, client, &code);
     assert_eq!(status, 200, "{body}");
@@ -318,7 +329,8 @@ fn disabling_a_user_revokes_their_sessions_and_tokens(backend: Backend) {
     };
     assert_eq!(sessions_of(&bea_id), 1);
 
-    let admin = admin_token(&app);
+    // The admin's own key: an app's token never disables anyone.
+    let admin = app.root_key();
     let res = app.client.delete(app.url(&format!("/v1/users/{bea_id}"))).bearer_auth(&admin).send().unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 
@@ -542,17 +554,21 @@ fn sign_ins_do_not_starve_the_database_pool(backend: Backend) {
         .with_config(|c| {
             c.database_pool_size = 2;
             c.database_connect_timeout = std::time::Duration::from_millis(500);
+            c.password_hash_concurrency = SIGN_INS;
         })
         .start();
     let admin = admin_token(&app);
-    let person = app.admin();
+    // Ten people: one account's attempts in flight count against its
+    // throttle (five), right password or not.
+    let people: Vec<Person> = (0..SIGN_INS).map(|n| app.person(&format!("p{n}@example.com"))).collect();
     let done = AtomicBool::new(false);
     let probes: Mutex<Vec<(String, StatusCode)>> = Mutex::new(Vec::new());
     let barrier = Barrier::new(SIGN_INS + 1);
     let sign_ins: Vec<StatusCode> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..SIGN_INS)
-            .map(|_| {
-                let (app, person, barrier) = (&app, &person, &barrier);
+        let handles: Vec<_> = people
+            .iter()
+            .map(|person| {
+                let (app, barrier) = (&app, &barrier);
                 s.spawn(move || {
                     let browser = Person::new(&person.email, &person.password);
                     let mut fields = hidden_fields(&browser.get(&app.url("/login")).text().unwrap());

@@ -24,7 +24,7 @@ use crate::support::{Backend, TestApp};
 
 type Rp = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-const LOGOUT_URI: &str = "https://app.example.com/signed-out";
+pub const LOGOUT_URI: &str = "https://app.example.com/signed-out";
 
 fn http() -> openidconnect::reqwest::blocking::Client {
     openidconnect::reqwest::blocking::ClientBuilder::new()
@@ -34,7 +34,7 @@ fn http() -> openidconnect::reqwest::blocking::Client {
 }
 
 /// A confidential web app that speaks OpenID Connect.
-fn oidc_client(app: &TestApp, alg: Option<SigningAlg>) -> TestClient {
+pub fn oidc_client(app: &TestApp, alg: Option<SigningAlg>) -> TestClient {
     app.create_client(NewClient {
         name: "Photo Printer".into(),
         redirect_uris: vec![REDIRECT_URI.into()],
@@ -353,17 +353,24 @@ fn prompt_login_max_age_and_login_hint(backend: Backend) {
 
 fn signed_in_person_with_id_token(app: &TestApp, client: &TestClient) -> (Person, String) {
     let person = app.admin();
+    let hint = id_token_for(app, &person, client);
+    (person, hint)
+}
+
+/// An ID token of `person` (who signs in if she must) for `client`, by
+/// the relying party.
+pub fn id_token_for(app: &TestApp, person: &Person, client: &TestClient) -> String {
     let rp = relying_party(app, client);
     let login = login_url(&rp, &["openid"], &[]);
     let tokens = exchange(&rp, person.approve(app, &login.url), login.verifier);
-    (person, tokens.id_token().unwrap().to_string())
+    tokens.id_token().unwrap().to_string()
 }
 
 fn still_signed_in(app: &TestApp, person: &Person) -> bool {
     person.get(&app.url("/dashboard")).status() == 200
 }
 
-fn logout_url(app: &TestApp, pairs: &[(&str, &str)]) -> String {
+pub fn logout_url(app: &TestApp, pairs: &[(&str, &str)]) -> String {
     let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
     app.url(&format!("/oauth/logout?{query}"))
 }

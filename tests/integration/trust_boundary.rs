@@ -59,7 +59,7 @@ fn key_count(app: &TestApp) -> usize {
     tessera::store::api_keys::list(&mut app.conn(), None).unwrap().len()
 }
 
-fn set_role(app: &TestApp, id: &str, role: &str) {
+pub fn set_role(app: &TestApp, id: &str, role: &str) {
     use tessera::store::schema::users;
     diesel::update(users::table.find(id)).set(users::role.eq(role)).execute(&mut *app.conn()).unwrap();
 }
@@ -249,14 +249,21 @@ fn hole_4_every_credential_is_cut_to_what_its_owner_may_do_now(backend: Backend)
             "email": email, "name": "N", "password": "correct horse battery"
         })))
     };
+    let read_audit = |cred: &str| send(call(&app, reqwest::Method::GET, "/v1/audit-events", cred));
     for (i, cred) in [&carol_key, &carol_jwt, &carol_token].into_iter().enumerate() {
-        let got = create_user(cred, &format!("u{i}@example.com"));
-        assert_eq!(got.0, StatusCode::CREATED, "admin credential {i}: {}", got.1);
+        let got = read_audit(cred);
+        assert_eq!(got.0, StatusCode::OK, "admin credential {i}: {}", got.1);
+    }
+    // Her own key makes people; her apps' credentials never do, admin or not.
+    assert_eq!(create_user(&carol_key, "u0@example.com").0, StatusCode::CREATED);
+    for cred in [&carol_jwt, &carol_token] {
+        expect(create_user(cred, "u1@example.com"), StatusCode::FORBIDDEN, "delegated_credential");
     }
     // Carol is demoted: every credential of hers loses admin at once.
     set_role(&app, &carol_id, "member");
+    expect(create_user(&carol_key, "v0@example.com"), StatusCode::FORBIDDEN, "forbidden");
     for (i, cred) in [&carol_key, &carol_jwt, &carol_token].into_iter().enumerate() {
-        expect(create_user(cred, &format!("v{i}@example.com")), StatusCode::FORBIDDEN, "forbidden");
+        expect(read_audit(cred), StatusCode::FORBIDDEN, "forbidden");
         let listed = send(call(&app, reqwest::Method::GET, "/v1/users", cred));
         assert_eq!(listed.0, 200);
         assert_eq!(listed.1["data"].as_array().unwrap().len(), 1, "a member sees only herself ({i})");
@@ -431,9 +438,9 @@ fn attack_narrow_credentials_cannot_reach_a_wider_clients_secret(backend: Backen
     let token = user_token(&app, &app.admin(), "read write", &["read", "write"]);
     for cred in [&token, &jwt] {
         let got = send(call(&app, reqwest::Method::POST, "/v1/api-keys", cred).json(&json!({ "name": "persist" })));
-        expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+        expect(got, StatusCode::FORBIDDEN, "delegated_credential");
         let got = send(call(&app, reqwest::Method::POST, "/v1/clients", cred).json(&json!({ "name": "persist" })));
-        expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+        expect(got, StatusCode::FORBIDDEN, "delegated_credential");
     }
     let _ = bea;
 }

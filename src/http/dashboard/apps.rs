@@ -112,6 +112,7 @@ fn client_error(e: ClientError) -> HttpResponse {
         ClientError::UnknownClient => not_found(),
         ClientError::Page(e) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
         ClientError::Forbidden(message) => forbidden(&message),
+        ClientError::Denied(e) => forbidden(&e.to_string()),
         ClientError::NoSecret(method) => error_page(
             StatusCode::CONFLICT,
             "No secret to rotate",

@@ -7,7 +7,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::{FormFields, Layout, Section, Signed, not_found, see_other, store_failure, when, when_or};
+use super::{FormFields, Layout, Section, Signed, forbidden, not_found, see_other, store_failure, when, when_or};
 use crate::http::AppState;
 use crate::http::pages::render;
 use crate::oauth::connected_apps::{self, ConnectedApp, ConnectedAppError};
@@ -81,9 +81,13 @@ pub async fn revoke_connected_app(
     if let Err(refused) = FormFields::checked(&signed, &req, &body) {
         return refused.page();
     }
+    let actor = match signed.principal.first_party("revoke an app's access") {
+        Ok(principal) => principal.actor(),
+        Err(e) => return forbidden(&e.to_string()),
+    };
     let (clock, user, client_id) = (state.clock.clone(), signed.principal.user.id.clone(), client_id.into_inner());
     let id = client_id.clone();
-    match state.db.run(move |conn| connected_apps::revoke(conn, clock.as_ref(), &user, &id)).await {
+    match state.db.run(move |conn| connected_apps::revoke(conn, clock.as_ref(), &user, &id, actor)).await {
         Ok(_) => {
             let query = form_urlencoded::Serializer::new(String::new()).append_pair("revoked", &client_id).finish();
             see_other(&format!("/dashboard/connected-apps?{query}"))

@@ -11,6 +11,7 @@ pub mod oauth;
 pub mod proxy;
 pub mod redis;
 pub mod served;
+pub mod snapshot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -251,6 +252,20 @@ pub fn key_request(owner_id: &str, mode: tessera::apikeys::Mode) -> tessera::api
         allowed_endpoints: vec![],
         expires_in: None,
         rate_limit: None,
+    }
+}
+
+/// The first `Some` that `check` gives, tried for up to 10 s: for what the
+/// server does off the request path (an audit row written after the
+/// answer left). Waits for an outcome, never to let time pass.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
