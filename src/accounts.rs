@@ -217,6 +217,8 @@ fn find_by_email(conn: &mut DbConn, email: &Email) -> Result<UserRow, AccountErr
     users::find_by_email(conn, email.as_str())?.ok_or(AccountError::UnknownUser)
 }
 
+/// Gives the user with `email` a new password (`tessera user
+/// set-password`); see `change_password`.
 pub fn set_password(
     conn: &mut DbConn,
     clock: &dyn Clock,
@@ -225,9 +227,34 @@ pub fn set_password(
     actor: Actor,
 ) -> Result<User, AccountError> {
     let row = find_by_email(conn, email)?;
-    users::set_password_hash(conn, &row.id, &password.hash()?, clock.now().naive_utc())?;
-    audit::record(conn, clock, AuditEvent::new(actor, "user.password_changed", Some(&row.id)))?;
-    Ok(users::find_by_id(conn, &row.id)?.ok_or(AccountError::UnknownUser)?.into())
+    change_password(conn, clock, &row.id, password, None, actor)
+}
+
+/// Gives user `id` a new password. Whoever knew the old one keeps nothing
+/// it opened: every session of hers ends but `keep` (the one she changed
+/// it in, if she did it herself in the dashboard), and every grant she
+/// gave an app is revoked (its refresh tokens stop, its access tokens read
+/// inactive). argon2 runs first, then one transaction: never a new
+/// password with the old sessions alive.
+pub fn change_password(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    id: &str,
+    password: &Password,
+    keep: Option<&str>,
+    actor: Actor,
+) -> Result<User, AccountError> {
+    let hash = password.hash()?;
+    let now = clock.now().naive_utc();
+    conn.transaction::<_, StoreError, _>(|conn| {
+        users::set_password_hash(conn, id, &hash, now)?;
+        let sessions_ended = sessions::delete_for_user_except(conn, id, keep)?;
+        let grants_revoked = grants::revoke_for_user(conn, id, now)?;
+        let mut event = AuditEvent::new(actor, "user.password_changed", Some(id));
+        event.details = serde_json::json!({ "sessions_ended": sessions_ended, "grants_revoked": grants_revoked });
+        audit::record(conn, clock, event)
+    })?;
+    find_user(conn, id)?.ok_or(AccountError::UnknownUser)
 }
 
 /// Disables a user by email (`tessera user disable`); see `disable_user_id`.

@@ -55,9 +55,7 @@ pub fn reset_password(
     let user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
     let raw = random_base62(RESET_PASSWORD_LEN);
     let password = Password::parse(&raw)?;
-    let email = accounts::Email::parse(&user.email)?;
-    let user = accounts::set_password(conn, clock, &email, &password, principal.actor())?;
-    crate::store::sessions::delete_for_user(conn, &user.id)?;
+    let user = accounts::change_password(conn, clock, &user.id, &password, None, principal.actor())?;
     Ok((user, Secret::new(raw)))
 }
 

@@ -207,6 +207,68 @@ impl From<AuditEventRow> for Event {
     }
 }
 
+/// An event in words, for the dashboard's pages: people by name and email,
+/// credentials and targets by their names, each beside its id.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub event: Event,
+    /// `Ann <ann@example.com>`, `the CLI operator`, `the server`.
+    pub actor: String,
+    /// `API key “Deploy” (key_…)`, `access token of app “Photo Printer”`,
+    /// `dashboard session`: how the actor acted, when it is known.
+    pub credential: Option<String>,
+    /// What the target is called, when it names a person, an app or a key.
+    pub target: Option<String>,
+}
+
+/// Names what `events` name, each id looked up once.
+pub fn describe(conn: &mut DbConn, events: Vec<Event>) -> Result<Vec<Described>, StoreError> {
+    let mut known: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut name_of = |conn: &mut DbConn, id: &str| -> Result<Option<String>, StoreError> {
+        if let Some(found) = known.get(id) {
+            return Ok(found.clone());
+        }
+        let found = match id.split_once('_').map(|(prefix, _)| prefix) {
+            Some("usr") => {
+                crate::store::users::find_by_id(conn, id)?.map(|u| format!("{} <{}>", u.display_name, u.email))
+            }
+            Some("cl") => crate::store::clients::find(conn, id)?.map(|c| format!("app “{}”", c.name)),
+            Some("key") => crate::store::api_keys::find(conn, id)?.map(|k| format!("API key “{}”", k.name)),
+            Some("rs") => crate::store::resources::find(conn, id)?.map(|r| format!("resource server “{}”", r.name)),
+            _ => None,
+        };
+        known.insert(id.to_string(), found.clone());
+        Ok(found)
+    };
+    let mut described = Vec::with_capacity(events.len());
+    for event in events {
+        let actor = match event.actor.as_deref() {
+            Some("cli") => "the CLI operator".to_string(),
+            Some("system") | None => "the server".to_string(),
+            Some(id) => name_of(conn, id)?.unwrap_or_else(|| id.to_string()),
+        };
+        let credential = match event.credential.as_deref().and_then(|c| c.split_once(':')) {
+            Some(("session", _)) => Some("dashboard session".to_string()),
+            Some((kind, id)) => {
+                let named = name_of(conn, id)?.unwrap_or_else(|| id.to_string());
+                Some(match kind {
+                    "api_key" => format!("{named} ({id})"),
+                    "access_token" => format!("access token of {named}"),
+                    "client_jwt" => format!("signed JWT of {named}"),
+                    _ => format!("{kind} {id}"),
+                })
+            }
+            None => None,
+        };
+        let target = match event.target.as_deref() {
+            Some(id) => name_of(conn, id)?,
+            None => None,
+        };
+        described.push(Described { event, actor, credential, target });
+    }
+    Ok(described)
+}
+
 /// Which events to read. The page size is the `Page`'s (1–100, default
 /// 20, like every list; it was up to 1000, default 100, before lists were
 /// paginated — walk with `starting_after` instead).
@@ -257,17 +319,29 @@ pub fn recent(
     PageOf::from_rows(rows, page, |row| Ok(Event::from(row)))
 }
 
+/// `recent`, in words (`describe`): the dashboard's audit page.
+pub fn recent_described(
+    conn: &mut DbConn,
+    principal: &crate::principal::Principal,
+    filter: &Filter,
+    page: &Page,
+) -> Result<PageOf<Described>, AuditReadError> {
+    let found = recent(conn, principal, filter, page)?;
+    Ok(PageOf { data: describe(conn, found.data)?, has_more: found.has_more })
+}
+
 /// The newest events about what `principal`'s user owns — their API keys,
-/// their OAuth apps and their own account — at most `limit`: what the
-/// dashboard's overview shows anyone, admin or not.
+/// their OAuth apps and their own account — at most `limit`, in words:
+/// what the dashboard's overview shows anyone, admin or not.
 pub fn about_own(
     conn: &mut DbConn,
     principal: &crate::principal::Principal,
     limit: i64,
-) -> Result<Vec<Event>, AuditReadError> {
+) -> Result<Vec<Described>, AuditReadError> {
     let owner = principal.user.id.as_str();
     let mut targets: Vec<String> = crate::store::api_keys::list(conn, Some(owner))?.into_iter().map(|k| k.id).collect();
     targets.extend(crate::store::clients::list_by_owner(conn, owner)?.into_iter().map(|c| c.id));
     targets.push(owner.to_string());
-    Ok(audit::recent_for_targets(conn, &targets, limit)?.into_iter().map(Event::from).collect())
+    let events = audit::recent_for_targets(conn, &targets, limit)?.into_iter().map(Event::from).collect();
+    Ok(describe(conn, events)?)
 }

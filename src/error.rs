@@ -311,6 +311,11 @@ impl From<PeopleError> for ApiError {
             PeopleError::CannotDisableSelf => {
                 Self::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself")
             }
+            PeopleError::WrongPassword => Self::new(ErrorKind::Forbidden, "invalid_current_password", e.to_string()),
+            PeopleError::Throttled(secs) => Self {
+                retry_after: Some(secs),
+                ..Self::new(ErrorKind::RateLimited, "too_many_failures", e.to_string())
+            },
             PeopleError::Page(p) => p.into(),
         }
     }

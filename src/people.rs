@@ -17,6 +17,12 @@ pub enum PeopleError {
     Denied(#[from] AuthError),
     #[error("you cannot disable yourself")]
     CannotDisableSelf,
+    /// `current_password` is missing or wrong (403).
+    #[error("current_password is missing or is not your password")]
+    WrongPassword,
+    /// Too many wrong passwords: this many seconds (429).
+    #[error("too many wrong passwords; try again in {0} seconds")]
+    Throttled(u64),
     #[error(transparent)]
     Page(#[from] PageError),
 }
@@ -66,16 +72,61 @@ pub fn create(conn: &mut DbConn, clock: &dyn Clock, principal: &Principal, new: 
     Ok(accounts::create_user(conn, clock, new, principal.actor())?)
 }
 
-pub fn rename(
+/// A change of a person: her name, her password, or both.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub password: Option<crate::accounts::Password>,
+    /// Her password now, when she changes her own.
+    pub current_password: Option<crate::crypto::Secret>,
+}
+
+/// Where a password change is asked from: the throttle's policy and the
+/// caller's address (a wrong current password counts like a failed
+/// sign-in).
+pub struct Asker {
+    pub policy: crate::sessions::SessionPolicy,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// Renames user `id` and/or gives her a new password. A person changes
+/// her own password with her current one (checked by the sign-in
+/// throttle); an admin sets anyone else's without. Either way her other
+/// sessions end and her grants are revoked (`accounts::change_password`);
+/// the dashboard session it is done in, if it is hers, stays.
+pub fn update(
     conn: &mut DbConn,
     clock: &dyn Clock,
+    asker: &Asker,
     principal: &Principal,
     id: &str,
-    name: &str,
+    changes: UserChanges,
 ) -> Result<User, PeopleError> {
-    let principal = principal.first_party("rename people")?;
+    let principal = principal.first_party("change people")?;
     visible(&principal, id)?;
-    Ok(accounts::rename_user(conn, clock, id, name, principal.actor())?)
+    let mut user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
+    if let Some(password) = &changes.password {
+        let own = id == principal.user.id;
+        if own {
+            let current = changes.current_password.as_ref().map(|p| p.expose()).unwrap_or("");
+            match crate::sessions::check_current_password(conn, clock, &asker.policy, &user.email, current, asker.ip)? {
+                crate::sessions::CurrentPassword::Right => {}
+                crate::sessions::CurrentPassword::Wrong => return Err(PeopleError::WrongPassword),
+                crate::sessions::CurrentPassword::Throttled(secs) => return Err(PeopleError::Throttled(secs)),
+            }
+        } else {
+            principal.require_admin("set another person's password")?;
+        }
+        let keep = match &principal.credential {
+            crate::principal::Credential::Session { session_id } if own => Some(session_id.as_str()),
+            _ => None,
+        };
+        user = accounts::change_password(conn, clock, id, password, keep, principal.actor())?;
+    }
+    if let Some(name) = &changes.name {
+        user = accounts::rename_user(conn, clock, id, name, principal.actor())?;
+    }
+    Ok(user)
 }
 
 /// Disables a user (admins, not themself): their credentials stop working.

@@ -304,12 +304,81 @@ struct Who {
 
 impl Who {
     fn of(attempt: &SignInAttempt) -> Self {
-        let email = attempt.email.trim().to_lowercase();
+        Self::new(&attempt.email, attempt.ip)
+    }
+
+    fn new(email: &str, ip: Option<IpAddr>) -> Self {
+        let email = email.trim().to_lowercase();
         Self {
             account_subject: format!("email:{email}"),
             email,
-            ip: attempt.ip.map(|ip| ip.to_string()),
-            ip_subject: attempt.ip.map(ip_subject),
+            ip: ip.map(|ip| ip.to_string()),
+            ip_subject: ip.map(ip_subject),
+        }
+    }
+}
+
+/// Gives back what an attempt reserved, once its password proved right:
+/// the account's failures are forgotten, the address's reservation goes.
+fn give_back(conn: &mut DbConn, who: &Who, reservation: &Reservation) -> Result<(), StoreError> {
+    sessions::clear_failures(conn, &who.account_subject)?;
+    if let Some(id) = &reservation.ip_row {
+        sessions::delete_failure(conn, id)?;
+    }
+    Ok(())
+}
+
+/// Audits a wrong password for `who` (`row`: the account, if the email
+/// is known).
+fn audit_wrong(conn: &mut DbConn, clock: &dyn Clock, who: &Who, row: Option<&UserRow>) -> Result<(), StoreError> {
+    let reason = match row {
+        None => "unknown email",
+        Some(r) if r.disabled => "disabled account",
+        Some(_) => "wrong password",
+    };
+    let target = row.map_or(who.email.as_str(), |r| r.id.as_str());
+    let mut event = AuditEvent::new(Actor::System, "login.failed", Some(target));
+    event.ip = who.ip.as_deref();
+    event.details = serde_json::json!({ "reason": reason });
+    audit::record(conn, clock, event)
+}
+
+/// What checking a person's current password found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentPassword {
+    Right,
+    Wrong,
+    /// Too many wrong passwords for her account or this address: this
+    /// many seconds.
+    Throttled(u64),
+}
+
+/// Checks the current password of the person with `email`, where she
+/// changes it: counted by the sign-in throttle exactly as a sign-in is
+/// (reserved before argon2, given back if right), so that a credential of
+/// hers cannot guess her password any faster than the sign-in page can.
+/// argon2 runs here, holding the connection: call it on the blocking pool.
+pub fn check_current_password(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    policy: &SessionPolicy,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<CurrentPassword, StoreError> {
+    let who = Who::new(email, ip);
+    let (row, reservation) = match reserve(conn, clock, policy, &who)? {
+        Found::Throttled(retry_after) => return Ok(CurrentPassword::Throttled(retry_after)),
+        Found::Reserved { account, reservation } => (account, reservation),
+    };
+    match row {
+        Some(row) if !row.disabled && accounts::verify_password(password, &row.password_hash) => {
+            give_back(conn, &who, &reservation)?;
+            Ok(CurrentPassword::Right)
+        }
+        row => {
+            audit_wrong(conn, clock, &who, row.as_ref())?;
+            Ok(CurrentPassword::Wrong)
         }
     }
 }
@@ -395,10 +464,7 @@ fn record_outcome(
     let ip = who.ip.as_deref();
     match row {
         Some(row) if password_ok && !row.disabled => {
-            sessions::clear_failures(conn, &who.account_subject)?;
-            if let Some(id) = &reservation.ip_row {
-                sessions::delete_failure(conn, id)?;
-            }
+            give_back(conn, who, reservation)?;
             let session = start(conn, clock, policy, &row.id)?;
             let mut event =
                 AuditEvent::new(actor_in(&row.id, &fingerprint(session.expose())), "login.succeeded", Some(&row.id));
@@ -407,16 +473,7 @@ fn record_outcome(
             Ok(SignIn::Success { user: User::from(row), session })
         }
         row => {
-            let reason = match &row {
-                None => "unknown email",
-                Some(r) if r.disabled => "disabled account",
-                Some(_) => "wrong password",
-            };
-            let target = row.as_ref().map_or(who.email.as_str(), |r| r.id.as_str());
-            let mut event = AuditEvent::new(Actor::System, "login.failed", Some(target));
-            event.ip = ip;
-            event.details = serde_json::json!({ "reason": reason });
-            audit::record(conn, clock, event)?;
+            audit_wrong(conn, clock, who, row.as_ref())?;
             Ok(SignIn::Invalid)
         }
     }

@@ -82,20 +82,38 @@ pub async fn create(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
-    name: String,
+    name: Option<String>,
+    /// A new password. One's own takes `current_password`; an admin sets
+    /// anyone else's without. Every other session of the person ends and
+    /// the grants she gave apps are revoked.
+    password: Option<String>,
+    current_password: Option<String>,
 }
 
-/// `PATCH /v1/users/{id}`: the display name.
+/// `PATCH /v1/users/{id}`: the display name and/or the password.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 400, description = "Bad name", body = crate::error::ErrorBody), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     caller: Caller,
     id: web::Path<String>,
     body: super::body::JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.parse::<UpdateUser>()?.name;
+    let body = body.parse::<UpdateUser>()?;
+    if body.name.is_none() && body.password.is_none() {
+        return Err(ApiError::bad_request("validation_error", "Nothing to change: send name and/or password"));
+    }
+    let changes = people::UserChanges {
+        name: body.name,
+        password: body.password.as_deref().map(crate::accounts::Password::parse).transpose()?,
+        current_password: body.current_password.map(crate::crypto::Secret::new),
+    };
+    let asker = people::Asker {
+        policy: super::browser::sessions(&state).policy,
+        ip: super::client_ip(&req, &state.config.trusted_proxies),
+    };
     let clock = state.clock.clone();
-    let user = state.db.run(move |conn| people::rename(conn, clock.as_ref(), &caller, &id, &name)).await?;
+    let user = state.db.run(move |conn| people::update(conn, clock.as_ref(), &asker, &caller, &id, changes)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
 }
 

@@ -85,16 +85,21 @@ pub fn revoke(
     client_id: &str,
     actor: Actor,
 ) -> Result<usize, ConnectedAppError> {
+    crate::pause::point("consent:revoking", client_id);
     // One transaction: a failure halfway must not leave the consent gone
     // and a family live, nor a revocation unaudited.
     conn.transaction(|conn| {
         let forgotten = grants::delete_consents(conn, user_id, client_id)?;
+        // The codes first: deleting them waits for a redemption in flight
+        // (it holds the code's row), so that the grants read next include
+        // the one that redemption made. Read before, a grant committed in
+        // between would outlive the revocation. A code not yet redeemed
+        // is gone, and can start no family after.
+        grants::delete_unused_codes(conn, user_id, client_id)?;
         let families = grants::live_grants_of(conn, user_id, client_id)?;
         if forgotten == 0 && families.is_empty() {
             return Err(ConnectedAppError::NotConnected);
         }
-        // A code issued just before must not start a new family after.
-        grants::delete_unused_codes(conn, user_id, client_id)?;
         for grant in &families {
             user_grants::revoke_grant(conn, clock, &grant.id, "access revoked by the person")?;
         }

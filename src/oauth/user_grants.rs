@@ -207,6 +207,7 @@ pub fn authorization_code(
     if now.naive_utc() >= row.expires_at {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
+    crate::pause::point("code:found", &client.client_id);
     match request.params.get("redirect_uri") {
         Some(given) if given != row.redirect_uri => {
             return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
@@ -243,7 +244,12 @@ pub fn authorization_code(
     let issued = tokens_for(conn, server, client, &grant, &audience, &scope, refresh)?;
     let redeemed = issued.commit(conn, &grant.id, |conn| {
         grants::insert_grant(conn, &grant)?;
-        grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)
+        let spent = grants::use_code(conn, &row.id, now.naive_utc(), &grant.id)?;
+        if spent {
+            // Holding the code's row, the transaction still open.
+            crate::pause::point("code:redeeming", &client.client_id);
+        }
+        Ok(spent)
     })?;
     match redeemed {
         Some(response) => Ok(response),
@@ -324,6 +330,7 @@ pub fn refresh_token(
     if now >= row.expires_at || now >= grant.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
+    crate::pause::point("refresh:found", &client.client_id);
     // The grant as the client and the person may still hold it.
     let stored = Scopes::from_stored(&grant.scope);
     let (audience, granted) = held_now(conn, server, client, &grant.user_id, &grant.audience, &stored)?;
@@ -352,7 +359,11 @@ pub fn refresh_token(
         if let Some(scope) = &narrowed {
             grants::narrow_grant(conn, &grant.id, scope)?;
         }
-        grants::use_refresh(conn, &row.id, now)
+        let spent = grants::use_refresh(conn, &row.id, now)?;
+        if spent {
+            crate::pause::point("refresh:redeeming", &client.client_id);
+        }
+        Ok(spent)
     };
     match issued.commit(conn, &grant.id, spend)? {
         Some(response) => Ok(response),

@@ -35,6 +35,15 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Ends every session of `user_id` but `keep`; how many ended.
+pub fn delete_for_user_except(conn: &mut DbConn, user_id: &str, keep: Option<&str>) -> Result<usize, StoreError> {
+    let mine = sessions::table.filter(sessions::user_id.eq(user_id));
+    Ok(match keep {
+        Some(id) => diesel::delete(mine.filter(sessions::id.ne(id))).execute(conn)?,
+        None => diesel::delete(mine).execute(conn)?,
+    })
+}
+
 /// Ends every session of `user_id`; how many there were.
 pub fn delete_for_user(conn: &mut DbConn, user_id: &str) -> Result<usize, StoreError> {
     Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)

@@ -377,4 +377,56 @@ fn every_v1_route_answers_each_kind_of_caller_as_documented(backend: Backend) {
     assert_eq!(send(app.client.get(app.url("/v1/users")).bearer_auth(&world.admin_full)).0, 200);
 }
 
-both_backends!(every_v1_route_answers_each_kind_of_caller_as_documented);
+/// The dashboard's forms (every `POST /dashboard…` route in the routing
+/// table): they act only in a signed-in person's session, behind its CSRF
+/// token. An app's credential — the person's own access token, her
+/// client's signed JWT, her SDK token — sent to any of them is sent to
+/// sign in, and changes nothing stored.
+fn every_dashboard_form_refuses_delegated_callers(backend: Backend) {
+    let app = TestApp::start(backend);
+    let world = world(&app);
+    let source = include_str!("../../src/http/routes.rs");
+    let forms: Vec<&str> = source
+        .split("resource(\"")
+        .skip(1)
+        .filter_map(|chunk| {
+            let (path, rest) = chunk.split_once('"')?;
+            let chain = rest.split(".service(").next().unwrap_or(rest);
+            (path.starts_with("/dashboard") && chain.contains(".post(")).then_some(path)
+        })
+        .collect();
+    assert!(forms.len() >= 15, "the dashboard's forms: {forms:?}");
+    let s = subject(&app, &world, 0);
+    let mut refused = 0;
+    for path in &forms {
+        let url = path.replace("{id}", &s.client_id).replace("{client_id}", &s.client_id);
+        for (who, credential) in &world.credentials {
+            if !matches!(who, Who::FullToken | Who::ClientJwt | Who::Sdk | Who::Token) {
+                continue;
+            }
+            let credential = credential.as_deref().unwrap();
+            let mut req = crate::support::http_client().post(app.url(&url));
+            req = match who {
+                Who::Sdk => req.header("x-sdk-token", credential),
+                _ => req.bearer_auth(credential),
+            };
+            let before = snapshot::storage(&mut app.conn());
+            let res = req
+                .form(&[("csrf_token", "x"), ("name", "Delegated"), ("redirect_uris", "https://evil.example/cb")])
+                .send()
+                .unwrap();
+            assert_eq!(res.status(), 302, "POST {url} as {who:?}");
+            let location = res.headers()["location"].to_str().unwrap();
+            assert!(location.starts_with("/login?"), "POST {url} as {who:?}: to {location}");
+            let after = snapshot::storage(&mut app.conn());
+            assert_eq!(before, after, "POST {url} as {who:?} changed:\n{}", snapshot::diff(&before, &after));
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, forms.len() * 4);
+}
+
+both_backends!(
+    every_v1_route_answers_each_kind_of_caller_as_documented,
+    every_dashboard_form_refuses_delegated_callers
+);

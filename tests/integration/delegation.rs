@@ -117,6 +117,14 @@ fn finding_1_a_connected_app_cannot_repoint_her_other_clients(backend: Backend) 
     assert_eq!(updated.details, r#"{"consents_forgotten":2}"#, "admin and read, for her");
     let asked = ann.open_authorize(&app, &authorize_url_to(&app, &ops.id, EVIL_URI, "admin read", &[]));
     assert!(asked.is_ok(), "the consent page, not a code: {asked:?}");
+    // The pages say who did it, with what, in words.
+    let audit = ann.page(&app, &format!("/dashboard/admin/audit?action=client.updated&target={}", ops.id));
+    let row = audit.split("<tr><td>").skip(1).find(|r| r.contains("client.updated")).expect("the event's row");
+    assert!(row.contains("Administrator &#60;admin@localhost&#62;") && row.contains("API key “Root”"), "{row}");
+    assert!(row.contains("app “Ops console”"), "{row}");
+    let overview = ann.page(&app, "/dashboard");
+    let row = overview.split("<tr><td>").skip(1).find(|r| r.contains("client.updated")).expect("the event's row");
+    assert!(row.contains("with the API key “Root”"), "{row}");
 }
 
 /// Finding 2: a `write` access token makes SDK tokens (which never expire
@@ -432,7 +440,165 @@ fn finding_8_password_hashes_in_flight_are_bounded(backend: Backend) {
     });
 }
 
+/// Finding 9: a member renamed herself "the operator of this server", and
+/// the consent page for her app said it was registered by the operator;
+/// user names took bidi controls that client names refused.
+fn finding_9_the_consent_page_names_a_person_by_her_email_and_names_hide_nothing(backend: Backend) {
+    let app = TestApp::start(backend);
+    app.person("mel@example.com");
+    let mel = user_id(&app, "mel@example.com");
+    let (_, mel_key) = crate::trust_boundary::operator_key(&app, &mel, &[]);
+    let renamed = send(
+        call(&app, Method::PATCH, &format!("/v1/users/{mel}"), &mel_key)
+            .json(&json!({ "name": "the operator of this server" })),
+    );
+    assert_eq!(renamed.0, StatusCode::OK, "plain words are a name: {}", renamed.1);
+    let hers = app.create_client(NewClient {
+        name: "Mel's app".into(),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scope: "read".into(),
+        owner_id: Some(mel.clone()),
+        ..NewClient::default()
+    });
+    let bea = app.person("bea@example.com");
+    bea.sign_in(&app);
+    let page = bea.get(&authorize_url(&app, &hers.id, "read", &[])).text().unwrap();
+    assert!(page.contains("registered by mel@example.com, a person with an account on this server"), "{page}");
+    assert!(!page.contains("registered by the operator"), "{page}");
+    // The operator's own app says so.
+    let operators = app.web_client("read");
+    let page = bea.get(&authorize_url(&app, &operators.id, "read", &[])).text().unwrap();
+    assert!(page.contains("registered by the operator of this server"), "{page}");
+
+    // One rule for every name people read: nothing invisible, nothing
+    // that reorders, whoever names what.
+    let root = app.root_key();
+    for hidden in ["Mel\u{202E}", "Mel\u{200B}", "\u{2066}Mel", "Mel\u{FEFF}"] {
+        let before = snapshot::storage(&mut app.conn());
+        let got =
+            send(call(&app, Method::PATCH, &format!("/v1/users/{mel}"), &mel_key).json(&json!({ "name": hidden })));
+        expect(got, StatusCode::BAD_REQUEST, "invalid_name");
+        let got = send(
+            call(&app, Method::POST, "/v1/users", &root)
+                .json(&json!({ "email": "new@example.com", "name": hidden, "password": "correct horse battery" })),
+        );
+        expect(got, StatusCode::BAD_REQUEST, "invalid_name");
+        let got = send(call(&app, Method::POST, "/v1/clients", &mel_key).json(&json!({ "name": hidden })));
+        expect(got, StatusCode::BAD_REQUEST, "validation_error");
+        let got = send(call(&app, Method::POST, "/v1/api-keys", &mel_key).json(&json!({ "name": hidden })));
+        expect(got, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(snapshot::storage(&mut app.conn()), before, "{hidden:?} stored nothing");
+    }
+    let got =
+        send(call(&app, Method::POST, "/v1/users", &root).json(
+            &json!({ "email": "moc.elpmaxe\u{202E}@x.example", "name": "X", "password": "correct horse battery" }),
+        ));
+    expect(got, StatusCode::BAD_REQUEST, "invalid_email");
+}
+
+/// The sessions and grants of `email`: (live sessions, live grants).
+fn sessions_and_grants(app: &TestApp, user: &str) -> (i64, i64) {
+    use diesel::prelude::*;
+    use tessera::store::schema::{grants, sessions};
+    let mut conn = app.conn();
+    let live_sessions = sessions::table.filter(sessions::user_id.eq(user)).count().get_result(&mut *conn).unwrap();
+    let live_grants = grants::table
+        .filter(grants::user_id.eq(user))
+        .filter(grants::revoked_at.is_null())
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    (live_sessions, live_grants)
+}
+
+/// Finding 10: `tessera user set-password` left the person's sessions and
+/// refresh tokens alive (the dashboard's reset ended sessions, not grants).
+/// A new password, from the CLI, the dashboard or `/v1`, ends both.
+fn finding_10_a_new_password_ends_sessions_and_grants_everywhere(backend: Backend) {
+    let app = TestApp::start(backend);
+    let bea = app.person("bea@example.com");
+    let bea_id = user_id(&app, "bea@example.com");
+    let client = app.web_client("read");
+    let signed_in_with_a_grant = |password: &str| {
+        let person = crate::support::browser::Person::new("bea@example.com", password);
+        let tokens = code_flow(&app, &person, &client, "read offline_access");
+        assert_eq!(sessions_and_grants(&app, &bea_id), (1, 1));
+        (person, tokens["refresh_token"].as_str().unwrap().to_string())
+    };
+    let ended = |person: &crate::support::browser::Person, refresh_token: &str| {
+        assert_eq!(sessions_and_grants(&app, &bea_id), (0, 0));
+        assert_eq!(person.get(&app.url("/dashboard")).status(), StatusCode::FOUND, "signed out");
+        let (status, body) = refresh(&app, &client, refresh_token);
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    };
+
+    // The CLI.
+    let (person, refresh_token) = signed_in_with_a_grant(&bea.password);
+    let mut cli = crate::support::served::tessera(&app.data_dir());
+    cli.env("TESSERA_DATABASE_URL", app.database.url_string())
+        .args(["user", "set-password", "--email", "bea@example.com", "--password-stdin"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cli.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"second password 2\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    ended(&person, &refresh_token);
+
+    // The dashboard: an admin's reset.
+    let (person, refresh_token) = signed_in_with_a_grant("second password 2");
+    let admin = app.admin();
+    admin.sign_in(&app);
+    let csrf = admin.csrf(&app);
+    let res = admin.submit(&app, &format!("/dashboard/admin/users/{bea_id}/reset-password"), &[("csrf_token", &csrf)]);
+    assert_eq!(res.status(), StatusCode::OK);
+    let reset = crate::support::browser::secrets_in(&res.text().unwrap()).pop().expect("the new password, once");
+    ended(&person, &refresh_token);
+
+    // /v1: her own key, with her current password (a wrong one changes
+    // nothing and counts like a failed sign-in).
+    let (person, refresh_token) = signed_in_with_a_grant(&reset);
+    let (_, key) = crate::trust_boundary::operator_key(&app, &bea_id, &[]);
+    let change = |current: &str| {
+        send(
+            call(&app, Method::PATCH, &format!("/v1/users/{bea_id}"), &key)
+                .json(&json!({ "password": "third password 3", "current_password": current })),
+        )
+    };
+    expect(change("not it"), StatusCode::FORBIDDEN, "invalid_current_password");
+    assert_eq!(sessions_and_grants(&app, &bea_id), (1, 1), "a refused change ends nothing");
+    assert_eq!(change(&reset).0, StatusCode::OK);
+    ended(&person, &refresh_token);
+    // An admin sets another person's password without hers; no one sets
+    // a password with an app's token.
+    let (_, token) = signed_in_with_a_grant("third password 3");
+    let _ = token;
+    let root = app.root_key();
+    let got = send(
+        call(&app, Method::PATCH, &format!("/v1/users/{bea_id}"), &root)
+            .json(&json!({ "password": "fourth password 4" })),
+    );
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(sessions_and_grants(&app, &bea_id), (0, 0));
+    crate::support::browser::Person::new("bea@example.com", "fourth password 4").sign_in(&app);
+}
+
+/// Consent is per person: a second person authorizing an app the first
+/// one approved is asked herself.
+fn consent_is_per_person(backend: Backend) {
+    let app = TestApp::start(backend);
+    let client = app.web_client("read");
+    let ann = app.admin();
+    code_flow(&app, &ann, &client, "read");
+    let url = authorize_url(&app, &client.id, "read", &[]);
+    let again = ann.open_authorize(&app, &url);
+    assert!(again.as_ref().is_err_and(|back| back.contains("code=")), "Ann is not asked twice: {again:?}");
+    let bea = app.person("bea@example.com");
+    let asked = bea.open_authorize(&app, &url);
+    assert!(asked.is_ok(), "Bea is asked, whatever Ann said: {asked:?}");
+}
+
 both_backends!(
+    consent_is_per_person,
     finding_1_a_connected_app_cannot_repoint_her_other_clients,
     finding_2_an_apps_token_makes_no_sdk_token,
     finding_3_a_grant_holds_no_more_than_the_client_and_person_may_now,
@@ -441,4 +607,6 @@ both_backends!(
     finding_6_failed_client_authentication_is_limited_before_it_is_written,
     finding_7_concurrent_sign_ins_never_exceed_the_throttle,
     finding_8_password_hashes_in_flight_are_bounded,
+    finding_9_the_consent_page_names_a_person_by_her_email_and_names_hide_nothing,
+    finding_10_a_new_password_ends_sessions_and_grants_everywhere,
 );

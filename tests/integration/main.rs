@@ -27,6 +27,7 @@ mod pagination;
 mod promises;
 mod purge;
 mod quickstart;
+mod races;
 mod rate_limits;
 mod readiness;
 mod registration;

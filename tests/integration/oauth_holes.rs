@@ -215,6 +215,25 @@ fn hs256_resource_secret_cannot_forge_v1_admin_token(backend: Backend) {
     assert_eq!(app.introspect(&own, (&hr.id, &hr.secret))["active"], true);
 }
 
+/// A resource server an operator named like the API itself: its HS256
+/// secret signs tokens whose `aud` is the API, yet they speak for nothing
+/// on `/v1` nor at UserInfo — only the server's own keys do.
+fn a_resource_server_named_like_the_api_speaks_for_nothing_on_v1(backend: Backend) {
+    let app = TestApp::start(backend);
+    let genuine = admin_token(&app);
+    let twin = app.create_resource(&app.default_audience(), TokenAlg::Hs256, "read");
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
+    let admin_id = user_id(&app, "admin@localhost");
+    let forged = forge(&twin, &access_claims(&app, &admin_id, &app.default_audience(), &client.id, "admin openid"));
+    assert_eq!(get_users(&app, &forged), StatusCode::UNAUTHORIZED);
+    let res = app.client.get(app.url("/v1/me")).bearer_auth(&forged).send().unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = app.client.get(app.url("/oauth/userinfo")).bearer_auth(&forged).send().unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // What the server's own key signed for the API is what /v1 takes.
+    assert_eq!(get_users(&app, &genuine), StatusCode::OK);
+}
+
 /// Hole 1: no access token lives longer than the configured lifetime,
 /// whichever key signed it, and `iat` is required.
 fn access_token_outliving_the_configured_ttl_is_refused(backend: Backend) {
@@ -674,6 +693,7 @@ fn consent_audience_migration_keeps_earlier_consents(backend: Backend) {
 }
 
 both_backends!(
+    a_resource_server_named_like_the_api_speaks_for_nothing_on_v1,
     hs256_resource_secret_cannot_forge_v1_admin_token,
     access_token_outliving_the_configured_ttl_is_refused,
     open_redirect_after_sign_in_is_refused,

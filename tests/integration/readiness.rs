@@ -128,3 +128,51 @@ fn v1_and_token_requests_answer_503_during_a_cut() {
     let keys_after = res.json::<Value>().unwrap()["data"].as_array().unwrap().len();
     assert_eq!(keys_after, keys_before, "the create refused during the cut left nothing behind");
 }
+
+/// The paths answered from memory once warm — `/v1/me` and
+/// `/v1/keys/verify` with a key, client credentials with a secret, the
+/// introspection of a JWT — fail closed when the database goes: once the
+/// caches cannot be checked against it (500 ms, `store::feed::STALE_AFTER`)
+/// they are not trusted, and those paths answer 503 like the rest, never
+/// a verdict from memory about something that may have been revoked.
+#[test]
+fn the_paths_answered_from_memory_fail_closed_during_a_cut() {
+    let Some((proxy, app)) = app_behind_a_proxy() else { return };
+    let key = app.root_key();
+    let client = app.cc_client(tessera::oauth::clients::AuthMethod::ClientSecretBasic, "read", &[]);
+    let basic = (client.id.as_str(), client.secret());
+    let first = app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some(basic));
+    let access = first.json::<Value>().unwrap()["access_token"].as_str().unwrap().to_string();
+    let round = || -> Vec<StatusCode> {
+        vec![
+            app.client.get(app.url("/v1/me")).bearer_auth(&key).send().unwrap().status(),
+            app.client
+                .post(app.url("/v1/keys/verify"))
+                .bearer_auth(&key)
+                .json(&json!({ "key": key }))
+                .send()
+                .unwrap()
+                .status(),
+            app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some(basic)).status(),
+            app.post_form("/oauth/introspect", &[("token", &access)], Some(basic)).status(),
+        ]
+    };
+    // Warm: a whole round without a pooled connection.
+    crate::support::eventually("a round answered from memory", || {
+        let before = app.db.pool_runs();
+        let statuses = round();
+        assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+        (app.db.pool_runs() == before).then_some(())
+    });
+
+    proxy.cut();
+    let statuses = crate::support::eventually("every path fails closed", || {
+        let statuses = round();
+        statuses.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE).then_some(statuses)
+    });
+    assert_eq!(statuses.len(), 4);
+    proxy.restore();
+    crate::support::eventually("back once the database is", || {
+        round().iter().all(|s| *s == StatusCode::OK).then_some(())
+    });
+}

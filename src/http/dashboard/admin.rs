@@ -51,6 +51,10 @@ fn people_error(e: PeopleError) -> HttpResponse {
         PeopleError::CannotDisableSelf => {
             error_page(StatusCode::CONFLICT, "Not allowed", "You cannot disable yourself; ask another admin.")
         }
+        PeopleError::WrongPassword => forbidden("That is not your current password."),
+        PeopleError::Throttled(_) => {
+            error_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many wrong passwords; wait a while.")
+        }
     }
 }
 
@@ -538,8 +542,15 @@ pub async fn rotate_signing_key(
 
 pub struct EventRow {
     pub at: String,
+    /// The person by name and email (or the CLI operator, the server)…
     pub actor: String,
+    /// …her id, for the filter…
+    pub actor_id: String,
+    /// …and the credential she acted with, by name.
+    pub credential: String,
     pub action: String,
+    /// What the target is called, and its id.
+    pub target_name: String,
     pub target: String,
     pub ip: String,
     pub details: String,
@@ -580,7 +591,7 @@ pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::
         Ok(p) => p,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, "Not accepted", &e.to_string()),
     };
-    match state.db.run(move |conn| audit::recent(conn, &principal, &filter, &page)).await {
+    match state.db.run(move |conn| audit::recent_described(conn, &principal, &filter, &page)).await {
         Ok(list) => {
             let next = match (list.has_more, list.data.last()) {
                 (true, Some(last)) => {
@@ -590,20 +601,23 @@ pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::
                             q.append_pair(k, v);
                         }
                     }
-                    Some(format!("/dashboard/admin/audit?{}", q.append_pair("starting_after", &last.id).finish()))
+                    Some(format!("/dashboard/admin/audit?{}", q.append_pair("starting_after", &last.event.id).finish()))
                 }
                 _ => None,
             };
             let events = list
                 .data
                 .into_iter()
-                .map(|e| EventRow {
-                    at: when(&e.occurred_at),
-                    actor: e.actor.unwrap_or_default(),
-                    action: e.action,
-                    target: e.target.unwrap_or_default(),
-                    ip: e.ip.unwrap_or_default(),
-                    details: e.details.to_string(),
+                .map(|d| EventRow {
+                    at: when(&d.event.occurred_at),
+                    actor: d.actor,
+                    actor_id: d.event.actor.unwrap_or_default(),
+                    credential: d.credential.unwrap_or_default(),
+                    action: d.event.action,
+                    target_name: d.target.unwrap_or_default(),
+                    target: d.event.target.unwrap_or_default(),
+                    ip: d.event.ip.unwrap_or_default(),
+                    details: d.event.details.to_string(),
                 })
                 .collect();
             render(

@@ -9,7 +9,7 @@ use askama::Template;
 use super::api_keys::{KeyRow, list_keys, row};
 use super::apps::{AppRow, app_row, list_apps};
 use super::{Layout, Section, Signed, store_failure, when};
-use crate::audit::{self, AuditReadError, Event};
+use crate::audit::{self, AuditReadError, Described};
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::page::Page;
@@ -21,7 +21,11 @@ const EVENTS_SHOWN: usize = 10;
 pub struct EventRow {
     pub when: String,
     pub action: String,
+    /// What the target is called (when it is a person, app or key)…
     pub target: String,
+    /// …and its id.
+    pub target_id: String,
+    /// Who, and with which credential.
     pub actor: String,
 }
 
@@ -36,7 +40,7 @@ struct OverviewPage {
 }
 
 /// The newest events about what the person owns (`audit::about_own`).
-async fn events_about(state: &AppState, principal: &Principal) -> Result<Vec<Event>, AuditReadError> {
+async fn events_about(state: &AppState, principal: &Principal) -> Result<Vec<Described>, AuditReadError> {
     let principal = principal.clone();
     state.db.run(move |conn| audit::about_own(conn, &principal, EVENTS_SHOWN as i64)).await
 }
@@ -62,11 +66,15 @@ pub async fn overview(state: web::Data<AppState>, signed: Signed) -> HttpRespons
         apps: apps.iter().map(app_row).collect(),
         events: events
             .iter()
-            .map(|e| EventRow {
-                when: when(&e.occurred_at),
-                action: e.action.clone(),
-                target: e.target.clone().unwrap_or_default(),
-                actor: e.actor.clone().unwrap_or_else(|| "system".into()),
+            .map(|d| EventRow {
+                when: when(&d.event.occurred_at),
+                action: d.event.action.clone(),
+                target: d.target.clone().unwrap_or_default(),
+                target_id: d.event.target.clone().unwrap_or_default(),
+                actor: match &d.credential {
+                    Some(credential) => format!("{}, with the {credential}", d.actor),
+                    None => d.actor.clone(),
+                },
             })
             .collect(),
     };
