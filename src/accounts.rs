@@ -179,7 +179,7 @@ pub struct NewUser {
 
 /// A person's name: what the consent page and the dashboard show, so it
 /// passes the one rule every shown name passes (`names::check`).
-fn parse_name(name: &str) -> Result<String, AccountError> {
+pub fn parse_name(name: &str) -> Result<String, AccountError> {
     crate::names::check(name, MAX_NAME_LEN).map(str::to_string).map_err(AccountError::InvalidName)
 }
 
@@ -249,6 +249,8 @@ pub fn change_password(
     conn.transaction::<_, StoreError, _>(|conn| {
         users::set_password_hash(conn, id, &hash, now)?;
         let sessions_ended = sessions::delete_for_user_except(conn, id, keep)?;
+        // The codes first (see `delete_unused_codes_of`), then the grants.
+        grants::delete_unused_codes_of(conn, id)?;
         let grants_revoked = grants::revoke_for_user(conn, id, now)?;
         let mut event = AuditEvent::new(actor, "user.password_changed", Some(id));
         event.details = serde_json::json!({ "sessions_ended": sessions_ended, "grants_revoked": grants_revoked });
@@ -292,6 +294,7 @@ pub fn disable_user_id(conn: &mut DbConn, clock: &dyn Clock, id: &str, actor: Ac
     conn.transaction(|conn| {
         users::set_disabled(conn, id, true, now)?;
         let sessions_ended = sessions::delete_for_user(conn, id)?;
+        grants::delete_unused_codes_of(conn, id)?;
         let grants_revoked = grants::revoke_for_user(conn, id, now)?;
         let mut event = AuditEvent::new(actor, "user.disabled", Some(id));
         event.details = serde_json::json!({ "sessions_ended": sessions_ended, "grants_revoked": grants_revoked });

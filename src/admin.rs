@@ -47,6 +47,7 @@ pub const RESET_PASSWORD_LEN: usize = 24;
 pub fn reset_password(
     conn: &mut DbConn,
     clock: &dyn Clock,
+    hashes: &crate::sessions::HashGate,
     principal: &Principal,
     id: &str,
 ) -> Result<(User, Secret), AdminError> {
@@ -55,6 +56,7 @@ pub fn reset_password(
     let user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
     let raw = random_base62(RESET_PASSWORD_LEN);
     let password = Password::parse(&raw)?;
+    let _permit = hashes.try_acquire().ok_or(crate::people::PeopleError::Busy)?;
     let user = accounts::change_password(conn, clock, &user.id, &password, None, principal.actor())?;
     Ok((user, Secret::new(raw)))
 }

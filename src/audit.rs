@@ -212,8 +212,11 @@ impl From<AuditEventRow> for Event {
 #[derive(Debug, Clone)]
 pub struct Described {
     pub event: Event,
-    /// `Ann <ann@example.com>`, `the CLI operator`, `the server`.
+    /// The person's name, `the CLI operator`, `the server`…
     pub actor: String,
+    /// …and a person's email, shown apart from the name she chose (which
+    /// may say anything printable, an email included).
+    pub actor_email: Option<String>,
     /// `API key “Deploy” (key_…)`, `access token of app “Photo Printer”`,
     /// `dashboard session`: how the actor acted, when it is known.
     pub credential: Option<String>,
@@ -223,15 +226,23 @@ pub struct Described {
 
 /// Names what `events` name, each id looked up once.
 pub fn describe(conn: &mut DbConn, events: Vec<Event>) -> Result<Vec<Described>, StoreError> {
+    // A person is named by her email here; the actor, by name and email.
+    let mut people: std::collections::HashMap<String, Option<(String, String)>> = Default::default();
+    let mut person = |conn: &mut DbConn, id: &str| -> Result<Option<(String, String)>, StoreError> {
+        if let Some(found) = people.get(id) {
+            return Ok(found.clone());
+        }
+        let found = crate::store::users::find_by_id(conn, id)?.map(|u| (u.display_name, u.email));
+        people.insert(id.to_string(), found.clone());
+        Ok(found)
+    };
     let mut known: std::collections::HashMap<String, Option<String>> = Default::default();
     let mut name_of = |conn: &mut DbConn, id: &str| -> Result<Option<String>, StoreError> {
         if let Some(found) = known.get(id) {
             return Ok(found.clone());
         }
         let found = match id.split_once('_').map(|(prefix, _)| prefix) {
-            Some("usr") => {
-                crate::store::users::find_by_id(conn, id)?.map(|u| format!("{} <{}>", u.display_name, u.email))
-            }
+            Some("usr") => crate::store::users::find_by_id(conn, id)?.map(|u| u.email),
             Some("cl") => crate::store::clients::find(conn, id)?.map(|c| format!("app “{}”", c.name)),
             Some("key") => crate::store::api_keys::find(conn, id)?.map(|k| format!("API key “{}”", k.name)),
             Some("rs") => crate::store::resources::find(conn, id)?.map(|r| format!("resource server “{}”", r.name)),
@@ -242,10 +253,13 @@ pub fn describe(conn: &mut DbConn, events: Vec<Event>) -> Result<Vec<Described>,
     };
     let mut described = Vec::with_capacity(events.len());
     for event in events {
-        let actor = match event.actor.as_deref() {
-            Some("cli") => "the CLI operator".to_string(),
-            Some("system") | None => "the server".to_string(),
-            Some(id) => name_of(conn, id)?.unwrap_or_else(|| id.to_string()),
+        let (actor, actor_email) = match event.actor.as_deref() {
+            Some("cli") => ("the CLI operator".to_string(), None),
+            Some("system") | None => ("the server".to_string(), None),
+            Some(id) => match person(conn, id)? {
+                Some((name, email)) => (name, Some(email)),
+                None => (id.to_string(), None),
+            },
         };
         let credential = match event.credential.as_deref().and_then(|c| c.split_once(':')) {
             Some(("session", _)) => Some("dashboard session".to_string()),
@@ -264,7 +278,7 @@ pub fn describe(conn: &mut DbConn, events: Vec<Event>) -> Result<Vec<Described>,
             Some(id) => name_of(conn, id)?,
             None => None,
         };
-        described.push(Described { event, actor, credential, target });
+        described.push(Described { event, actor, actor_email, credential, target });
     }
     Ok(described)
 }

@@ -311,6 +311,10 @@ impl From<PeopleError> for ApiError {
             PeopleError::CannotDisableSelf => {
                 Self::new(ErrorKind::Conflict, "cannot_disable_self", "You cannot disable yourself")
             }
+            PeopleError::Busy => Self {
+                retry_after: Some(1),
+                ..Self::new(ErrorKind::ServiceUnavailable, "password_checks_busy", e.to_string())
+            },
             PeopleError::WrongPassword => Self::new(ErrorKind::Forbidden, "invalid_current_password", e.to_string()),
             PeopleError::Throttled(secs) => Self {
                 retry_after: Some(secs),

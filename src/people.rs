@@ -23,6 +23,9 @@ pub enum PeopleError {
     /// Too many wrong passwords: this many seconds (429).
     #[error("too many wrong passwords; try again in {0} seconds")]
     Throttled(u64),
+    /// Every password hash the server allows at once is running (503).
+    #[error("the server is checking as many passwords as it can; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Page(#[from] PageError),
 }
@@ -65,10 +68,18 @@ pub fn get(conn: &mut DbConn, principal: &Principal, id: &str) -> Result<User, P
     accounts::find_user(conn, id)?.ok_or_else(|| AccountError::UnknownUser.into())
 }
 
-/// Creates a user (admins). argon2 runs here: call it on the blocking pool.
-pub fn create(conn: &mut DbConn, clock: &dyn Clock, principal: &Principal, new: NewUser) -> Result<User, PeopleError> {
+/// Creates a user (admins). argon2 runs here, under the hash bound: call
+/// it on the blocking pool.
+pub fn create(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    hashes: &crate::sessions::HashGate,
+    principal: &Principal,
+    new: NewUser,
+) -> Result<User, PeopleError> {
     let principal = principal.first_party("create users")?;
     principal.require_admin("create users")?;
+    let _permit = hashing(hashes)?;
     Ok(accounts::create_user(conn, clock, new, principal.actor())?)
 }
 
@@ -87,6 +98,15 @@ pub struct UserChanges {
 pub struct Asker {
     pub policy: crate::sessions::SessionPolicy,
     pub ip: Option<std::net::IpAddr>,
+    /// The bound on password hashes in flight.
+    pub hashes: crate::sessions::HashGate,
+    /// Which wrong passwords get an audit row.
+    pub failures: std::sync::Arc<crate::audit::FailureSample>,
+}
+
+/// A place under the hash bound, for the argon2 a change runs.
+fn hashing(hashes: &crate::sessions::HashGate) -> Result<crate::sessions::HashPermit, PeopleError> {
+    hashes.try_acquire().ok_or(PeopleError::Busy)
 }
 
 /// Renames user `id` and/or gives her a new password. A person changes
@@ -105,11 +125,25 @@ pub fn update(
     let principal = principal.first_party("change people")?;
     visible(&principal, id)?;
     let mut user = accounts::find_user(conn, id)?.ok_or(AccountError::UnknownUser)?;
+    // All or nothing: a bad name is refused before the password changes.
+    if let Some(name) = &changes.name {
+        accounts::parse_name(name)?;
+    }
     if let Some(password) = &changes.password {
+        let _permit = hashing(&asker.hashes)?;
         let own = id == principal.user.id;
         if own {
             let current = changes.current_password.as_ref().map(|p| p.expose()).unwrap_or("");
-            match crate::sessions::check_current_password(conn, clock, &asker.policy, &user.email, current, asker.ip)? {
+            let checked = crate::sessions::check_current_password(
+                conn,
+                clock,
+                &asker.policy,
+                &asker.failures,
+                &user.email,
+                current,
+                asker.ip,
+            )?;
+            match checked {
                 crate::sessions::CurrentPassword::Right => {}
                 crate::sessions::CurrentPassword::Wrong => return Err(PeopleError::WrongPassword),
                 crate::sessions::CurrentPassword::Throttled(secs) => return Err(PeopleError::Throttled(secs)),

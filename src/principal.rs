@@ -22,7 +22,7 @@ use std::net::IpAddr;
 
 use crate::accounts::User;
 use crate::apikeys::{self, KeyRefused, Mode, Refusal};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::Actor;
 use crate::config::Environment;
 use crate::oauth::clients::{self, Client};
 use crate::oauth::scope::Scopes;
@@ -262,12 +262,15 @@ pub fn identify(conn: &mut DbConn, verifier: &Verifier<'_>, presented: &Presente
 }
 
 /// A refused identification, with the key that one of its restrictions
-/// refused, if that was why: the key's usage counts the refusal, while
-/// the error the caller sees never names the key.
+/// refused, if that was why, and the audit action that names the
+/// restriction: the key's usage counts the refusal and the HTTP layer
+/// audits it (within the failure audits' bounds, once it has counted
+/// against the caller's IP), while the error the caller sees never names
+/// the key.
 #[derive(Debug)]
 pub struct Unidentified {
     pub error: AuthError,
-    pub restricted_key: Option<String>,
+    pub restricted_key: Option<(String, &'static str)>,
 }
 
 impl From<StoreError> for Unidentified {
@@ -291,7 +294,7 @@ fn identify_naming(
     conn: &mut DbConn,
     verifier: &Verifier<'_>,
     presented: &Presented,
-    restricted_key: &mut Option<String>,
+    restricted_key: &mut Option<(String, &'static str)>,
 ) -> Result<Principal, AuthError> {
     let bearer = presented
         .authorization
@@ -447,7 +450,7 @@ fn identify_api_key(
     verifier: &Verifier<'_>,
     presented: &Presented,
     raw: &str,
-    restricted_key: &mut Option<String>,
+    restricted_key: &mut Option<(String, &'static str)>,
 ) -> Result<Principal, AuthError> {
     if let Err(e) = apikeys::parse(raw) {
         return Err(AuthError::unauthenticated("invalid_api_key", e.to_string()));
@@ -517,11 +520,7 @@ fn identify_api_key(
         None
     };
     if let Some((action, error)) = refusal {
-        let ip = presented.ip.map(|i| i.to_string());
-        let mut event = AuditEvent::new(Actor::System, action, Some(&key.id));
-        event.ip = ip.as_deref();
-        audit::record(conn, server.clock.as_ref(), event)?;
-        *restricted_key = Some(key.id.clone());
+        *restricted_key = Some((key.id.clone(), action));
         return Err(error);
     }
     Ok(Principal {

@@ -137,11 +137,11 @@ pub fn prepare(config: Config, clock: SharedClock) -> Result<Prepared, StartErro
     );
     let key_usage = Arc::new(UsageRecorder::default());
     let state = web::Data::new(AppState {
-        failure_audit: crate::audit::FailureSample::new(
+        failure_audit: Arc::new(crate::audit::FailureSample::new(
             clock.clone(),
             config.audit_failures_per_ip,
             config.audit_failures_per_minute,
-        ),
+        )),
         hashes: crate::sessions::HashGate::new(config.password_hash_concurrency),
         config: Arc::new(config),
         db,

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use diesel::Connection;
 
 use crate::accounts::{self, User};
-use crate::audit::{self, Actor, AuditEvent};
+use crate::audit::{self, Actor, AuditEvent, AuthFailure, FailureSample};
 use crate::clock::{Clock, SharedClock, span};
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
 use crate::store::sessions::{self, SessionRow};
@@ -108,6 +108,11 @@ impl HashGate {
     pub fn in_flight(&self) -> usize {
         self.0.in_flight.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Whether every permit is taken now (a hint: `try_acquire` decides).
+    pub fn is_full(&self) -> bool {
+        self.in_flight() >= self.0.max
+    }
 }
 
 impl Drop for HashPermit {
@@ -183,6 +188,7 @@ enum Found {
 /// kept if it was wrong, deleted if it was right.
 #[derive(Debug, Clone)]
 struct Reservation {
+    account_row: String,
     ip_row: Option<String>,
 }
 
@@ -196,6 +202,8 @@ pub struct Sessions {
     pub master: MasterKey,
     /// The bound on password checks in flight.
     pub hashes: HashGate,
+    /// Which failed and throttled sign-ins get an audit row.
+    pub failures: std::sync::Arc<FailureSample>,
 }
 
 impl Sessions {
@@ -216,28 +224,42 @@ impl Sessions {
     /// outcome: sign-ins can neither starve the pool nor, however many
     /// run at once, try more passwords than the throttle allows.
     pub async fn sign_in(&self, attempt: SignInAttempt) -> Result<SignIn, SessionError> {
-        let Some(permit) = self.hashes.try_acquire() else {
+        let busy = || {
             metrics::counter!("tessera_password_checks_refused_total").increment(1);
-            return Ok(SignIn::Busy { retry_after: BUSY_RETRY_AFTER_SECS });
+            Ok(SignIn::Busy { retry_after: BUSY_RETRY_AFTER_SECS })
         };
+        // Every hash taken: refused before anything is read or counted.
+        if self.hashes.is_full() {
+            return busy();
+        }
         let (clock, policy) = (self.clock.clone(), self.policy);
         let who = Who::of(&attempt);
         let found = {
-            let (clock, who, previous) = (clock.clone(), who.clone(), attempt.previous);
+            let (clock, who, previous, failures) =
+                (clock.clone(), who.clone(), attempt.previous, self.failures.clone());
             self.db
                 .run(move |conn| {
+                    crate::pause::point("signin:reserving", &who.email);
                     if let Some(old) = previous
                         && let Some(session) = resolve(conn, clock.as_ref(), &policy, &old)?
                     {
                         end(conn, clock.as_ref(), &session, who.ip.as_deref())?;
                     }
-                    reserve(conn, clock.as_ref(), &policy, &who)
+                    reserve(conn, clock.as_ref(), &policy, &failures, &who)
                 })
                 .await?
         };
+        let failures = self.failures.clone();
         let (row, reservation) = match found {
             Found::Throttled(retry_after) => return Ok(SignIn::Throttled { retry_after }),
             Found::Reserved { account, reservation } => (account, reservation),
+        };
+        // The permit is taken only now, past the throttle: a flood for a
+        // throttled account holds none. Lost to another attempt meanwhile,
+        // this one gives its reservation back and counts nothing.
+        let Some(permit) = self.hashes.try_acquire() else {
+            self.db.run(move |conn| cancel(conn, &reservation)).await?;
+            return busy();
         };
         let hash = row.as_ref().map(|r| r.password_hash.clone());
         let (password, email) = (attempt.password, who.email.clone());
@@ -251,7 +273,10 @@ impl Sessions {
         .map_err(|e| StoreError::Internal(format!("the password check did not run: {e}")))?;
         Ok(self
             .db
-            .run(move |conn| record_outcome(conn, clock.as_ref(), &policy, &who, row, &reservation, password_ok))
+            .run(move |conn| {
+                let outcome = Outcome { row, reservation: &reservation, password_ok };
+                record_outcome(conn, clock.as_ref(), &policy, &failures, &who, outcome)
+            })
             .await?)
     }
 
@@ -328,19 +353,56 @@ fn give_back(conn: &mut DbConn, who: &Who, reservation: &Reservation) -> Result<
     Ok(())
 }
 
+/// Takes back a reservation whose password was never checked.
+fn cancel(conn: &mut DbConn, reservation: &Reservation) -> Result<(), StoreError> {
+    sessions::delete_failure(conn, &reservation.account_row)?;
+    if let Some(id) = &reservation.ip_row {
+        sessions::delete_failure(conn, id)?;
+    }
+    Ok(())
+}
+
+/// Audits a failed or throttled sign-in of `who`, within the failure
+/// audits' bounds (`audit::FailureSample`): many addresses guessing at
+/// once write at most that many rows a minute.
+fn audit_failed(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    sample: &FailureSample,
+    who: &Who,
+    failure: (&'static str, &str, serde_json::Value),
+) -> Result<(), StoreError> {
+    let (action, target, details) = failure;
+    let failure = AuthFailure {
+        action,
+        target: Some(target.to_string()),
+        subject: who.ip_subject.clone(),
+        ip: who.ip.clone(),
+        request_id: None,
+        details,
+    };
+    match sample.admit(failure) {
+        Some(admitted) => audit::record_failure(conn, clock, &admitted),
+        None => Ok(()),
+    }
+}
+
 /// Audits a wrong password for `who` (`row`: the account, if the email
 /// is known).
-fn audit_wrong(conn: &mut DbConn, clock: &dyn Clock, who: &Who, row: Option<&UserRow>) -> Result<(), StoreError> {
+fn audit_wrong(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    sample: &FailureSample,
+    who: &Who,
+    row: Option<&UserRow>,
+) -> Result<(), StoreError> {
     let reason = match row {
         None => "unknown email",
         Some(r) if r.disabled => "disabled account",
         Some(_) => "wrong password",
     };
     let target = row.map_or(who.email.as_str(), |r| r.id.as_str());
-    let mut event = AuditEvent::new(Actor::System, "login.failed", Some(target));
-    event.ip = who.ip.as_deref();
-    event.details = serde_json::json!({ "reason": reason });
-    audit::record(conn, clock, event)
+    audit_failed(conn, clock, sample, who, ("login.failed", target, serde_json::json!({ "reason": reason })))
 }
 
 /// What checking a person's current password found.
@@ -362,12 +424,13 @@ pub fn check_current_password(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
+    sample: &FailureSample,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<CurrentPassword, StoreError> {
     let who = Who::new(email, ip);
-    let (row, reservation) = match reserve(conn, clock, policy, &who)? {
+    let (row, reservation) = match reserve(conn, clock, policy, sample, &who)? {
         Found::Throttled(retry_after) => return Ok(CurrentPassword::Throttled(retry_after)),
         Found::Reserved { account, reservation } => (account, reservation),
     };
@@ -377,7 +440,7 @@ pub fn check_current_password(
             Ok(CurrentPassword::Right)
         }
         row => {
-            audit_wrong(conn, clock, &who, row.as_ref())?;
+            audit_wrong(conn, clock, sample, &who, row.as_ref())?;
             Ok(CurrentPassword::Wrong)
         }
     }
@@ -408,7 +471,13 @@ impl From<StoreError> for NotReserved {
 /// this attempt's failure for the account and the address, then counts
 /// them with it. Over either budget, nothing is kept and the wait is the
 /// answer; within both, the rows stay until the password proves right.
-fn reserve(conn: &mut DbConn, clock: &dyn Clock, policy: &SessionPolicy, who: &Who) -> Result<Found, StoreError> {
+fn reserve(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    policy: &SessionPolicy,
+    sample: &FailureSample,
+    who: &Who,
+) -> Result<Found, StoreError> {
     let now = clock.now();
     let since = (now - span(THROTTLE_WINDOW)).naive_utc();
     let mut budgets = vec![(who.account_subject.as_str(), policy.max_failures)];
@@ -418,11 +487,13 @@ fn reserve(conn: &mut DbConn, clock: &dyn Clock, policy: &SessionPolicy, who: &W
     let reserved = conn.transaction::<_, NotReserved, _>(|conn| {
         let subjects: Vec<&str> = budgets.iter().map(|(s, _)| *s).collect();
         sessions::lock_subjects(conn, &subjects)?;
-        let mut ip_row = None;
+        let (mut account_row, mut ip_row) = (String::new(), None);
         for (subject, _) in &budgets {
             let id = public_id("lf");
             sessions::record_failure(conn, &id, subject, now.naive_utc())?;
-            if *subject != who.account_subject {
+            if *subject == who.account_subject {
+                account_row = id;
+            } else {
                 ip_row = Some(id);
             }
         }
@@ -435,19 +506,25 @@ fn reserve(conn: &mut DbConn, clock: &dyn Clock, policy: &SessionPolicy, who: &W
         }
         match wait {
             Some(retry_after) => Err(NotReserved::Throttled(retry_after)),
-            None => Ok(Reservation { ip_row }),
+            None => Ok(Reservation { account_row, ip_row }),
         }
     });
     match reserved {
         Ok(reservation) => Ok(Found::Reserved { account: users::find_by_email(conn, &who.email)?, reservation }),
         Err(NotReserved::Throttled(retry_after)) => {
-            let mut event = AuditEvent::new(Actor::System, "login.throttled", Some(&who.email));
-            event.ip = who.ip.as_deref();
-            audit::record(conn, clock, event)?;
+            audit_failed(conn, clock, sample, who, ("login.throttled", &who.email, serde_json::json!({})))?;
             Ok(Found::Throttled(retry_after))
         }
         Err(NotReserved::Store(e)) => Err(e),
     }
+}
+
+/// What a sign-in's password check found: the account (if the email is
+/// known), what it reserved, whether the password was right.
+struct Outcome<'a> {
+    row: Option<UserRow>,
+    reservation: &'a Reservation,
+    password_ok: bool,
 }
 
 /// The last step of a sign-in: a session (the reservation given back), or
@@ -456,11 +533,11 @@ fn record_outcome(
     conn: &mut DbConn,
     clock: &dyn Clock,
     policy: &SessionPolicy,
+    failures: &FailureSample,
     who: &Who,
-    row: Option<UserRow>,
-    reservation: &Reservation,
-    password_ok: bool,
+    outcome: Outcome<'_>,
 ) -> Result<SignIn, StoreError> {
+    let Outcome { row, reservation, password_ok } = outcome;
     let ip = who.ip.as_deref();
     match row {
         Some(row) if password_ok && !row.disabled => {
@@ -473,7 +550,7 @@ fn record_outcome(
             Ok(SignIn::Success { user: User::from(row), session })
         }
         row => {
-            audit_wrong(conn, clock, who, row.as_ref())?;
+            audit_wrong(conn, clock, failures, who, row.as_ref())?;
             Ok(SignIn::Invalid)
         }
     }

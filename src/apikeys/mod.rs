@@ -787,6 +787,19 @@ pub fn verify(
         // A disabled owner's keys do not work; say so only to an admin.
         return Ok(Verdict::refused(if principal.is_admin() { "REVOKED" } else { "NOT_FOUND" }));
     };
+    // A key bound to a client stops with it (disabled, or its owner
+    // disabled), as when it is used on `/v1`.
+    if let Some(bound) = &key.client_id {
+        let usable = match clients::find(conn, bound) {
+            Ok(Some(client)) => clients::usable(conn, cache, &client)?,
+            Ok(None) => false,
+            Err(clients::ClientError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(StoreError::Internal(e.to_string()).into()),
+        };
+        if !usable {
+            return Ok(Verdict::refused(if principal.is_admin() { "REVOKED" } else { "NOT_FOUND" }));
+        }
+    }
     let effective = crate::permissions::effective(key.permissions, &owner);
     let r = &key.restrictions;
     let client_ok = key.client_id.is_none() || key.client_id == request.client_id;

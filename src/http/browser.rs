@@ -35,6 +35,7 @@ pub(super) fn sessions(state: &AppState) -> Sessions {
         },
         master: state.master_key.clone(),
         hashes: state.hashes.clone(),
+        failures: state.failure_audit.clone(),
     }
 }
 

@@ -53,8 +53,12 @@ fn presented(req: &HttpRequest, state: &AppState) -> Result<Presented, ApiError>
     })
 }
 
-async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Principal, ApiError> {
-    let presented = presented(req, state)?;
+/// A refused identification: the error, and the key a restriction
+/// refused with the audit action naming it (see `principal::Unidentified`).
+type Refused = (ApiError, Option<(String, &'static str)>);
+
+async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Principal, Refused> {
+    let presented = presented(req, state).map_err(|e| (e, None))?;
     let (server, environment) = (state.oauth.clone(), state.config.environment);
     let identified = state
         .db
@@ -63,11 +67,24 @@ async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Prin
         })
         .await;
     identified.map_err(|Unidentified { error, restricted_key }| {
-        if let Some(id) = restricted_key {
-            note_use(req, state, &id, Outcome::Refused);
+        if let Some((id, _)) = &restricted_key {
+            note_use(req, state, id, Outcome::Refused);
         }
-        ApiError::from(error)
+        (ApiError::from(error), restricted_key)
     })
+}
+
+/// A failed authentication for the audit log, from the caller's address.
+fn failure(req: &HttpRequest, state: &AppState, action: &'static str, target: Option<String>) -> AuthFailure {
+    let ip = super::client_ip(req, &state.config.trusted_proxies);
+    AuthFailure {
+        action,
+        target,
+        subject: ip.map(crate::sessions::ip_subject),
+        ip: ip.map(|i| i.to_string()),
+        request_id: crate::error::current_request_id(),
+        details: serde_json::json!({}),
+    }
 }
 
 /// Notes a use of key `id` for its counters and last uses: in memory, so
@@ -96,33 +113,27 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
             }
             Ok(principal)
         }
-        Err(e) if e.kind == ErrorKind::Unauthorized => {
+        Err((e, _)) if e.kind == ErrorKind::Unauthorized => {
             if e.code == "invalid_api_key" {
                 crate::telemetry::api_key_authenticated("invalid");
             }
-            let ip = super::client_ip(req, &state.config.trusted_proxies);
-            state.limits.check_failure(ip).await?;
-            super::audit_failure(
-                state,
-                AuthFailure {
-                    action: "api.auth_failed",
-                    target: None,
-                    subject: ip.map(crate::sessions::ip_subject),
-                    ip: ip.map(|i| i.to_string()),
-                    request_id: crate::error::current_request_id(),
-                    details: serde_json::json!({ "code": e.code, "path": req.path() }),
-                },
-            );
-            Err(e)
-        }
-        // Restriction refusals (already audited by the service) count
-        // against the IP too: a leaked key used from the wrong place must
-        // not buy unthrottled audit writes.
-        Err(e) if e.kind == ErrorKind::Forbidden => {
             state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies)).await?;
+            let mut failed = failure(req, state, "api.auth_failed", None);
+            failed.details = serde_json::json!({ "code": e.code, "path": req.path() });
+            super::audit_failure(state, failed);
             Err(e)
         }
-        Err(e) => Err(e),
+        // Restriction refusals count against the IP too, before they are
+        // audited: a leaked key used from the wrong place (restricted keys
+        // are often in web pages) must not buy unbounded audit writes.
+        Err((e, restricted)) if e.kind == ErrorKind::Forbidden => {
+            state.limits.check_failure(super::client_ip(req, &state.config.trusted_proxies)).await?;
+            if let Some((key_id, action)) = restricted {
+                super::audit_failure(state, failure(req, state, action, Some(key_id)));
+            }
+            Err(e)
+        }
+        Err((e, _)) => Err(e),
     }
 }
 

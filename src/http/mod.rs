@@ -44,7 +44,7 @@ pub struct AppState {
     /// API-key uses waiting to be written as `last_used`.
     pub key_usage: Arc<crate::apikeys::UsageRecorder>,
     /// Which failed authentications get an audit row.
-    pub failure_audit: crate::audit::FailureSample,
+    pub failure_audit: Arc<crate::audit::FailureSample>,
     /// The bound on password checks in flight.
     pub hashes: crate::sessions::HashGate,
 }

@@ -75,7 +75,8 @@ pub async fn create(
     let role = if body.admin { Role::Admin } else { Role::Member };
     let new = NewUser::parse(&body.email, &body.name, &body.password, role)?;
     let clock = state.clock.clone();
-    let user = state.db.run(move |conn| people::create(conn, clock.as_ref(), &caller, new)).await?;
+    let hashes = state.hashes.clone();
+    let user = state.db.run(move |conn| people::create(conn, clock.as_ref(), &hashes, &caller, new)).await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "success": true, "data": user })))
 }
 
@@ -111,6 +112,8 @@ pub async fn update(
     let asker = people::Asker {
         policy: super::browser::sessions(&state).policy,
         ip: super::client_ip(&req, &state.config.trusted_proxies),
+        hashes: state.hashes.clone(),
+        failures: state.failure_audit.clone(),
     };
     let clock = state.clock.clone();
     let user = state.db.run(move |conn| people::update(conn, clock.as_ref(), &asker, &caller, &id, changes)).await?;

@@ -574,7 +574,7 @@ fn decide(
     };
     let already = request.scope.iter().filter(|s| !needed.iter().any(|n| n == s)).map(str::to_string).collect();
     Ok(Decision::Consent(Box::new(ConsentQuestion {
-        csrf: csrf_token(server.keys.master(), &session.id, &canonical_params(&request.params)),
+        csrf: consent_token(server, &session, &request),
         default_audience: request.audience == server.default_audience,
         request,
         needed,
@@ -582,6 +582,16 @@ fn decide(
         owner,
         user_email: session.user.email,
     })))
+}
+
+const FORM_EXPIRED: &str = "The consent form expired, did not come from this page, or the application changed since. Start again from the application.";
+
+/// The consent form's token: bound to the session, the exact request
+/// (`canonical_params` leaves out the form's own fields), and what the
+/// page said of the client (`Client::consent_digest`).
+fn consent_token(server: &AuthServer, session: &Session, request: &AuthorizeRequest) -> String {
+    let purpose = format!("{}\n{}", canonical_params(&request.params), request.client.consent_digest());
+    csrf_token(server.keys.master(), &session.id, &purpose)
 }
 
 /// What became of a consent form.
@@ -605,12 +615,8 @@ pub async fn consent(
     let Some(session) = sessions.current(cookie).await? else {
         return Ok(ConsentOutcome::Refused("Your session has ended. Start again from the application."));
     };
-    let expected = csrf_token(server.keys.master(), &session.id, &canonical_params(params.pairs()));
-    let given = params.get("csrf_token").unwrap_or("");
-    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) || !params.repeated().is_empty() {
-        return Ok(ConsentOutcome::Refused(
-            "The consent form expired or did not come from this page. Start again from the application.",
-        ));
+    if !params.repeated().is_empty() {
+        return Ok(ConsentOutcome::Refused(FORM_EXPIRED));
     }
     let approve = match params.get("decision") {
         Some("approve") => true,
@@ -621,6 +627,13 @@ pub async fn consent(
         .db
         .run(move |conn| {
             let request = validate(conn, &server, &params)?;
+            // Made for this session, this request, and the client as the
+            // page showed it: changed since, the approval counts for nothing.
+            let expected = consent_token(&server, &session, &request);
+            let given = params.get("csrf_token").unwrap_or("");
+            if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+                return Ok(ConsentOutcome::Refused(FORM_EXPIRED));
+            }
             if !approve {
                 let denied = ErrorRedirect {
                     redirect_uri: request.redirect_uri.clone(),

@@ -196,8 +196,6 @@ pub fn authenticate(
         clients::ClientError::Store(s) => OAuthError::from(s),
         other => OAuthError::server_error(&other),
     })? {
-        Some(c) if c.disabled => return fail("the client is disabled"),
-        Some(c) if !clients::usable(conn, &server.cache, &c)? => return fail("the client's owner is disabled"),
         Some(c) => c,
         None => return fail("unknown client"),
     };
@@ -249,6 +247,12 @@ pub fn authenticate(
             }
         }
         Credentials::IdOnly { .. } | Credentials::Nothing => {}
+    }
+    // Only once the caller proved it holds the client's credentials: that
+    // a client is disabled — or that its owner's account is (the one
+    // answer for both) — is nobody else's business.
+    if !clients::usable(conn, &server.cache, &client)? {
+        return fail("the client is disabled");
     }
     Ok(Caller::Client(Box::new(client)))
 }

@@ -170,7 +170,7 @@ impl Client {
     /// consent page showed it — its name and owner, where codes and
     /// sign-outs may send the person, what it may ask for. A change of any
     /// of these forgets every consent given to it (`update`).
-    fn consent_terms(&self) -> impl PartialEq + use<> {
+    fn consent_terms(&self) -> impl PartialEq + std::fmt::Debug + use<> {
         let set = |items: &[String]| items.iter().cloned().collect::<std::collections::BTreeSet<String>>();
         (
             self.name.clone(),
@@ -180,6 +180,13 @@ impl Client {
             self.scope.iter().map(str::to_string).collect::<std::collections::BTreeSet<String>>(),
             set(&self.audiences),
         )
+    }
+
+    /// A digest of `consent_terms`: what a consent page's form is bound
+    /// to, so that an approval given to a page counts only for the client
+    /// as that page showed it.
+    pub fn consent_digest(&self) -> String {
+        crate::crypto::fingerprint(&format!("{:?}", self.consent_terms()))
     }
 
     /// The client's JWKS for `private_key_jwt`.
@@ -613,6 +620,10 @@ pub fn update_visible(
         None => Scopes::default(),
     };
     check_rights(&principal, &added_audiences, &added_scope)?;
+    // Changing a client (where its codes go, what it is called) is as
+    // much as rotating its secret: only for a caller holding every `/v1`
+    // permission its scope carries, now and after the change.
+    check_scope_within_caller(&principal, &client.scope)?;
     if let Some(text) = &changes.scope {
         check_scope_within_caller(&principal, &parse_scope(text)?)?;
     }

@@ -159,23 +159,35 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
 }
 
-/// Claims of a live refresh token (of a person still enabled), in the
-/// shape of an access token's.
+/// Claims of a live refresh token (of a person still enabled, for a
+/// client still usable), in the shape of an access token's, with the
+/// scope it would give now (`user_grants::held_now`).
 fn refresh_claims(conn: &mut DbConn, server: &AuthServer, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let Some((row, grant)) = user_grants::find_refresh(conn, token)? else {
         return Ok(None);
     };
-    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc())
-        || !access_token::user_enabled(conn, server, &grant.user_id)?
-    {
+    if !user_grants::refresh_is_live(&row, &grant, server.clock.now().naive_utc()) {
         return Ok(None);
     }
+    let client = match super::clients::find_cached(conn, server, &grant.client_id) {
+        Ok(Some(c)) if super::clients::usable(conn, &server.cache, &c)? => c,
+        Ok(_) => return Ok(None),
+        Err(super::clients::ClientError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(OAuthError::server_error(&e)),
+    };
+    let stored = Scopes::from_stored(&grant.scope);
+    let scope = match user_grants::held_now(conn, server, &client, &grant.user_id, &grant.audience, &stored) {
+        Ok((_, scope)) => scope,
+        // The person disabled, the audience no longer the client's: inactive.
+        Err(e) if e.status.is_client_error() => return Ok(None),
+        Err(e) => return Err(e),
+    };
     Ok(Some(AccessClaims {
         iss: server.issuer.clone(),
         sub: grant.user_id,
         aud: grant.audience,
         client_id: grant.client_id,
-        scope: Some(grant.scope).filter(|s| !s.is_empty()),
+        scope: Some(scope.to_string()).filter(|s| !s.is_empty()),
         iat: row.created_at.and_utc().timestamp(),
         exp: row.expires_at.and_utc().timestamp(),
         jti: row.id,

@@ -455,7 +455,9 @@ fn authenticate(conn: &mut DbConn, client_id: &str, bearer: Option<&str>) -> Res
     if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) || stored.is_none() {
         return Err(RegistrationError::InvalidToken);
     }
-    clients::find(conn, client_id)?.ok_or(RegistrationError::InvalidToken)
+    // A client an admin disabled is not its registration token's to manage
+    // any more (the same 401, so the token learns nothing from it).
+    clients::find(conn, client_id)?.filter(|c| !c.disabled).ok_or(RegistrationError::InvalidToken)
 }
 
 /// `GET /oauth/register/{client_id}` (RFC 7592 §2.1): the current

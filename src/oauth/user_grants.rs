@@ -83,7 +83,7 @@ impl Issued {
 /// `admin`). Read at every redemption and refresh, so an admin's narrowing
 /// of a client, or a person's demotion, reaches the grants already made.
 /// A person who is disabled (or gone) holds nothing.
-fn held_now(
+pub(super) fn held_now(
     conn: &mut DbConn,
     server: &AuthServer,
     client: &Client,

@@ -254,6 +254,20 @@ pub fn last_issued(conn: &mut DbConn, user_id: &str, client_id: &str) -> Result<
     Ok(granted.max(refreshed))
 }
 
+/// Deletes every authorization code of `user_id` not redeemed yet: after
+/// her password changes, no code issued under the old one may start a
+/// family. Run before reading or revoking her grants: on PostgreSQL it
+/// waits for a redemption in flight (which holds its code's row), so the
+/// grant that redemption made is there to be revoked.
+pub fn delete_unused_codes_of(conn: &mut DbConn, user_id: &str) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        authorization_codes::table
+            .filter(authorization_codes::user_id.eq(user_id))
+            .filter(authorization_codes::used_at.is_null()),
+    )
+    .execute(conn)?)
+}
+
 /// Deletes the authorization codes `client_id` holds for `user_id` that
 /// were never redeemed: after the person takes their consent back, no code
 /// from before may start a new token family.

@@ -92,6 +92,13 @@ fn finding_1_a_connected_app_cannot_repoint_her_other_clients(backend: Backend) 
     );
 
     let repoint = json!({ "redirect_uris": [OPS_URI, EVIL_URI] });
+    // Nor can a narrower key of her own, which could not have made the
+    // client nor rotate its secret: it lacks `admin` and `read`.
+    let (_, writer) = crate::trust_boundary::operator_key(&app, &ann_id, &["write"]);
+    let before = snapshot::storage(&mut app.conn());
+    let got = send(call(&app, Method::PATCH, &format!("/v1/clients/{}", ops.id), &writer).json(&repoint));
+    expect(got, StatusCode::FORBIDDEN, "insufficient_scope");
+    assert_eq!(snapshot::storage(&mut app.conn()), before);
     for credential in [&token, &jwt] {
         // What the credential may read, it reads.
         assert_eq!(send(call(&app, Method::GET, &format!("/v1/clients/{}", ops.id), credential)).0, StatusCode::OK);
@@ -120,7 +127,7 @@ fn finding_1_a_connected_app_cannot_repoint_her_other_clients(backend: Backend) 
     // The pages say who did it, with what, in words.
     let audit = ann.page(&app, &format!("/dashboard/admin/audit?action=client.updated&target={}", ops.id));
     let row = audit.split("<tr><td>").skip(1).find(|r| r.contains("client.updated")).expect("the event's row");
-    assert!(row.contains("Administrator &#60;admin@localhost&#62;") && row.contains("API key “Root”"), "{row}");
+    assert!(row.contains("Administrator <code>admin@localhost</code>") && row.contains("API key “Root”"), "{row}");
     assert!(row.contains("app “Ops console”"), "{row}");
     let overview = ann.page(&app, "/dashboard");
     let row = overview.split("<tr><td>").skip(1).find(|r| r.contains("client.updated")).expect("the event's row");
@@ -162,6 +169,13 @@ fn finding_3_a_grant_holds_no_more_than_the_client_and_person_may_now(backend: B
     };
     narrow("read");
 
+    let introspected = app.post_form(
+        "/oauth/introspect",
+        &[("token", &refresh_token), ("token_type_hint", "refresh_token")],
+        Some(creds(&client)),
+    );
+    let introspected: Value = introspected.json().unwrap();
+    assert_eq!(introspected["scope"], "offline_access read", "what the refresh token would give now: {introspected}");
     let (status, body) = refresh(&app, &client, &refresh_token);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scope"], "offline_access read", "the refresh is cut to the client's scope now");
@@ -225,8 +239,24 @@ fn finding_4_a_disabled_persons_clients_stop(backend: Backend) {
     let access = tokens["access_token"].as_str().unwrap().to_string();
     assert_eq!(send(call(&app, Method::GET, "/v1/me", &access)).0, StatusCode::OK);
 
+    // An admin's key bound to Mel's back end verifies while she is enabled.
+    let (_, bound, _) = app.create_key(&root, json!({ "name": "bound", "client_id": back_end.id }));
+    let verify = || {
+        send(
+            call(&app, Method::POST, "/v1/keys/verify", &root).json(&json!({ "key": bound, "client_id": back_end.id })),
+        )
+    };
+    assert_eq!(verify().1["code"], "VALID");
+    let wrong_secret = || {
+        let res = app.post_form("/oauth/token", &[("grant_type", "client_credentials")], Some((&back_end.id, "nope")));
+        res.json::<Value>().unwrap()["error_description"].as_str().unwrap().to_string()
+    };
+    let before = wrong_secret();
+
     let got = send(call(&app, Method::DELETE, &format!("/v1/users/{mel}"), &root));
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(verify().1["code"], "REVOKED", "a key bound to her client stops with it");
+    assert_eq!(wrong_secret(), before, "a wrong secret learns nothing about her account");
 
     let res = app.post_form(
         "/oauth/token",
@@ -386,26 +416,29 @@ fn finding_7_concurrent_sign_ins_never_exceed_the_throttle(backend: Backend) {
             })
             .collect();
         // Every attempt is either held past the throttle or answered.
-        crate::support::eventually("every attempt held or answered", || {
-            let settled = reserved.arrived() + answered.load(std::sync::atomic::Ordering::SeqCst);
-            (settled == ATTEMPTS).then_some(())
-        });
+        let settled = || reserved.arrived() + answered.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while settled() < ATTEMPTS {
+            let (held, done) = (reserved.arrived(), answered.load(std::sync::atomic::Ordering::SeqCst));
+            assert!(std::time::Instant::now() < deadline, "{held} held and {done} answered of {ATTEMPTS}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert_eq!(reserved.arrived(), 5, "five attempts at once past the throttle, the others refused before");
         reserved.release();
         attempts.into_iter().map(|a| a.join().unwrap()).collect()
     });
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count(), 5, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 25, "{statuses:?}");
-    let checked = {
+    let counted = {
         use diesel::prelude::*;
-        use tessera::store::schema::audit_events;
-        audit_events::table
-            .filter(audit_events::action.eq("login.failed"))
+        use tessera::store::schema::login_failures;
+        login_failures::table
+            .filter(login_failures::subject.eq("email:bea@example.com"))
             .count()
             .get_result::<i64>(&mut *app.conn())
             .unwrap()
     };
-    assert_eq!(checked, 5, "five passwords checked");
+    assert_eq!(counted, 5, "five passwords checked and counted, the refused ones not");
     // Her right password, later, still works: nothing else was counted.
     app.clock.advance(chrono::Duration::minutes(16));
     let bea = crate::support::browser::Person::new("bea@example.com", "correct horse battery");
@@ -437,6 +470,38 @@ fn finding_8_password_hashes_in_flight_are_bounded(backend: Backend) {
         }
         // Nothing was counted against her; with a hash free she signs in.
         cem.sign_in(&app);
+    });
+
+    // A password change on /v1 hashes under the same bound.
+    let cem_id = user_id(&app, "cem@example.com");
+    let (_, key) = crate::trust_boundary::operator_key(&app, &cem_id, &[]);
+    let held = tessera::pause::Armed::arm("signin:reserved", "bea@example.com", 2);
+    std::thread::scope(|s| {
+        let two: Vec<_> = (0..2).map(|_| s.spawn(|| wrong_sign_in(&app, "bea@example.com"))).collect();
+        held.wait_for(2);
+        let got = send(
+            call(&app, Method::PATCH, &format!("/v1/users/{cem_id}"), &key)
+                .json(&json!({ "password": "a new password", "current_password": "correct horse battery" })),
+        );
+        expect(got, StatusCode::SERVICE_UNAVAILABLE, "password_checks_busy");
+        held.release();
+        for attempt in two {
+            attempt.join().unwrap();
+        }
+    });
+
+    // An attempt still on its way past the throttle holds no hash: two
+    // held there, a third person still signs in.
+    let waiting = tessera::pause::Armed::arm("signin:reserving", "dee@example.com", 2);
+    app.person("dee@example.com");
+    std::thread::scope(|s| {
+        let two: Vec<_> = (0..2).map(|_| s.spawn(|| wrong_sign_in(&app, "dee@example.com"))).collect();
+        waiting.wait_for(2);
+        crate::support::browser::Person::new("cem@example.com", "correct horse battery").sign_in(&app);
+        waiting.release();
+        for attempt in two {
+            attempt.join().unwrap();
+        }
     });
 }
 
@@ -533,8 +598,9 @@ fn finding_10_a_new_password_ends_sessions_and_grants_everywhere(backend: Backen
         assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     };
 
-    // The CLI.
+    // The CLI. A code issued before, redeemed after, starts nothing.
     let (person, refresh_token) = signed_in_with_a_grant(&bea.password);
+    let pending = person.approve(&app, &authorize_url(&app, &client.id, "read offline_access", &[]));
     let mut cli = crate::support::served::tessera(&app.data_dir());
     cli.env("TESSERA_DATABASE_URL", app.database.url_string())
         .args(["user", "set-password", "--email", "bea@example.com", "--password-stdin"])
@@ -543,6 +609,8 @@ fn finding_10_a_new_password_ends_sessions_and_grants_everywhere(backend: Backen
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"second password 2\n").unwrap();
     assert!(child.wait().unwrap().success());
     ended(&person, &refresh_token);
+    let (status, body) = redeem(&app, &client, &pending);
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
 
     // The dashboard: an admin's reset.
     let (person, refresh_token) = signed_in_with_a_grant("second password 2");
@@ -566,6 +634,12 @@ fn finding_10_a_new_password_ends_sessions_and_grants_everywhere(backend: Backen
     };
     expect(change("not it"), StatusCode::FORBIDDEN, "invalid_current_password");
     assert_eq!(sessions_and_grants(&app, &bea_id), (1, 1), "a refused change ends nothing");
+    let bad_name = send(
+        call(&app, Method::PATCH, &format!("/v1/users/{bea_id}"), &key)
+            .json(&json!({ "password": "third password 3", "current_password": reset, "name": "Bea\u{202E}" })),
+    );
+    expect(bad_name, StatusCode::BAD_REQUEST, "invalid_name");
+    assert_eq!(sessions_and_grants(&app, &bea_id), (1, 1), "nothing changed: all or nothing");
     assert_eq!(change(&reset).0, StatusCode::OK);
     ended(&person, &refresh_token);
     // An admin sets another person's password without hers; no one sets
@@ -597,8 +671,98 @@ fn consent_is_per_person(backend: Backend) {
     assert!(asked.is_ok(), "Bea is asked, whatever Ann said: {asked:?}");
 }
 
+/// Throttled and failed sign-ins are failed authentications like the
+/// others: from many addresses at once, at most the audit's bound of rows
+/// a minute, however many come.
+fn failed_sign_ins_are_audited_within_bounds(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .with_config(|c| {
+            c.audit_failures_per_minute = 20;
+            c.signin_rate_limit = 1000;
+            c.password_hash_concurrency = 64;
+            c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        })
+        .with_frozen_clock()
+        .start();
+    app.person("bea@example.com");
+    let attempt = |from: &str| {
+        let browser = crate::support::browser::Person::new("bea@example.com", "x");
+        let mut fields = crate::support::browser::hidden_fields(&browser.get(&app.url("/login")).text().unwrap());
+        fields.push(("email".into(), "bea@example.com".into()));
+        fields.push(("password".into(), "not her password".into()));
+        browser.http.post(app.url("/login")).header("x-forwarded-for", from).form(&fields).send().unwrap().status()
+    };
+    let statuses: Vec<u16> = (0..100).map(|n| attempt(&format!("203.0.113.{}", n + 1)).as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 95, "{statuses:?}");
+    let rows: i64 = {
+        use diesel::prelude::*;
+        use tessera::store::schema::audit_events;
+        audit_events::table
+            .filter(audit_events::action.eq_any(["login.failed", "login.throttled"]))
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(rows, 20, "five failures and fifteen of the refusals, the rest counted");
+}
+
+/// An approval counts only for the app as its consent page showed it: an
+/// owner who renames it, or moves where its codes go, while the page is
+/// open, gets no consent recorded and no code.
+fn an_approval_counts_only_for_the_app_the_page_showed(backend: Backend) {
+    let app = TestApp::start(backend);
+    app.person("mel@example.com");
+    let mel = user_id(&app, "mel@example.com");
+    let (_, mel_key) = crate::trust_boundary::operator_key(&app, &mel, &[]);
+    let hers = app.create_client(NewClient {
+        name: "Mel's app".into(),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scope: "read".into(),
+        auth_method: Some(AuthMethod::ClientSecretBasic),
+        owner_id: Some(mel.clone()),
+        ..NewClient::default()
+    });
+    let bea = app.person("bea@example.com");
+    let url = authorize_url(&app, &hers.id, "read", &[]);
+    let page = bea.open_authorize(&app, &url).expect("the consent page");
+    let got = send(
+        call(&app, Method::PATCH, &format!("/v1/clients/{}", hers.id), &mel_key).json(&json!({ "name": "Your bank" })),
+    );
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let mut fields = page.clone();
+    fields.push(("decision".into(), "approve".into()));
+    let res = bea.post(&app.url("/oauth/consent"), &fields);
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "no code for what the page did not show");
+    assert!(bea.open_authorize(&app, &url).is_ok(), "nothing was recorded: she is asked again");
+}
+
+/// A client an admin disabled is not its registration token's to manage.
+fn a_disabled_client_is_not_managed_by_its_registration_token(backend: Backend) {
+    use tessera::oauth::registration::RegistrationMode;
+    let app = TestApp::builder(backend).with_config(|c| c.registration = RegistrationMode::Open).start();
+    let registered = send(app.client.post(app.url("/oauth/register")).json(&json!({
+        "client_name": "Self-made", "redirect_uris": [REDIRECT_URI]
+    })));
+    assert_eq!(registered.0, StatusCode::CREATED, "{}", registered.1);
+    let (id, token) =
+        (registered.1["client_id"].as_str().unwrap(), registered.1["registration_access_token"].as_str().unwrap());
+    let read = || app.client.get(app.url(&format!("/oauth/register/{id}"))).bearer_auth(token).send().unwrap().status();
+    assert_eq!(read(), StatusCode::OK);
+    tessera::oauth::clients::disable(&mut app.conn(), &app.clock, id, tessera::audit::Actor::Cli).unwrap();
+    assert_eq!(read(), StatusCode::UNAUTHORIZED);
+    let put = app.client.put(app.url(&format!("/oauth/register/{id}"))).bearer_auth(token).json(&json!({
+        "client_id": id, "client_name": "Renamed", "redirect_uris": [EVIL_URI]
+    }));
+    assert_eq!(put.send().unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
 both_backends!(
+    a_disabled_client_is_not_managed_by_its_registration_token,
+    an_approval_counts_only_for_the_app_the_page_showed,
     consent_is_per_person,
+    failed_sign_ins_are_audited_within_bounds,
     finding_1_a_connected_app_cannot_repoint_her_other_clients,
     finding_2_an_apps_token_makes_no_sdk_token,
     finding_3_a_grant_holds_no_more_than_the_client_and_person_may_now,

@@ -52,6 +52,11 @@ fn people_error(e: PeopleError) -> HttpResponse {
             error_page(StatusCode::CONFLICT, "Not allowed", "You cannot disable yourself; ask another admin.")
         }
         PeopleError::WrongPassword => forbidden("That is not your current password."),
+        PeopleError::Busy => error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The server is checking as many passwords as it can; try again in a moment.",
+        ),
         PeopleError::Throttled(_) => {
             error_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many wrong passwords; wait a while.")
         }
@@ -163,7 +168,8 @@ pub async fn create_user(state: web::Data<AppState>, signed: Signed, req: HttpRe
         }
     };
     let (clock, principal) = (state.clock.clone(), signed.principal.clone());
-    match state.db.run(move |conn| people::create(conn, clock.as_ref(), &principal, new)).await {
+    let hashes = state.hashes.clone();
+    match state.db.run(move |conn| people::create(conn, clock.as_ref(), &hashes, &principal, new)).await {
         Ok(user) => secret_page(
             StatusCode::CREATED,
             &SecretPage {
@@ -240,7 +246,8 @@ pub async fn reset_password(
         return refused.page();
     }
     let (clock, principal, id) = (state.clock.clone(), signed.principal.clone(), id.into_inner());
-    match state.db.run(move |conn| admin::reset_password(conn, clock.as_ref(), &principal, &id)).await {
+    let hashes = state.hashes.clone();
+    match state.db.run(move |conn| admin::reset_password(conn, clock.as_ref(), &hashes, &principal, &id)).await {
         Ok((user, password)) => secret_page(
             StatusCode::OK,
             &SecretPage {
@@ -542,8 +549,9 @@ pub async fn rotate_signing_key(
 
 pub struct EventRow {
     pub at: String,
-    /// The person by name and email (or the CLI operator, the server)…
+    /// The person by name (or the CLI operator, the server) and email…
     pub actor: String,
+    pub actor_email: String,
     /// …her id, for the filter…
     pub actor_id: String,
     /// …and the credential she acted with, by name.
@@ -611,6 +619,7 @@ pub async fn audit_page(state: web::Data<AppState>, signed: Signed, query: web::
                 .map(|d| EventRow {
                     at: when(&d.event.occurred_at),
                     actor: d.actor,
+                    actor_email: d.actor_email.unwrap_or_default(),
                     actor_id: d.event.actor.unwrap_or_default(),
                     credential: d.credential.unwrap_or_default(),
                     action: d.event.action,

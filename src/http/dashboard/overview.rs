@@ -25,8 +25,10 @@ pub struct EventRow {
     pub target: String,
     /// …and its id.
     pub target_id: String,
-    /// Who, and with which credential.
+    /// Who (by name and email), and with which credential.
     pub actor: String,
+    pub actor_email: String,
+    pub credential: String,
 }
 
 #[derive(Template)]
@@ -71,10 +73,9 @@ pub async fn overview(state: web::Data<AppState>, signed: Signed) -> HttpRespons
                 action: d.event.action.clone(),
                 target: d.target.clone().unwrap_or_default(),
                 target_id: d.event.target.clone().unwrap_or_default(),
-                actor: match &d.credential {
-                    Some(credential) => format!("{}, with the {credential}", d.actor),
-                    None => d.actor.clone(),
-                },
+                actor: d.actor.clone(),
+                actor_email: d.actor_email.clone().unwrap_or_default(),
+                credential: d.credential.clone().unwrap_or_default(),
             })
             .collect(),
     };
