@@ -73,11 +73,16 @@ impl<'a> AuditEvent<'a> {
 }
 
 pub fn record(conn: &mut DbConn, clock: &dyn Clock, event: AuditEvent<'_>) -> Result<(), StoreError> {
+    record_at(conn, clock.now().naive_utc(), event)
+}
+
+/// `record`, at a time given: when it happened, not when it is written.
+fn record_at(conn: &mut DbConn, occurred_at: chrono::NaiveDateTime, event: AuditEvent<'_>) -> Result<(), StoreError> {
     audit::insert(
         conn,
         &AuditEventRow {
             id: public_id("evt"),
-            occurred_at: clock.now().naive_utc(),
+            occurred_at,
             actor: Some(event.actor.as_column()),
             credential: event.actor.credential_column(),
             action: event.action.to_string(),
@@ -103,6 +108,9 @@ pub struct AuthFailure {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub details: serde_json::Value,
+    /// When it happened: set by `FailureSample::admit`, so rows written
+    /// off the request path keep the order of the requests.
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Which failed authentications get a row: at most `per_ip` a minute for
@@ -156,6 +164,7 @@ impl FailureSample {
         }
         w.written += 1;
         w.per_subject.insert(subject, mine + 1);
+        failure.occurred_at = Some(self.clock.now());
         let suppressed = std::mem::take(&mut w.suppressed);
         if suppressed > 0
             && let Some(details) = failure.details.as_object_mut()
@@ -172,7 +181,7 @@ pub fn record_failure(conn: &mut DbConn, clock: &dyn Clock, failure: &AuthFailur
     event.ip = failure.ip.as_deref();
     event.request_id = failure.request_id.as_deref();
     event.details = failure.details.clone();
-    record(conn, clock, event)
+    record_at(conn, failure.occurred_at.unwrap_or_else(|| clock.now()).naive_utc(), event)
 }
 
 /// An event as the audit API shows it.
@@ -358,4 +367,49 @@ pub fn about_own(
     targets.push(owner.to_string());
     let events = audit::recent_for_targets(conn, &targets, limit)?.into_iter().map(Event::from).collect();
     Ok(describe(conn, events)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn failure(subject: &str) -> AuthFailure {
+        AuthFailure {
+            action: "client.auth_failed",
+            target: None,
+            subject: Some(subject.to_string()),
+            ip: None,
+            request_id: None,
+            details: serde_json::json!({ "reason": "x" }),
+            occurred_at: None,
+        }
+    }
+
+    #[test]
+    fn the_sample_is_bounded_per_address_and_in_all_and_counts_the_rest() {
+        let clock = ManualClock::frozen();
+        let sample = FailureSample::new(Arc::new(clock.clone()), 2, 5);
+        let admitted = |subject: &str| sample.admit(failure(subject)).is_some();
+        assert!(admitted("ip:a") && admitted("ip:a"));
+        assert!(!admitted("ip:a"), "two per address");
+        // The next row written says how many were left out before it.
+        assert_eq!(sample.admit(failure("ip:b")).unwrap().details["suppressed"], 1);
+        assert!(admitted("ip:c") && admitted("ip:d"));
+        assert!(!admitted("ip:e") && !admitted("ip:f"), "five in all");
+        // A new minute: a new budget, and the count of those left out.
+        clock.advance(chrono::Duration::minutes(1));
+        let next = sample.admit(failure("ip:a")).expect("a new window");
+        assert_eq!(next.details["suppressed"], 2);
+        assert_eq!(next.details["reason"], "x", "the rest of the details kept");
+        assert!(sample.admit(failure("ip:a")).unwrap().details.get("suppressed").is_none(), "counted once");
+    }
+
+    #[test]
+    fn a_zero_bound_audits_nothing() {
+        let sample = FailureSample::new(Arc::new(ManualClock::frozen()), 0, 100);
+        assert!(sample.admit(failure("ip:a")).is_none());
+    }
 }

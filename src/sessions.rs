@@ -380,6 +380,7 @@ fn audit_failed(
         ip: who.ip.clone(),
         request_id: None,
         details,
+        occurred_at: None,
     };
     match sample.admit(failure) {
         Some(admitted) => audit::record_failure(conn, clock, &admitted),
@@ -647,6 +648,18 @@ pub fn end(conn: &mut DbConn, clock: &dyn Clock, session: &Session, ip: Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_gate_gives_at_most_its_bound_and_takes_permits_back() {
+        let gate = HashGate::new(2);
+        let (a, b) = (gate.try_acquire(), gate.try_acquire());
+        assert!(a.is_some() && b.is_some());
+        assert!(gate.is_full() && gate.try_acquire().is_none(), "two at once");
+        drop(a);
+        assert_eq!(gate.in_flight(), 1);
+        assert!(gate.try_acquire().is_some(), "a place given back is taken again");
+        assert!(HashGate::new(0).try_acquire().is_some(), "a bound of 0 is 1");
+    }
 
     #[test]
     fn ipv6_counts_by_its_64_and_ipv4_by_its_address() {

@@ -84,6 +84,7 @@ fn failure(req: &HttpRequest, state: &AppState, action: &'static str, target: Op
         ip: ip.map(|i| i.to_string()),
         request_id: crate::error::current_request_id(),
         details: serde_json::json!({}),
+        occurred_at: None,
     }
 }
 

@@ -156,6 +156,7 @@ fn refuse(request: &Request, credentials: &Credentials, client_id: Option<&str>,
         ip: request.ip.clone(),
         request_id: current_request_id(),
         details: serde_json::json!({ "reason": reason, "method": credentials.method() }),
+        occurred_at: None,
     };
     OAuthError {
         failed_auth: Some(Box::new(super::error::FailedAuth { method, audit })),

@@ -11,7 +11,9 @@ use tessera::oauth::authorize::s256;
 use tessera::oauth::clients::{self, GrantType, NewClient};
 
 use crate::both_backends;
-use crate::support::browser::{REDIRECT_URI, authorization_url, code, location, oauth2_http, param};
+use crate::support::browser::{
+    REDIRECT_URI, authorization_url, code, field, hidden_fields, location, oauth2_http, param,
+};
 use crate::support::oauth::{TestClient, verify_access_token};
 use crate::support::{Backend, TestApp};
 
@@ -315,9 +317,27 @@ fn consent_rules(backend: Backend) {
     let wider = with(good(&client), "scope", Some("read write"));
     let page = person.get(&url_of(&app, &wider)).text().unwrap();
     assert!(page.contains("<code>write</code>") && !page.contains("<code>read</code>"), "only the new scope");
-    // prompt=consent always shows the page.
-    let res = person.get(&url_of(&app, &with(good(&client), "prompt", Some("consent"))));
-    assert_eq!(res.status(), 200);
+    // prompt=consent always shows the page, though `read` was approved
+    // before: the whole form, asking for every scope again (none listed as
+    // allowed earlier), and approving it issues a code.
+    let forced = with(good(&client), "prompt", Some("consent"));
+    let res = person.get(&url_of(&app, &forced));
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().unwrap();
+    assert!(html.contains("action=\"/oauth/consent\"") && html.contains("id=\"approve\""), "a consent form: {html}");
+    assert!(html.contains("Read your data") && html.contains("<code>read</code>"), "the scope is listed: {html}");
+    assert!(!html.contains("You allowed it earlier"), "asked again, not shown as granted: {html}");
+    let fields = hidden_fields(&html);
+    for (name, value) in &forced {
+        assert_eq!(field(&fields, name), value.as_str(), "the form carries the request's {name}");
+    }
+    assert!(!field(&fields, "csrf_token").is_empty());
+    let back = person.decide(&app, fields, "approve");
+    assert!(back.starts_with(REDIRECT_URI), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("xyz<&>\"'"));
+    let c = param(&back, "code").unwrap_or_else(|| panic!("approving issues a code: {back}"));
+    let (status, body) = exchange(&app, &client, &c, VERIFIER, Some(REDIRECT_URI));
+    assert_eq!((status, body["scope"].as_str()), (StatusCode::OK, Some("read")), "{body}");
 }
 
 fn redirect_uris_at_registration(backend: Backend) {

@@ -6,8 +6,12 @@ use oauth2::TokenResponse;
 use tessera::oauth::connected_apps::{self, ConnectedAppError};
 
 use crate::both_backends;
-use crate::support::browser::{authorization_url, code, oauth2_http};
+use crate::support::browser::{REDIRECT_URI, authorization_url, code, field, oauth2_http, param, refusal};
 use crate::support::{Backend, TestApp};
+
+fn pair(error: &str, description: &str) -> (String, String) {
+    (error.to_string(), description.to_string())
+}
 
 fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     let app = TestApp::start(backend);
@@ -32,7 +36,8 @@ fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     assert!(listed.last_used.is_some());
     // Remembered: a second authorization skips the page.
     let (again, _, _) = authorization_url(&oauth, &["read"]);
-    assert!(person.open_authorize(&app, &again).is_err(), "consent is remembered");
+    let back = person.open_authorize(&app, &again).expect_err("consent is remembered: no page");
+    assert!(back.starts_with(REDIRECT_URI) && param(&back, "code").is_some(), "straight back with a code: {back}");
 
     // A code issued just before the revocation…
     let (pending_url, _, pending_verifier) = authorization_url(&oauth, &["read"]);
@@ -44,13 +49,21 @@ fn revoking_a_connected_app_ends_its_access_and_asks_again(backend: Backend) {
     assert_eq!(families, 1);
     // … starts no new family after it.
     let late = oauth.exchange_code(code(pending)).set_pkce_verifier(pending_verifier).request(&oauth2_http());
-    assert!(late.is_err(), "a code from before the revocation was redeemed");
+    assert_eq!(
+        refusal(late),
+        pair("invalid_grant", "the authorization code is unknown"),
+        "a code from before the revocation is gone"
+    );
     // The refresh token fails, the access token reads inactive.
-    assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err());
+    assert_eq!(
+        refusal(oauth.exchange_refresh_token(&refresh).request(&oauth2_http())),
+        pair("invalid_grant", "the refresh token has been revoked")
+    );
     assert_eq!(app.introspect(&access, (&client.id, client.secret()))["active"], false);
     // The next authorization asks again; the other app is untouched.
     let (third, _, _) = authorization_url(&oauth, &["read"]);
-    assert!(person.open_authorize(&app, &third).is_ok(), "the consent page is back");
+    let fields = person.open_authorize(&app, &third).unwrap_or_else(|back| panic!("no consent page: sent to {back}"));
+    assert_eq!((field(&fields, "client_id"), field(&fields, "scope")), (client.id.as_str(), "read"));
     let apps = connected_apps::list(&mut app.conn(), &user).unwrap();
     assert_eq!(apps.iter().map(|a| a.client_id.as_str()).collect::<Vec<_>>(), [other.id.as_str()]);
     // Nothing left to take back.

@@ -289,7 +289,22 @@ fn another_members_keys_and_apps_read_as_not_found(backend: Backend) {
     let cai = member(&app, "cai@example.com");
     let (_, html, _) = create_key(&app, &bea, &[("name", "Bea's"), ("type", "secret")]);
     let (raw, id) = (the_secret(&html), key_id_in(&html));
-    let client_id = register_app(&app, &bea, &[]).0;
+    let (client_id, client_secret) = register_app(&app, &bea, &[]);
+    // Every secret row of Bea's app, live or not: (id, fingerprint, expires_at).
+    let secret_rows = || -> Vec<(String, String, Option<chrono::NaiveDateTime>)> {
+        use diesel::prelude::*;
+        use tessera::store::schema::client_secrets as cs;
+        cs::table
+            .filter(cs::client_id.eq(&client_id))
+            .order(cs::id)
+            .select((cs::id, cs::fingerprint, cs::expires_at))
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    let secrets_before = secret_rows();
+    assert_eq!(secrets_before.len(), 1, "{secrets_before:?}");
+    assert_eq!(secrets_before[0].2, None, "the one secret does not expire");
+    assert_eq!(token_status(&app, &client_id, &client_secret), 200);
     let csrf = cai.csrf(&app);
     for path in [
         format!("/dashboard/api-keys/{id}"),
@@ -313,6 +328,10 @@ fn another_members_keys_and_apps_read_as_not_found(backend: Backend) {
     assert_eq!(get_v1(&app, "/v1/api-keys", &raw), 200);
     let client = tessera::oauth::clients::find(&mut app.conn(), &client_id).unwrap().unwrap();
     assert!(!client.disabled && client.name == "Photo Printer");
+    // The refused rotation (with no overlap asked) made no secret and
+    // ended none: the same single row, and the old secret still works.
+    assert_eq!(secret_rows(), secrets_before, "no new secret row, the old one's expiry unchanged");
+    assert_eq!(token_status(&app, &client_id, &client_secret), 200, "the old secret still authenticates");
     // Nor does either show up in the other's lists.
     let listing = cai.page(&app, "/dashboard");
     assert!(!listing.contains(&id) && !listing.contains(&client_id));

@@ -5,8 +5,15 @@
 use oauth2::TokenResponse;
 
 use crate::both_backends;
-use crate::support::browser::{Person, authorization_url, code, dashboard_csrf, oauth2_http, secrets_in};
+use crate::support::browser::{
+    Person, authorization_url, code, dashboard_csrf, field, oauth2_http, refusal, secrets_in,
+};
 use crate::support::{Backend, TestApp};
+
+/// What the token endpoint answers a refresh token whose app was revoked.
+fn revoked_refresh() -> (String, String) {
+    ("invalid_grant".into(), "the refresh token has been revoked".into())
+}
 
 fn signed_in_admin(app: &TestApp) -> Person {
     let admin = app.admin();
@@ -45,9 +52,18 @@ fn connected_apps_are_listed_and_revoked_from_the_page(backend: Backend) {
     assert_eq!(res.status(), 303);
     let page = person.page(&app, "/dashboard/connected-apps");
     assert!(page.contains("No app has access"), "{page}");
-    assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err(), "the refresh token fails");
+    assert_eq!(
+        refusal(oauth.exchange_refresh_token(&refresh).request(&oauth2_http())),
+        revoked_refresh(),
+        "the refresh token fails"
+    );
     let (again, _, _) = authorization_url(&oauth, &["read"]);
-    assert!(person.open_authorize(&app, &again).is_ok(), "the consent page is back");
+    let fields = person.open_authorize(&app, &again).unwrap_or_else(|back| panic!("no consent page: sent to {back}"));
+    assert_eq!(
+        (field(&fields, "client_id"), field(&fields, "scope")),
+        (client.id.as_str(), "read"),
+        "the consent page is back"
+    );
     // Twice: nothing left to revoke.
     assert_eq!(person.submit(&app, &revoke, &[("csrf_token", &csrf)]).status(), 404);
 }
@@ -470,7 +486,11 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
         Ok(())
     });
     revoked.unwrap_or_else(|why| fail(why));
-    assert!(oauth.exchange_refresh_token(&refresh).request(&oauth2_http()).is_err(), "the refresh token still works");
+    assert_eq!(
+        refusal(oauth.exchange_refresh_token(&refresh).request(&oauth2_http())),
+        revoked_refresh(),
+        "the refresh token must fail once the app is revoked"
+    );
 
     // The consent page returns; a key's use shows on its page; the admin pages.
     let admin_id = app.user_id(&email);

@@ -138,71 +138,161 @@ fn discovery_documents_answer_304_to_their_etag(backend: Backend) {
     assert!(set["keys"].as_array().unwrap().iter().any(|k| k["kid"] == staged.kid.as_str()));
 }
 
+/// A server that counts what it takes from its pool: no background writer
+/// uses it meanwhile, and refusals are neither audited (a write) nor
+/// throttled, so the connections counted are the lookups alone.
+fn counting_app(backend: Backend) -> TestApp {
+    TestApp::builder(backend)
+        .with_config(|c| {
+            c.key_usage_flush_interval = Duration::from_secs(3600);
+            c.purge_interval = Duration::ZERO;
+            c.audit_failures_per_ip = 0;
+            c.ip_rate_limit = 1_000_000;
+            c.api_rate_limit = 1_000_000;
+        })
+        .start()
+}
+
+/// What `f` gave, and how many connections the server took from its pool
+/// meanwhile (`Db::pool_runs`: the paths answered from memory take none).
+fn taken<T>(app: &TestApp, f: impl FnOnce() -> T) -> (T, u64) {
+    let before = app.db.pool_runs();
+    let out = f();
+    (out, app.db.pool_runs() - before)
+}
+
+fn me_status(app: &TestApp, bearer: &str) -> StatusCode {
+    app.client.get(app.url("/v1/me")).bearer_auth(bearer).send().unwrap().status()
+}
+
+/// An access token's shape, signed by nobody, naming `kid`.
+fn forged_access_token(app: &TestApp, kid: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = app.clock.now().timestamp();
+    let claims = json!({ "iss": app.issuer(), "sub": "usr_nobody", "aud": app.default_audience(),
+                         "client_id": "cl_nobody", "iat": now, "exp": now + 60, "jti": kid });
+    format!("{}.{}.c2lnbmF0dXJl", b64(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid })), b64(&claims))
+}
+
+/// Made-up credentials are answered from the running server's memory once
+/// it has looked each up (misses are kept), and a made-up kid never needs
+/// the database (the JWKS in memory says it is not published); a key too
+/// long to keep is looked up every time. Observed over HTTP, by the
+/// connections the server takes from its pool. (Each "from memory" check
+/// is retried while the feed may be stale on a loaded machine: nothing is
+/// kept then. Without the behaviour it never holds.)
 fn made_up_credentials_are_answered_from_memory(backend: Backend) {
-    use tessera::jwt::keyring::KeyRing;
-    use tessera::store::cache::Caches;
-    use tessera::store::feed::offline;
-    let app = TestApp::start(backend);
-    // What the server's caches do, on the server's own feed.
-    let (caches, ring) =
-        (Caches::new(app.db.feed()), KeyRing::new(app.master_key.clone(), app.config.rotation_policy(), app.db.feed()));
-    // (Each check is retried while the feed may be stale on a loaded
-    // machine: nothing is kept then. Without the behaviour it never holds.)
-    // An unknown API key fingerprint: read once, then known to be unknown.
-    let fingerprint = "0".repeat(64);
-    until(|| {
-        assert_eq!(caches.api_key(&mut app.conn(), &fingerprint).unwrap(), None);
-        let again = offline(|conn| caches.api_key(conn, &fingerprint).map(|k| k.is_none()));
-        again.map(Result::unwrap) == Some(true)
-    });
-    // An unknown kid: the JWKS in memory says it is not published.
-    until(|| {
-        ring.jwks(&mut app.conn(), &app.clock).unwrap();
-        let verdict = offline(|conn| ring.verifier(conn, &app.clock, "a-made-up-kid").map(|v| v.is_none()));
-        verdict.map(Result::unwrap) == Some(true)
-    });
-    // A key too long to keep is looked up every time, never stored.
-    let long = "x".repeat(tessera::store::feed::MAX_KEY_LEN + 1);
-    assert_eq!(caches.api_key(&mut app.conn(), &long).unwrap(), None);
-    assert_eq!(offline(|conn| caches.api_key(conn, &long).is_ok()), None, "not kept");
+    use tessera::apikeys::{KeyType, Mode, generate};
+    let app = counting_app(backend);
+    let root = app.root_key();
+    until(|| taken(&app, || assert_eq!(me_status(&app, &root), StatusCode::OK)).1 == 0);
+
+    // An unknown API key, well formed (its checksum holds, so the server
+    // must look it up): on the pool once, then known to be unknown.
+    let (_, made_up) = generate(KeyType::Secret, Mode::of(app.config.environment));
+    let verify = |key: &str| -> Value {
+        let res = app.client.post(app.url("/v1/keys/verify")).bearer_auth(&root).json(&json!({ "key": key })).send();
+        let res = res.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let verdict: Value = res.json().unwrap();
+        assert_eq!((&verdict["valid"], &verdict["code"]), (&json!(false), &json!("NOT_FOUND")), "{verdict}");
+        verdict
+    };
+    let (_, first) = taken(&app, || verify(&made_up));
+    assert!(first >= 1, "an unknown key is looked up the first time");
+    until(|| taken(&app, || verify(&made_up)).1 == 0);
+
+    // Made-up kids, each new (so no verdict on the token itself is held):
+    // refused from the JWKS in memory, without reading the signing keys.
+    until(|| taken(&app, || assert_eq!(app.get("/.well-known/jwks.json").status(), StatusCode::OK)).1 == 0);
+    let mut n = 0;
+    let mut fresh_kid_from_memory = || {
+        n += 1;
+        let token = forged_access_token(&app, &format!("a-made-up-kid-{n}"));
+        let (status, runs) = taken(&app, || me_status(&app, &token));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        runs == 0
+    };
+    until(&mut fresh_kid_from_memory);
+    let clean = (0..3).any(|_| (0..10).all(|_| fresh_kid_from_memory()));
+    assert!(clean, "a flood of made-up kids reaches the database");
+
+    // An unknown client id: on the pool once, then from memory; one too
+    // long to keep (over MAX_KEY_LEN, within what Basic accepts) is looked
+    // up every time, never stored.
+    let refused = |client_id: &str| {
+        let form = [("grant_type", "client_credentials")];
+        let res = app.post_form("/oauth/token", &form, Some((client_id, "not-the-secret")));
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = res.json().unwrap();
+        assert_eq!(body["error"], "invalid_client");
+        assert!(body["error_description"].as_str().unwrap().contains("unknown client"), "{body}");
+    };
+    let unknown = "cl_000000000000000000000000";
+    assert!(taken(&app, || refused(unknown)).1 >= 1, "an unknown client is looked up the first time");
+    until(|| taken(&app, || refused(unknown)).1 == 0);
+    let long = format!("cl_{}", "0".repeat(tessera::store::feed::MAX_KEY_LEN));
+    for round in 0..5 {
+        assert!(taken(&app, || refused(&long)).1 >= 1, "round {round}: a key too long to keep was kept");
+    }
 
     // Over HTTP: a Basic client id of 60 kB is refused before any lookup.
-    let res = app
-        .client
-        .post(app.url("/oauth/token"))
-        .basic_auth("c".repeat(60_000), Some("secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .unwrap();
+    let (res, runs) = taken(&app, || {
+        app.client
+            .post(app.url("/oauth/token"))
+            .basic_auth("c".repeat(60_000), Some("secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap()
+    });
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let body: Value = res.json().unwrap();
     assert_eq!(body["error"], "invalid_client");
     assert!(body["error_description"].as_str().unwrap().contains("too long"), "{body}");
+    assert_eq!(runs, 0, "refused before any lookup");
 }
 
-/// A change of one kind (a revoked token) leaves what the caches hold of
-/// the others (API keys): nobody can empty every cache by revoking their
-/// own tokens. A change of the kind itself empties it.
+/// A change of one kind (a revoked token) leaves what the running server's
+/// caches hold of the others (API keys): nobody can empty every cache by
+/// revoking their own tokens. A change of the kind itself (a new API key)
+/// empties it.
 fn a_change_of_one_kind_keeps_the_others(backend: Backend) {
-    use tessera::store::cache::Caches;
-    use tessera::store::feed::offline;
-    let app = TestApp::start(backend);
-    let caches = Caches::new(app.db.feed());
-    let fingerprint = "f".repeat(64);
-    let from_memory = || offline(|conn| caches.api_key(conn, &fingerprint).is_ok()).is_some();
-    until(|| {
-        caches.api_key(&mut app.conn(), &fingerprint).unwrap();
-        from_memory()
+    use tessera::oauth::clients::AuthMethod;
+    let app = counting_app(backend);
+    let root = app.root_key();
+    let client = app.cc_client(AuthMethod::ClientSecretBasic, "read", &[]);
+    let basic = (client.id.as_str(), client.secret());
+    let me_from_memory = || {
+        let (status, runs) = taken(&app, || me_status(&app, &root));
+        assert_eq!(status, StatusCode::OK);
+        runs == 0
+    };
+    // Each round: the key in memory, a token of the client's own revoked
+    // through the server, and the very next `/v1/me` answered from memory.
+    // Tried three times, as a loaded machine may leave the feed stale for
+    // a moment (then the pool answers, by design); had the revocation
+    // emptied what was kept of API keys, no round would be clean.
+    let clean = (0..3).any(|round| {
+        let access = app.cc_token(&client, &[])["access_token"].as_str().unwrap().to_string();
+        assert_eq!(app.introspect(&access, basic)["active"], true, "round {round}");
+        until(me_from_memory);
+        let res = app.post_form("/oauth/revoke", &[("token", access.as_str())], Some(basic));
+        assert_eq!(res.status(), StatusCode::OK);
+        let kept = me_from_memory();
+        // The revocation did reach the caches: what they held of this
+        // token (not revoked) no longer counts.
+        assert_eq!(app.introspect(&access, basic)["active"], false, "round {round}");
+        kept
     });
+    assert!(clean, "a revoked token emptied what was kept of API keys");
 
-    let now = app.clock.now().naive_utc();
-    tessera::store::tokens::revoke(&mut app.conn(), "a-jti", "cl_x", now, now + chrono::Duration::minutes(5)).unwrap();
-    // Without reading again: the entry counts (once the feed is fresh, on
-    // a loaded machine), as it would not had API keys been emptied.
-    until(from_memory);
-
-    app.root_key();
-    assert!(!from_memory(), "a new API key empties what was kept of API keys");
+    // A new API key (through the server): the next `/v1/me` reads again.
+    until(me_from_memory);
+    app.create_key(&root, json!({ "name": "Another" }));
+    let (status, runs) = taken(&app, || me_status(&app, &root));
+    assert_eq!(status, StatusCode::OK);
+    assert!(runs >= 1, "a new API key empties what was kept of API keys");
 }
 
 /// The versions are read on a connection of the poller's own: a pool

@@ -265,15 +265,47 @@ fn userinfo_refuses_what_is_not_an_openid_token(backend: Backend) {
     assert_eq!(res.status(), 401, "a client's own token acts for no person");
 
     // POST with the token in the form works too; a disabled person's
-    // token stops.
+    // token stops. A member of her own signs in (the client has no owner,
+    // so disabling her touches only what she holds).
+    let bea = app.person("bea@example.com");
     let login = login_url(&rp, &["openid", "email"], &[]);
-    let tokens = exchange(&rp, person.approve(&app, &login.url), login.verifier);
-    let res =
-        app.client.post(&userinfo).form(&[("access_token", tokens.access_token().secret().as_str())]).send().unwrap();
+    let tokens = exchange(&rp, bea.approve(&app, &login.url), login.verifier);
+    let access = tokens.access_token().secret().clone();
+    let post_userinfo = || app.client.post(&userinfo).form(&[("access_token", access.as_str())]).send().unwrap();
+    let basic = (client.id.as_str(), client.secret());
+    let res = post_userinfo();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().unwrap();
-    assert_eq!(body["email"], person.email.as_str());
+    assert_eq!(body["email"], bea.email.as_str());
     assert!(body.get("name").is_none(), "name needs the profile scope: {body}");
+    assert_eq!(app.introspect(&access, basic)["active"], true, "live while she is enabled");
+
+    tessera::accounts::disable_user_id(
+        &mut app.conn(),
+        &app.clock,
+        &app.user_id(&bea.email),
+        tessera::audit::Actor::Cli,
+    )
+    .unwrap();
+    // The same token, the same requests: refused now.
+    let res = post_userinfo();
+    assert_eq!(res.status(), 401, "a disabled person's token answers no UserInfo");
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let res = app.client.get(&userinfo).bearer_auth(&access).send().unwrap();
+    assert_eq!(res.status(), 401, "nor in the Authorization header");
+    let introspection = app.introspect(&access, basic);
+    assert_eq!(introspection["active"], false, "{introspection}");
+    assert_eq!(
+        introspection.as_object().map(|o| o.len()),
+        Some(1),
+        "an inactive token says nothing else: {introspection}"
+    );
+    // The admin, who is not disabled, keeps her UserInfo.
+    let login = login_url(&rp, &["openid", "email"], &[]);
+    let tokens = exchange(&rp, person.approve(&app, &login.url), login.verifier);
+    let res = app.client.get(&userinfo).bearer_auth(tokens.access_token().secret()).send().unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 /// `prompt=login` and `max_age=0` ask for a sign-in over a live session;

@@ -6,11 +6,11 @@
 
 use std::collections::HashSet;
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
 use diesel::Connection;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera::apikeys::{self, Mode};
+use tessera::apikeys::{self, Mode, NewKey};
 use tessera::audit::Actor;
 use tessera::clock::Clock;
 use tessera::crypto::random_base62;
@@ -27,11 +27,12 @@ fn get(app: &TestApp, path: &str, key: &str) -> (StatusCode, Value) {
     (status, res.json().unwrap_or(Value::Null))
 }
 
-/// A member with one API key (made through the service).
-fn member(app: &TestApp, email: &str) -> (String, String) {
+/// A member with one API key (made through the service): the member's
+/// id, the raw key, and the key's `(created_at, id)`.
+fn member(app: &TestApp, email: &str) -> (String, String, (NaiveDateTime, String)) {
     app.person(email);
     let id = app.user_id(email);
-    let (_, raw) = apikeys::create(
+    let (made, raw) = apikeys::create(
         &mut app.conn(),
         &app.clock,
         &app.master_key,
@@ -39,7 +40,7 @@ fn member(app: &TestApp, email: &str) -> (String, String) {
         Actor::Cli,
     )
     .unwrap();
-    (id, raw.expose().to_string())
+    (id, raw.expose().to_string(), (made.created_at.naive_utc(), made.id))
 }
 
 /// A stored key of `owner_id` created at `created_at`, straight into the
@@ -68,9 +69,13 @@ fn key_row(owner_id: &str, created_at: chrono::NaiveDateTime) -> ApiKeyRow {
     }
 }
 
-/// The ids of `owner_id`'s keys in the order the list promises.
-fn stored_order(app: &TestApp, owner_id: &str) -> Vec<String> {
-    key_rows::list(&mut app.conn(), Some(owner_id)).unwrap().into_iter().map(|r| r.id).collect()
+/// The ids in the order the lists promise, worked out here from what the
+/// test made (never by the store's query, whose bug would then agree with
+/// itself): by `at`, then by id, compared byte by byte as the databases
+/// do (the test databases use the C collation).
+fn in_order<T: Ord>(mut items: Vec<(T, String)>) -> Vec<String> {
+    items.sort();
+    items.into_iter().map(|(_, id)| id).collect()
 }
 
 /// Walks `path` (which has a `?`) page by page with `limit`; checks that
@@ -112,19 +117,23 @@ fn walk_from(
 /// (created_at, id) order, and `has_more` false only on the last page.
 fn walking_ten_thousand_keys_serves_each_once_in_order(backend: Backend) {
     let app = TestApp::start(backend);
-    let (owner, key) = member(&app, "bulk@example.com");
+    let (owner, key, own_key) = member(&app, "bulk@example.com");
     let base = app.clock.now().naive_utc();
     // Three keys share each timestamp, so the id breaks ties.
+    let rows: Vec<ApiKeyRow> = (0..9_999).map(|i| key_row(&owner, base - Duration::seconds(10_000 - i / 3))).collect();
     app.conn()
         .transaction(|conn| {
-            for i in 0..9_999 {
-                key_rows::insert(conn, &key_row(&owner, base - Duration::seconds(10_000 - i / 3)))?;
+            for row in &rows {
+                key_rows::insert(conn, row)?;
             }
             Ok::<_, tessera::store::StoreError>(())
         })
         .unwrap();
-    let expected = stored_order(&app, &owner);
+    let mut made: Vec<(NaiveDateTime, String)> = rows.iter().map(|r| (r.created_at, r.id.clone())).collect();
+    made.push(own_key.clone());
+    let expected = in_order(made);
     assert_eq!(expected.len(), 10_000);
+    assert_eq!(expected.last(), Some(&own_key.1), "the member's own key is the newest");
 
     let served = walk(&app, "/v1/api-keys?", &key, 100, "id");
     assert_eq!(served.len(), 10_000);
@@ -143,12 +152,15 @@ fn walking_ten_thousand_keys_serves_each_once_in_order(backend: Backend) {
 /// serve the cursor's item again after the back-dated insert.
 fn inserting_between_fetches_neither_repeats_nor_skips(backend: Backend) {
     let app = TestApp::start(backend);
-    let (owner, key) = member(&app, "walker@example.com");
+    let (owner, key, own_key) = member(&app, "walker@example.com");
     let base = app.clock.now().naive_utc();
+    let mut made = vec![own_key];
     for i in 0..11 {
-        key_rows::insert(&mut app.conn(), &key_row(&owner, base - Duration::seconds(100 - i))).unwrap();
+        let row = key_row(&owner, base - Duration::seconds(100 - i));
+        key_rows::insert(&mut app.conn(), &row).unwrap();
+        made.push((row.created_at, row.id));
     }
-    let before = stored_order(&app, &owner);
+    let before = in_order(made);
     assert_eq!(before.len(), 12);
 
     let (_, first) = get(&app, "/v1/api-keys?limit=5", &key);
@@ -173,9 +185,8 @@ fn inserting_between_fetches_neither_repeats_nor_skips(backend: Backend) {
 /// unknown id, and the answer says nothing of that key.
 fn a_cursor_naming_another_members_item_is_refused_without_leaking(backend: Backend) {
     let app = TestApp::start(backend);
-    let (_, ann) = member(&app, "ann@example.com");
-    let (bob_id, bob) = member(&app, "bob@example.com");
-    let bobs_key = stored_order(&app, &bob_id).remove(0);
+    let (_, ann, _) = member(&app, "ann@example.com");
+    let (bob_id, bob, (_, bobs_key)) = member(&app, "bob@example.com");
     let (_, bobs_token) = get_sdk_token(&app, &bob);
     let admin_key = app.root_key();
     let (_, client) = post(&app, "/v1/clients", &bob, json!({ "name": "Bob's app" }));
@@ -259,8 +270,21 @@ fn every_list_route_paginates(backend: Backend) {
     // Frozen, so that items made together share their instant exactly and
     // only the id orders them.
     let app = TestApp::builder(backend).with_frozen_clock().start();
-    let root = app.root_key();
-    let (_, ann) = member(&app, "ann@example.com");
+    // Everything made before the loop shares the first instant (slot 0):
+    // the admin (made at start), the root key, Ann and her key.
+    let admin = app.user_id("admin@localhost");
+    let (root_key, root) = apikeys::create(
+        &mut app.conn(),
+        &app.clock,
+        &app.master_key,
+        NewKey { name: "Root".into(), ..key_request(&admin, Mode::of(app.config.environment)) },
+        Actor::Cli,
+    )
+    .unwrap();
+    let root = root.expose().to_string();
+    let (ann_id, ann, _) = member(&app, "ann@example.com");
+    let mut users = vec![(0, admin.clone()), (0, ann_id.clone())];
+    let mut keys = vec![(0, root_key.id.clone())];
     let mut tokens = Vec::new();
     let mut clients = Vec::new();
     for n in 0..5 {
@@ -268,49 +292,46 @@ fn every_list_route_paginates(backend: Backend) {
         if n % 2 == 0 {
             app.clock.advance(Duration::seconds(1));
         }
-        app.person(&format!("p{n}@example.com"));
-        tokens.push((n / 2, get_sdk_token(&app, &ann).1));
+        let slot = 1 + n / 2;
+        let email = format!("p{n}@example.com");
+        app.person(&email);
+        users.push((slot, app.user_id(&email)));
+        tokens.push((slot, get_sdk_token(&app, &ann).1));
         let (status, c) = post(&app, "/v1/clients", &root, json!({ "name": format!("App {n}") }));
         assert_eq!(status, StatusCode::CREATED, "{c}");
-        clients.push((n / 2, c["data"]["client_id"].as_str().unwrap().to_string()));
-        app.create_key(&root, json!({ "name": format!("k{n}") }));
+        clients.push((slot, c["data"]["client_id"].as_str().unwrap().to_string()));
+        keys.push((slot, app.create_key(&root, json!({ "name": format!("k{n}") })).0));
     }
     // The order the lists promise: by instant, then by id.
-    tokens.sort();
-    clients.sort();
-    let tokens: Vec<String> = tokens.into_iter().map(|(_, id)| id).collect();
-    let clients: Vec<String> = clients.into_iter().map(|(_, id)| id).collect();
-
-    let by_time = |mut items: Vec<(chrono::NaiveDateTime, String)>| {
-        items.sort();
-        items.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
-    };
-    let conn = &mut *app.conn();
-    let users = by_time(tessera::store::users::list(conn).unwrap().into_iter().map(|u| (u.created_at, u.id)).collect());
-    let all_clients =
-        by_time(tessera::store::clients::list(conn).unwrap().into_iter().map(|c| (c.created_at, c.id)).collect());
-    assert_eq!(walk(&app, "/v1/users?", &root, 2, "id"), users);
+    let client_slots = clients.clone();
+    let (users, keys, tokens, clients) = (in_order(users), in_order(keys), in_order(tokens), in_order(clients));
     assert_eq!(users.len(), 7, "the admin, Ann and five people");
-    assert_eq!(walk(&app, "/v1/clients?", &root, 2, "client_id"), all_clients);
-    assert_eq!(all_clients, clients);
+    assert_eq!(walk(&app, "/v1/users?", &root, 2, "id"), users);
+    assert_eq!(walk(&app, "/v1/clients?", &root, 2, "client_id"), clients);
     assert_eq!(walk(&app, "/v1/sdk-tokens?", &ann, 2, "id"), tokens);
-    let admin = app.user_id("admin@localhost");
-    assert_eq!(walk(&app, "/v1/api-keys?", &root, 2, "id"), stored_order(&app, &admin));
-    assert_eq!(stored_order(&app, &admin).len(), 6);
+    assert_eq!(keys.len(), 6);
+    assert_eq!(walk(&app, "/v1/api-keys?", &root, 2, "id"), keys);
     // A member sees a list of one: themself.
-    assert_eq!(walk(&app, "/v1/users?", &ann, 2, "id"), vec![app.user_id("ann@example.com")]);
+    assert_eq!(walk(&app, "/v1/users?", &ann, 2, "id"), vec![ann_id.clone()]);
+    let conn = &mut *app.conn();
 
     // Audit events: newest first, by (occurred_at, id) descending, within
-    // the filter; the filter holds across pages.
-    let mut events = Vec::new();
-    for c in &clients {
-        events.extend(tessera::store::audit::for_target(conn, c).unwrap());
+    // the filter; the filter holds across pages. Each client's one
+    // `client.created` event happened at that client's instant (its slot);
+    // only the event's id is read back.
+    let mut created = Vec::new();
+    for (slot, c) in &client_slots {
+        let ids: Vec<String> = tessera::store::audit::for_target(conn, c)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "client.created")
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids.len(), 1, "{c}: one client.created event");
+        created.push((*slot, ids[0].clone()));
     }
-    let mut created: Vec<_> =
-        events.into_iter().filter(|e| e.action == "client.created").map(|e| (e.occurred_at, e.id)).collect();
-    created.sort();
+    let mut created = in_order(created);
     created.reverse();
-    let created: Vec<String> = created.into_iter().map(|(_, id)| id).collect();
     assert_eq!(created.len(), 5);
     assert_eq!(walk(&app, "/v1/audit-events?action=client.created", &root, 2, "id"), created);
     let all = walk(&app, "/v1/audit-events?", &root, 100, "id");

@@ -43,6 +43,28 @@ fn wait_until_blocked_behind_a_lock(app: &TestApp) {
     });
 }
 
+/// Runs `first` until it is held at `spending`, mid-transaction; then
+/// `second` until it has read what the first is changing (`found` counts
+/// both) and, on PostgreSQL, waits on the first's row; then lets the first
+/// go on. Both answers, first's first.
+fn overlapped<T: Send>(
+    app: &TestApp,
+    spending: &Armed,
+    found: &Armed,
+    first: impl FnOnce() -> T + Send,
+    second: impl FnOnce() -> T + Send,
+) -> (T, T) {
+    std::thread::scope(|s| {
+        let first = s.spawn(first);
+        spending.wait_for(1);
+        let second = s.spawn(second);
+        found.wait_for(2);
+        wait_until_blocked_behind_a_lock(app);
+        spending.release();
+        (first.join().unwrap(), second.join().unwrap())
+    })
+}
+
 /// Two redemptions of one code: the second reads it unused while the
 /// first holds it, mid-transaction. Exactly one gets tokens; the other is
 /// a replay, and revokes what the first one got.
@@ -53,15 +75,8 @@ fn a_code_redeemed_twice_at_once_gives_tokens_once(backend: Backend) {
     let code = bea.approve(&app, &authorize_url(&app, &client.id, "read offline_access", &[]));
     let spending = Armed::arm("code:redeeming", &client.id, 1);
     let found = Armed::arm("code:found", &client.id, 0);
-    let (first, second) = std::thread::scope(|s| {
-        let first = s.spawn(|| redeem(&app, &client, &code));
-        spending.wait_for(1);
-        let second = s.spawn(|| redeem(&app, &client, &code));
-        found.wait_for(2);
-        wait_until_blocked_behind_a_lock(&app);
-        spending.release();
-        (first.join().unwrap(), second.join().unwrap())
-    });
+    let spend = || redeem(&app, &client, &code);
+    let (first, second) = overlapped(&app, &spending, &found, spend, spend);
     assert_eq!(found.arrived(), 2, "both read the code as unused");
     assert_eq!(spending.arrived(), 1, "only one spent it");
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
@@ -85,15 +100,8 @@ fn a_refresh_token_used_twice_at_once_refreshes_once(backend: Backend) {
     let token = tokens["refresh_token"].as_str().unwrap().to_string();
     let spending = Armed::arm("refresh:redeeming", &client.id, 1);
     let found = Armed::arm("refresh:found", &client.id, 0);
-    let (first, second) = std::thread::scope(|s| {
-        let first = s.spawn(|| refresh(&app, &client, &token));
-        spending.wait_for(1);
-        let second = s.spawn(|| refresh(&app, &client, &token));
-        found.wait_for(2);
-        wait_until_blocked_behind_a_lock(&app);
-        spending.release();
-        (first.join().unwrap(), second.join().unwrap())
-    });
+    let again = || refresh(&app, &client, &token);
+    let (first, second) = overlapped(&app, &spending, &found, again, again);
     assert_eq!((found.arrived(), spending.arrived()), (2, 1));
     assert_eq!(first.0, StatusCode::OK, "{}", first.1);
     assert_eq!(

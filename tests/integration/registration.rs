@@ -162,8 +162,56 @@ fn token_policy_needs_a_live_initial_access_token(backend: Backend) {
         Err(registration::InitialTokenError::Unknown)
     ));
     assert_eq!(client_count(&app), 2);
-    // An open server ignores the header; a token server is not open.
+    // A token server is not open: refusals register nothing. (That an
+    // open server ignores the header is `an_open_server_ignores_the_authorization_header`.)
     refused_401(Some(&revoked_token), "still revoked");
+    assert_eq!(client_count(&app), 2);
+}
+
+/// An open server neither requires nor reads an Authorization header: a
+/// bogus bearer token is no reason to refuse, and a live initial access
+/// token sent there is not used up (a one-use token registers twice and
+/// still counts no use); the registration is recorded as open.
+fn an_open_server_ignores_the_authorization_header(backend: Backend) {
+    let app = app_with(backend, RegistrationMode::Open);
+    let (info, token) =
+        registration::create_initial_token(&mut app.conn(), &app.clock, None, Some(1), Actor::Cli).unwrap();
+    let token = token.expose().to_string();
+    let uses = || {
+        registration::list_initial_tokens(&mut app.conn()).unwrap().into_iter().find(|t| t.id == info.id).unwrap().uses
+    };
+    assert_eq!(uses(), 0);
+    let mut ids = Vec::new();
+    for (why, bearer) in [
+        ("a bogus token", "not-a-token"),
+        ("a live one-use initial access token", token.as_str()),
+        ("the same token again", token.as_str()),
+    ] {
+        let answer = registered(&app, Some(bearer), &web_app());
+        let id = answer["client_id"].as_str().unwrap_or_else(|| panic!("{why}: {answer}")).to_string();
+        assert!(answer["registration_access_token"].as_str().is_some_and(|t| t != bearer), "{why}: {answer}");
+        assert_eq!(uses(), 0, "{why}: the initial access token is not used up");
+        ids.push(id);
+    }
+    // Basic credentials, as a confused client might send: ignored too.
+    let res = app.client.post(app.url("/oauth/register")).basic_auth("cl_x", Some("y")).json(&web_app()).send();
+    let res = res.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    ids.push(res.json::<Value>().unwrap()["client_id"].as_str().unwrap().to_string());
+    assert_eq!(client_count(&app), 4);
+    for id in &ids {
+        assert!(registration::is_self_registered(&mut app.conn(), id).unwrap(), "{id}");
+        let event = tessera::store::audit::for_target(&mut app.conn(), id)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action == "client.registered")
+            .unwrap_or_else(|| panic!("{id}: no client.registered event"));
+        let details: Value = serde_json::from_str(&event.details).unwrap();
+        assert_eq!((&details["policy"], &details["initial_access_token"]), (&json!("open"), &Value::Null), "{id}");
+    }
+    // Nothing about the token changed: unused, live.
+    let listed = registration::list_initial_tokens(&mut app.conn()).unwrap();
+    assert!(listed.iter().any(|t| t.id == info.id && t.uses == 0 && t.revoked_at.is_none()), "{listed:?}");
 }
 
 fn invalid_metadata_is_refused_field_by_field(backend: Backend) {
@@ -789,6 +837,7 @@ fn a_jwks_holds_a_few_keys_each_with_its_own_kid(backend: Backend) {
 }
 
 both_backends!(
+    an_open_server_ignores_the_authorization_header,
     registration_token_commands_round_trip,
     each_policy_answers_as_configured,
     token_policy_needs_a_live_initial_access_token,

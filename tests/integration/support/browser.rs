@@ -248,6 +248,19 @@ pub fn code(value: String) -> AuthorizationCode {
     AuthorizationCode::new(value)
 }
 
+/// The `error` and `error_description` the token endpoint refused a
+/// request with; panics on a success or on anything but an OAuth answer.
+pub fn refusal<T: std::fmt::Debug, E: std::error::Error + 'static>(
+    result: Result<T, oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>>,
+) -> (String, String) {
+    match result {
+        Err(oauth2::RequestTokenError::ServerResponse(e)) => {
+            (e.error().to_string(), e.error_description().cloned().unwrap_or_default())
+        }
+        other => panic!("expected the token endpoint's refusal, got {other:?}"),
+    }
+}
+
 /// The `csrf_token` of the first form on `html` that posts to a dashboard
 /// page (the header's sign-out form carries a token of its own).
 pub fn dashboard_csrf(html: &str) -> String {
