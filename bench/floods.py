@@ -5,10 +5,12 @@
    /oauth/revoke from one address, as fast as THREADS clients send them:
    how many are refused 401 (checked and audited) and 429 (counted before
    anything is written), and how many audit rows they leave;
-2. wrong-password sign-ins from ADDRESSES addresses (a trusted proxy's
-   X-Forwarded-For), THREADS at once: the statuses (401 checked, 429
-   throttled, 503 beyond the hash bound), the server's peak memory
-   (VmHWM) and the audit rows.
+2. wrong-password sign-ins for one account from ADDRESSES addresses (a
+   trusted proxy's X-Forwarded-For), THREADS at once: the statuses (401
+   checked, 429 throttled, 503 beyond the hash bound) and the audit rows;
+3. sign-ins for a different unknown email each (every one costs an argon2
+   hash: no account throttle stops them) from the same addresses: the
+   statuses, and the server's peak memory (VmHWM) and CPU time.
 
     bench/floods.py                       # builds the release binary
     TESSERA_BIN=target/release/tessera bench/floods.py
@@ -126,9 +128,33 @@ def main():
             statuses = collections.Counter(pool.map(lambda i: sign_in(i % ADDRESSES), range(attempts)))
         elapsed = time.monotonic() - start
         rows = audit_rows(db, ["login.failed", "login.throttled"])
-        print(f"wrong sign-ins: {attempts} from {ADDRESSES} addresses, {THREADS} at once, in {elapsed:.2f} s -> "
-              f"{dict(sorted(statuses.items()))}; peak memory {before // 1024} MiB before, "
-              f"{peak_kib(server.pid) // 1024} MiB after; login audit rows: {rows}")
+        print(f"wrong sign-ins for one account: {attempts} from {ADDRESSES} addresses, {THREADS} at once, "
+              f"in {elapsed:.2f} s -> {dict(sorted(statuses.items()))}; login audit rows: {rows}")
+
+        # 3. A new unknown email each time: every attempt would hash.
+        def guess(i):
+            email = f"nobody{i}@example.com"
+            body = urllib.parse.urlencode(
+                {"email": email, "password": "guess", "csrf_token": csrf, "next": "/"})
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"tessera_login={csrf}",
+                       "X-Forwarded-For": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"}
+            return post("/login", body, headers)
+
+        def cpu_secs():
+            with open(f"/proc/{server.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        cpu = cpu_secs()
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+            statuses = collections.Counter(pool.map(lambda i: guess(i), range(attempts)))
+        elapsed = time.monotonic() - start
+        rows = audit_rows(db, ["login.failed", "login.throttled"])
+        print(f"sign-ins for {attempts} unknown emails from {ADDRESSES} addresses, {THREADS} at once, in "
+              f"{elapsed:.2f} s -> {dict(sorted(statuses.items()))}; server CPU {cpu_secs() - cpu:.1f} s; "
+              f"peak memory {before // 1024} MiB before the sign-ins, {peak_kib(server.pid) // 1024} MiB after; "
+              f"login audit rows in all: {rows}")
     finally:
         server.terminate()
         server.wait()

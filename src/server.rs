@@ -216,10 +216,11 @@ impl Prepared {
         // own, so an exhausted pool does not starve it: a change made by
         // another instance or the CLI reaches this one's caches within
         // `feed::STALE_AFTER`.
-        let (feed, manager, db) = (
+        let (feed, manager, db, issuer) = (
             state.db.feed(),
             store::ConnManager::new(config.database_url.clone(), config.database_connect_timeout),
             state.db.clone(),
+            state.issuer.clone(),
         );
         actix_web::rt::spawn(async move {
             let own = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -227,8 +228,12 @@ impl Prepared {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let (feed, manager, own, db) = (feed.clone(), manager.clone(), own.clone(), db.clone());
+                let (feed, manager, own, db, issuer) =
+                    (feed.clone(), manager.clone(), own.clone(), db.clone(), issuer.clone());
                 let _ = web::block(move || {
+                    // A test holds the poller here to play a database that
+                    // no longer answers (rather than refuses).
+                    crate::pause::point("feed:poll", &issuer);
                     let mut own = own.lock().unwrap_or_else(|e| e.into_inner());
                     if own.is_none() {
                         *own = r2d2::ManageConnection::connect(&manager).ok();

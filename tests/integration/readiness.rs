@@ -165,6 +165,7 @@ fn the_paths_answered_from_memory_fail_closed_during_a_cut() {
         (app.db.pool_runs() == before).then_some(())
     });
 
+    // Cut: the poller's next read fails, and the caches step aside at once.
     proxy.cut();
     let statuses = crate::support::eventually("every path fails closed", || {
         let statuses = round();
@@ -175,4 +176,21 @@ fn the_paths_answered_from_memory_fail_closed_during_a_cut() {
     crate::support::eventually("back once the database is", || {
         round().iter().all(|s| *s == StatusCode::OK).then_some(())
     });
+
+    // A database that stops answering rather than refusing: the poller
+    // learns nothing, neither a change nor a failure. Once its last read
+    // is older than STALE_AFTER the caches are not trusted all the same.
+    crate::support::eventually("a round answered from memory", || {
+        let before = app.db.pool_runs();
+        round();
+        (app.db.pool_runs() == before).then_some(())
+    });
+    let silent = tessera::pause::Armed::arm("feed:poll", &app.issuer(), usize::MAX);
+    silent.wait_for(1);
+    proxy.cut();
+    crate::support::eventually("every path fails closed with the poller silent", || {
+        round().iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    });
+    proxy.restore();
+    drop(silent);
 }
