@@ -32,6 +32,20 @@ fn key_id(app: &TestApp, raw: &str) -> String {
     me.1["data"]["key_id"].as_str().expect("an API key").to_string()
 }
 
+/// "Mel's app": a confidential web app of `owner` with the code grant
+/// (and `more` grants), asking for `scope`.
+fn owned_app(app: &TestApp, owner: &str, scope: &str, more: &[GrantType]) -> crate::support::oauth::TestClient {
+    app.create_client(NewClient {
+        name: "Mel's app".into(),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        grant_types: [GrantType::AuthorizationCode].into_iter().chain(more.iter().copied()).collect(),
+        scope: scope.into(),
+        auth_method: Some(AuthMethod::ClientSecretBasic),
+        owner_id: Some(owner.to_string()),
+        ..NewClient::default()
+    })
+}
+
 /// Redeems `code` for the public client `client_id` (PKCE with `VERIFIER`).
 fn redeem_public(app: &TestApp, client_id: &str, redirect_uri: &str, code: &str) -> (StatusCode, Value) {
     let form = [
@@ -222,14 +236,7 @@ fn finding_4_a_disabled_persons_clients_stop(backend: Backend) {
         owner_id: Some(mel.clone()),
         ..NewClient::default()
     });
-    let web = app.create_client(NewClient {
-        name: "Mel's app".into(),
-        redirect_uris: vec![REDIRECT_URI.into()],
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        scope: "read".into(),
-        owner_id: Some(mel.clone()),
-        ..NewClient::default()
-    });
+    let web = owned_app(&app, &mel, "read", &[GrantType::RefreshToken]);
     let resource = (payments.id.as_str(), payments.secret.as_str());
     let cc = app.cc_token(&back_end, &[("resource", &payments.identifier)]);
     let cc = cc["access_token"].as_str().unwrap().to_string();
@@ -518,14 +525,7 @@ fn finding_9_the_consent_page_names_a_person_by_her_email_and_names_hide_nothing
             .json(&json!({ "name": "the operator of this server" })),
     );
     assert_eq!(renamed.0, StatusCode::OK, "plain words are a name: {}", renamed.1);
-    let hers = app.create_client(NewClient {
-        name: "Mel's app".into(),
-        redirect_uris: vec![REDIRECT_URI.into()],
-        grant_types: vec![GrantType::AuthorizationCode],
-        scope: "read".into(),
-        owner_id: Some(mel.clone()),
-        ..NewClient::default()
-    });
+    let hers = owned_app(&app, &mel, "read", &[]);
     let bea = app.person("bea@example.com");
     bea.sign_in(&app);
     let page = bea.get(&authorize_url(&app, &hers.id, "read", &[])).text().unwrap();
@@ -715,15 +715,7 @@ fn an_approval_counts_only_for_the_app_the_page_showed(backend: Backend) {
     app.person("mel@example.com");
     let mel = user_id(&app, "mel@example.com");
     let (_, mel_key) = crate::trust_boundary::operator_key(&app, &mel, &[]);
-    let hers = app.create_client(NewClient {
-        name: "Mel's app".into(),
-        redirect_uris: vec![REDIRECT_URI.into()],
-        grant_types: vec![GrantType::AuthorizationCode],
-        scope: "read".into(),
-        auth_method: Some(AuthMethod::ClientSecretBasic),
-        owner_id: Some(mel.clone()),
-        ..NewClient::default()
-    });
+    let hers = owned_app(&app, &mel, "read", &[]);
     let bea = app.person("bea@example.com");
     let url = authorize_url(&app, &hers.id, "read", &[]);
     let page = bea.open_authorize(&app, &url).expect("the consent page");

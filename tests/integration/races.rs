@@ -65,6 +65,17 @@ fn overlapped<T: Send>(
     })
 }
 
+/// The first request got tokens; the second was refused as a replay.
+fn one_won(first: &(StatusCode, Value), second: &(StatusCode, Value)) {
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(
+        (second.0, second.1["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{}",
+        second.1
+    );
+}
+
 /// Two redemptions of one code: the second reads it unused while the
 /// first holds it, mid-transaction. Exactly one gets tokens; the other is
 /// a replay, and revokes what the first one got.
@@ -79,13 +90,7 @@ fn a_code_redeemed_twice_at_once_gives_tokens_once(backend: Backend) {
     let (first, second) = overlapped(&app, &spending, &found, spend, spend);
     assert_eq!(found.arrived(), 2, "both read the code as unused");
     assert_eq!(spending.arrived(), 1, "only one spent it");
-    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
-    assert_eq!(
-        (second.0, second.1["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{}",
-        second.1
-    );
+    one_won(&first, &second);
     let access = first.1["access_token"].as_str().unwrap();
     assert_eq!(app.introspect(access, creds(&client)), inactive(), "the replay revoked the family");
 }
@@ -103,13 +108,7 @@ fn a_refresh_token_used_twice_at_once_refreshes_once(backend: Backend) {
     let again = || refresh(&app, &client, &token);
     let (first, second) = overlapped(&app, &spending, &found, again, again);
     assert_eq!((found.arrived(), spending.arrived()), (2, 1));
-    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
-    assert_eq!(
-        (second.0, second.1["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-        "{}",
-        second.1
-    );
+    one_won(&first, &second);
     let (status, body) = refresh(&app, &client, first.1["refresh_token"].as_str().unwrap());
     assert_eq!(
         (status, body["error"].as_str()),
