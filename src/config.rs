@@ -8,6 +8,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::store::DatabaseUrl;
+
 /// One setting: its key in the TOML file and its environment variable.
 struct Setting {
     key: &'static str,
@@ -98,31 +100,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the data lives. `Display` never shows a password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl DatabaseUrl {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if let Some(path) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite:")) {
-            if path.is_empty() {
-                return Err("the sqlite URL names no file (sqlite://PATH)".into());
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if let Some(rest) = text.strip_prefix("postgres://").or_else(|| text.strip_prefix("postgresql://")) {
-            if rest.is_empty() || rest.chars().any(char::is_whitespace) {
-                return Err("malformed PostgreSQL URL".into());
-            }
-            return Ok(Self::Postgres(text.to_string()));
-        }
-        Err("expected sqlite://PATH or postgres://…".into())
-    }
-}
-
 /// Where the shared rate limits live (`TESSERA_REDIS_URL`). `Display`
 /// never shows a password.
 #[derive(Clone, PartialEq, Eq)]
@@ -151,45 +128,13 @@ impl RedisUrl {
 
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_password(&self.0))
+        f.write_str(&crate::uri::redact_password(&self.0))
     }
 }
 
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            Self::Postgres(url) => f.write_str(&redact_password(url)),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
-/// `redis://:secret@host` → `redis://:***@host`.
-/// The user info ends at the last `@` (a password may hold `/`, `?` or
-/// `#`, escaped or not); everything after its first `:` is hidden.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }
 
@@ -546,6 +491,16 @@ impl Config {
     }
 
     /// The audience of token requests that name none.
+    /// What the background purge keeps (`purge::purge`).
+    pub fn purge_policy(&self) -> crate::purge::PurgePolicy {
+        crate::purge::PurgePolicy {
+            session_idle: self.session_idle_ttl,
+            access_token_ttl: self.access_token_ttl,
+            audit_retention: self.audit_retention,
+            batch_size: crate::purge::DEFAULT_BATCH_SIZE,
+        }
+    }
+
     pub fn default_audience_for(&self, issuer: &str) -> String {
         self.default_audience.clone().unwrap_or_else(|| format!("{}/v1", issuer.trim_end_matches('/')))
     }
@@ -686,9 +641,9 @@ mod tests {
         assert_eq!(redis.expose(), "redis://:s3cret@cache:6379/2");
         // A password with the characters that end an authority.
         for secret in ["Ab3/xY+q", "a?b#c", "p@ss/w"] {
-            let shown = redact_password(&format!("redis://:{secret}@cache:6379/0"));
+            let shown = crate::uri::redact_password(&format!("redis://:{secret}@cache:6379/0"));
             assert_eq!(shown, "redis://:***@cache:6379/0", "{secret}");
-            let shown = redact_password(&format!("postgres://tess:{secret}@db/tessera"));
+            let shown = crate::uri::redact_password(&format!("postgres://tess:{secret}@db/tessera"));
             assert_eq!(shown, "postgres://tess:***@db/tessera", "{secret}");
         }
     }

@@ -283,6 +283,15 @@ impl MasterKey {
 #[error("a sealed value did not open under the master key (was the master key changed?)")]
 pub struct SealError;
 
+/// A CSRF token bound to a session and to one purpose (the parameters of
+/// an authorization request, "logout", "dashboard"): HMAC-SHA256 under a
+/// key derived from the master key.
+pub fn csrf_token(master: &MasterKey, session_id: &str, purpose: &str) -> String {
+    use base64::Engine;
+    let tag = master.mac("tessera csrf v1", format!("{session_id}\n{purpose}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

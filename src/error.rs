@@ -32,16 +32,7 @@ use crate::principal::AuthError;
 use crate::sdk::SdkError;
 use crate::store::StoreError;
 
-tokio::task_local! {
-    /// The id of the request being served, set by the request-id middleware
-    /// for the whole handling of the request.
-    pub static REQUEST_ID: String;
-}
-
-/// The current request id, if called while serving a request.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+pub use crate::request::{REQUEST_ID, current_request_id};
 
 /// The category of a `/v1` error: it fixes the status and the `error` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,19 +184,7 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Logs a request refused for want of the database: a warning with its
-/// cause, except for the fail-fast refusals that follow one (debug: they
-/// come at the rate of requests).
-pub fn log_unavailable(cause: &dyn std::fmt::Display) {
-    let request_id = current_request_id();
-    let request_id = request_id.as_deref().unwrap_or("-");
-    let cause = cause.to_string();
-    if cause.ends_with(crate::store::FAIL_FAST_CAUSE) {
-        tracing::debug!(request_id, error = %cause, "database unavailable");
-    } else {
-        tracing::warn!(request_id, error = %cause, "database unavailable");
-    }
-}
+pub use crate::store::log_unavailable;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {

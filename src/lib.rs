@@ -24,6 +24,7 @@ pub mod people;
 pub mod permissions;
 pub mod principal;
 pub mod purge;
+pub mod request;
 pub mod sdk;
 pub mod server;
 pub mod sessions;

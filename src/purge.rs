@@ -31,7 +31,6 @@
 use std::time::Duration;
 
 use crate::clock::{Clock, SharedClock, span};
-use crate::config::Config;
 use crate::store::{self, Db, DbConn, StoreError};
 
 /// Rows per delete statement: small enough that a statement is quick,
@@ -51,17 +50,6 @@ pub struct PurgePolicy {
     pub audit_retention: Duration,
     /// Rows per delete statement.
     pub batch_size: i64,
-}
-
-impl PurgePolicy {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            session_idle: config.session_idle_ttl,
-            access_token_ttl: config.access_token_ttl,
-            audit_retention: config.audit_retention,
-            batch_size: DEFAULT_BATCH_SIZE,
-        }
-    }
 }
 
 /// How many rows one run deleted, per table.

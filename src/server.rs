@@ -250,7 +250,7 @@ impl Prepared {
         });
         // Deletes what can no longer matter, so no table grows without bound.
         if !config.purge_interval.is_zero() {
-            let policy = crate::purge::PurgePolicy::from_config(&config);
+            let policy = config.purge_policy();
             actix_web::rt::spawn(crate::purge::every(
                 state.db.clone(),
                 state.clock.clone(),
@@ -268,7 +268,7 @@ impl Prepared {
                     crate::telemetry::upkeep();
                 }
             });
-            let configure = crate::telemetry::configure(state.clone());
+            let configure = crate::http::metrics::configure(state.clone());
             let metrics = HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
                 .workers(1)
                 .disable_signals()

@@ -302,7 +302,7 @@ impl Sessions {
 
     /// The sign-out form's token for a signed-in page.
     pub fn logout_token(&self, session: &Session) -> String {
-        crate::oauth::authorize::csrf_token(&self.master, &session.id, "logout")
+        crate::crypto::csrf_token(&self.master, &session.id, "logout")
     }
 }
 

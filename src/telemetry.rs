@@ -1,7 +1,9 @@
-//! Prometheus metrics (`metrics` + `metrics-exporter-prometheus`), served
-//! as text at `GET /metrics` on a listener of their own
-//! (`TESSERA_METRICS_BIND`), never on the public port. Off by default:
-//! without a recorder the `metrics` macros do nothing.
+//! Prometheus metrics (`metrics` + `metrics-exporter-prometheus`): the
+//! recorder and the counters the services count, a leaf any layer may
+//! call. `http::metrics` serves them as text at `GET /metrics` on a
+//! listener of their own (`TESSERA_METRICS_BIND`), never on the public
+//! port, and counts the requests. Off by default: without a recorder the
+//! `metrics` macros do nothing.
 //!
 //! Every label is bounded: route templates (never a path), a method from a
 //! fixed list, status codes, grant types, algorithms, outcomes. No label
@@ -26,10 +28,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::http::AppState;
 
 static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -60,33 +59,17 @@ pub fn upkeep() {
     }
 }
 
-/// Whether metrics are recorded: work done only for them is skipped if not.
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// A request method as a label: one of the methods the server routes, or
-/// `other` (a client may send any token as its method).
-pub fn method_label(method: &actix_web::http::Method) -> &'static str {
-    match method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
+/// Everything recorded, as Prometheus text; `None` without a recorder.
+pub fn render() -> Option<String> {
+    match HANDLE.get() {
+        Some(Ok(handle)) => Some(handle.render()),
+        _ => None,
     }
 }
 
-/// Counts one answered request under its route template.
-pub fn record_request(route: Option<String>, method: &actix_web::http::Method, status: u16, seconds: f64) {
-    let route = route.unwrap_or_else(|| "unmatched".to_string());
-    let method = method_label(method);
-    metrics::counter!("tessera_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("tessera_http_request_duration_seconds", "route" => route, "method" => method).record(seconds);
+/// Whether metrics are recorded: work done only for them is skipped if not.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 /// One cache lookup, answered from memory or not.
@@ -135,28 +118,4 @@ pub fn api_key_verified(code: &'static str) {
 /// `rate_limited`, `invalid`).
 pub fn api_key_authenticated(outcome: &'static str) {
     metrics::counter!("tessera_api_key_authentications_total", "outcome" => outcome).increment(1);
-}
-
-/// `GET /metrics`: the gauges read now, then everything as Prometheus text.
-async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    let Some(Ok(handle)) = HANDLE.get() else {
-        return HttpResponse::ServiceUnavailable().finish();
-    };
-    let pool = state.db.pool_state();
-    metrics::gauge!("tessera_db_pool_connections", "state" => "in_use").set(f64::from(pool.in_use));
-    metrics::gauge!("tessera_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
-    metrics::gauge!("tessera_db_pool_waiting").set(pool.waiting as f64);
-    let lag = |age: Option<std::time::Duration>| age.map_or(f64::INFINITY, |a| a.as_secs_f64());
-    metrics::gauge!("tessera_background_lag_seconds", "task" => "cache_feed")
-        .set(lag(state.db.feed().since_last_read()));
-    metrics::gauge!("tessera_background_lag_seconds", "task" => "key_usage")
-        .set(lag(state.key_usage.since_last_flush()));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())
-}
-
-/// The metrics listener's application: `GET /metrics` and nothing else.
-pub fn configure(state: web::Data<AppState>) -> impl Fn(&mut web::ServiceConfig) + Clone {
-    move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone()).route("/metrics", web::get().to(scrape));
-    }
 }

@@ -165,7 +165,7 @@ fn migrate(config: &Config) -> CliResult {
 /// (`TESSERA_PURGE_INTERVAL=0`) and run it from cron instead.
 fn purge(config: &Config, json: bool) -> CliResult {
     let (db, _) = server::open_storage(config)?;
-    let policy = crate::purge::PurgePolicy::from_config(config);
+    let policy = config.purge_policy();
     let report = crate::purge::purge(&mut *db.conn()?, &SystemClock, &policy)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -15,9 +15,9 @@ use super::pages::{error_page, render};
 use crate::accounts::MAX_PASSWORD_BYTES;
 use crate::crypto::{Secret, constant_time_eq, random_base62};
 use crate::oauth::authorize::{self, AuthorizeError, ConsentOutcome, ConsentQuestion, Decision};
-use crate::oauth::next::LocalPath;
 use crate::oauth::{OAuthError, Params, TooManyParams};
 use crate::sessions::{SessionPolicy, Sessions, SignIn, SignInAttempt, SignOut};
+use crate::uri::next::LocalPath;
 
 pub const SESSION_COOKIE: &str = "tessera_session";
 /// Double-submit cookie against login CSRF (there is no session yet).

@@ -96,7 +96,7 @@ pub async fn request_context(
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     if crate::telemetry::enabled() {
-        crate::telemetry::record_request(res.request().match_pattern(), &method, status, elapsed);
+        super::metrics::record_request(res.request().match_pattern(), &method, status, elapsed);
     }
     let latency_ms = elapsed * 1000.0;
     tracing::info!(

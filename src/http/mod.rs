@@ -8,6 +8,7 @@ pub mod caller;
 mod dashboard;
 mod health;
 mod list;
+pub mod metrics;
 mod middleware;
 mod oauth;
 mod oidc;

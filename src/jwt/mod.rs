@@ -5,6 +5,10 @@ pub mod keyring;
 pub mod keys;
 pub mod signer;
 
+/// The `typ` of an access token (RFC 9068): what tells it from an ID token
+/// or a client's JWT signed with the same kind of key.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
 /// jsonwebtoken's checks narrowed to the signature and the pinned
 /// algorithm: time claims are checked by the caller against the injected
 /// clock (jsonwebtoken reads the wall clock), and `aud`/`iss` by the

@@ -27,7 +27,7 @@ pub enum Typ {
 impl Typ {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::AccessToken => crate::oauth::access_token::TYP,
+            Self::AccessToken => super::ACCESS_TOKEN_TYP,
             Self::IdToken => "JWT",
         }
     }

@@ -25,7 +25,7 @@ use crate::jwt::signer::Typ;
 use crate::store::resources::ResourceServerRow;
 use crate::store::{DbConn, StoreError, tokens};
 
-pub const TYP: &str = "at+jwt";
+pub use crate::jwt::ACCESS_TOKEN_TYP as TYP;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {

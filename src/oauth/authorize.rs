@@ -15,7 +15,7 @@ use super::access_token::{self, Audience};
 use super::clients::{self, Client, GrantType, split_uri};
 use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Params};
-use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, constant_time_eq, fingerprint, random_base62};
+use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, random_base62};
 use crate::sessions::{self, Session, SessionError, SessionPolicy, Sessions};
 use crate::store::grants::{self, CodeRow};
 use crate::store::{DbConn, StoreError, users};
@@ -436,14 +436,6 @@ pub fn issue_code(
     Ok(redirect_with(&req.redirect_uri, &pairs))
 }
 
-/// A CSRF token bound to a session and to one purpose (the parameters of
-/// an authorization request, or "logout"): HMAC-SHA256 under a key
-/// derived from the master key.
-pub fn csrf_token(master: &MasterKey, session_id: &str, purpose: &str) -> String {
-    let tag = master.mac("tessera csrf v1", format!("{session_id}\n{purpose}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
-}
-
 /// The parameters of an authorization request in a canonical form, for
 /// binding a CSRF token to them (form fields of the consent page excluded).
 pub fn canonical_params(pairs: &[(String, String)]) -> String {
@@ -591,7 +583,7 @@ const FORM_EXPIRED: &str = "The consent form expired, did not come from this pag
 /// page said of the client (`Client::consent_digest`).
 fn consent_token(server: &AuthServer, session: &Session, request: &AuthorizeRequest) -> String {
     let purpose = format!("{}\n{}", canonical_params(&request.params), request.client.consent_digest());
-    csrf_token(server.keys.master(), &session.id, &purpose)
+    crate::crypto::csrf_token(server.keys.master(), &session.id, &purpose)
 }
 
 /// What became of a consent form.

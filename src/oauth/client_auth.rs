@@ -13,7 +13,7 @@ use super::clients::{self, AuthMethod, Client};
 use super::resources::{self, ResourceServer};
 use super::{AuthServer, OAuthError, Request};
 use crate::audit::AuthFailure;
-use crate::error::current_request_id;
+use crate::request::current_request_id;
 use crate::store::DbConn;
 
 /// Longest client id or secret taken from a request.

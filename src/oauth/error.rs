@@ -8,7 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::error::current_request_id;
+use crate::request::current_request_id;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl From<StoreError> for OAuthError {
             StoreError::Unavailable(_) | StoreError::Query(_) => {
                 // Offline, a lookup that missed fails here by design.
                 if !crate::store::feed::is_offline() {
-                    crate::error::log_unavailable(&e);
+                    crate::store::log_unavailable(&e);
                 }
                 Self::unavailable()
             }

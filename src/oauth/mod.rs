@@ -13,7 +13,6 @@ pub mod connected_apps;
 pub mod endpoints;
 pub mod error;
 pub mod id_token;
-pub mod next;
 pub mod oidc;
 pub mod params;
 pub mod registration;

@@ -189,7 +189,7 @@ impl From<crate::store::StoreError> for LogoutRefusal {
 /// `csrf_token` and `decision`).
 fn confirm_token(server: &AuthServer, session: &Session, params: &[(String, String)]) -> String {
     let purpose = format!("end_session\n{}", super::authorize::canonical_params(params));
-    super::authorize::csrf_token(server.keys.master(), &session.id, &purpose)
+    crate::crypto::csrf_token(server.keys.master(), &session.id, &purpose)
 }
 
 /// `GET`/`POST /oauth/logout`. Without `decision=logout` (the

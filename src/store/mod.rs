@@ -20,7 +20,10 @@ pub mod sdk;
 pub mod sessions;
 pub mod signing_keys;
 pub mod tokens;
+mod url;
 pub mod users;
+
+pub use url::DatabaseUrl;
 
 use std::time::{Duration, Instant};
 
@@ -29,8 +32,6 @@ use diesel::prelude::*;
 use diesel::r2d2::R2D2Connection;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-
-use crate::config::DatabaseUrl;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -284,6 +285,20 @@ struct Breaker {
 
 /// Why a fail-fast 503 happened: logged at debug, not once per request.
 pub const FAIL_FAST_CAUSE: &str = "the database was unreachable a moment ago";
+
+/// Logs a request refused for want of the database: a warning with its
+/// cause, except for the fail-fast refusals that follow one (debug: they
+/// come at the rate of requests).
+pub fn log_unavailable(cause: &dyn std::fmt::Display) {
+    let request_id = crate::request::current_request_id();
+    let request_id = request_id.as_deref().unwrap_or("-");
+    let cause = cause.to_string();
+    if cause.ends_with(FAIL_FAST_CAUSE) {
+        tracing::debug!(request_id, error = %cause, "database unavailable");
+    } else {
+        tracing::warn!(request_id, error = %cause, "database unavailable");
+    }
+}
 
 /// What `Breaker::admit` decides for one request.
 enum Admit {

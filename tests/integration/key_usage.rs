@@ -206,7 +206,7 @@ fn purge_drops_usage_past_30_days(backend: Backend) {
     recorder.record(&id, a_use(now - Duration::days(29), 2));
     recorder.flush(&mut app.conn(), &app.clock).unwrap();
     assert_eq!(rows(&mut app.conn()), (2, 2));
-    let policy = tessera::purge::PurgePolicy::from_config(&app.config);
+    let policy = app.config.purge_policy();
     let report = tessera::purge::purge(&mut app.conn(), &app.clock, &policy).unwrap();
     assert_eq!((report.key_usage_days, report.key_uses), (1, 1));
     assert_eq!(rows(&mut app.conn()), (1, 1));

@@ -16,7 +16,7 @@ use tessera::audit::{self, Actor, AuditEvent};
 use tessera::clock::Clock;
 use tessera::crypto::{fingerprint, random_base62};
 use tessera::oauth::clients::AuthMethod;
-use tessera::purge::{self, PurgePolicy, PurgeReport};
+use tessera::purge::{self, PurgeReport};
 use tessera::store::DbConn;
 use tessera::store::schema::{
     audit_events, authorization_codes, grant_access_tokens, grants, login_failures, refresh_tokens, revoked_tokens,
@@ -42,7 +42,7 @@ fn app_without_background_purge(
 }
 
 fn purge_now(app: &TestApp) -> PurgeReport {
-    purge::purge(&mut app.conn(), &app.clock, &PurgePolicy::from_config(&app.config)).expect("purge")
+    purge::purge(&mut app.conn(), &app.clock, &app.config.purge_policy()).expect("purge")
 }
 
 fn now(app: &TestApp) -> NaiveDateTime {
@@ -339,7 +339,7 @@ fn purge_keeps_a_family_until_its_last_access_token_has_expired(backend: Backend
     // Were the access-token lifetime shorter than the one this token was
     // minted with, the refresh tokens would go, but the family's records
     // stay while any of its access tokens is unexpired.
-    let mut short = PurgePolicy::from_config(&app.config);
+    let mut short = app.config.purge_policy();
     short.access_token_ttl = StdDuration::ZERO;
     let report = purge::purge(&mut app.conn(), &app.clock, &short).unwrap();
     assert_eq!((report.refresh_tokens, report.grant_access_tokens, report.grants), (3, 0, 0), "{report:?}");
@@ -500,7 +500,7 @@ fn purge_keeps_audit_events_for_the_retention_period(backend: Backend) {
     assert!(after.contains(&recent) && !after.contains(&old));
 
     // A shorter configured retention is honoured.
-    let mut policy = PurgePolicy::from_config(&app.config);
+    let mut policy = app.config.purge_policy();
     policy.audit_retention = StdDuration::from_secs(30 * 24 * 3600);
     let report = purge::purge(&mut app.conn(), &app.clock, &policy).unwrap();
     assert!(report.audit_events >= 1);
@@ -570,7 +570,7 @@ fn purge_works_through_a_backlog_in_batches(backend: Backend) {
     // A small batch size gives the same result, a batch at a time.
     insert_backlog(&mut conn, 25, now(&app) - Duration::days(100));
     drop(conn);
-    let mut policy = PurgePolicy::from_config(&app.config);
+    let mut policy = app.config.purge_policy();
     policy.batch_size = 7;
     let report = purge::purge(&mut app.conn(), &app.clock, &policy).unwrap();
     assert_eq!((report.login_failures, report.audit_events), (25, 25), "{report:?}");

@@ -141,7 +141,7 @@ fn token_policy_needs_a_live_initial_access_token(backend: Backend) {
     app.clock.advance(chrono::Duration::seconds(61));
     refused_401(Some(&short_lived), "expired");
     // The purge takes it away; the others stay.
-    let policy = tessera::purge::PurgePolicy::from_config(&app.config);
+    let policy = app.config.purge_policy();
     let report = tessera::purge::purge(&mut app.conn(), &app.clock, &policy).unwrap();
     assert_eq!(report.initial_access_tokens, 1);
     let left: Vec<String> =

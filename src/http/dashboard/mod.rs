@@ -36,10 +36,10 @@ use askama::Template;
 use super::AppState;
 use super::pages::{error_page, render};
 use crate::crypto::constant_time_eq;
+use crate::crypto::csrf_token;
 use crate::error::ApiError;
-use crate::oauth::authorize::csrf_token;
-use crate::oauth::next::LocalPath;
 use crate::principal::Principal;
+use crate::uri::next::LocalPath;
 
 /// The version the footer shows.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

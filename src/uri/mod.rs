@@ -3,6 +3,8 @@
 //! and loopback hosts. Kept apart from `oauth` so that `config` can use
 //! them without depending on the services.
 
+pub mod next;
+
 /// Schemes that run code or read local data in a browser: never a
 /// redirect target.
 const FORBIDDEN_SCHEMES: [&str; 6] = ["javascript", "data", "vbscript", "file", "about", "blob"];
@@ -92,6 +94,23 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
         return Err(format!("redirect URI {uri:?} must use https (http only for localhost)"));
     }
     Ok(())
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
+/// `redis://:secret@host` → `redis://:***@host`.
+/// The user info ends at the last `@` (a password may hold `/`, `?` or
+/// `#`, escaped or not); everything after its first `:` is hidden.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 #[cfg(test)]
