@@ -6,13 +6,13 @@ use std::fmt;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use chrono::{DateTime, Utc};
+
 use diesel::Connection;
-use serde::Serialize;
 
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{SECRET_LEN_256_BITS, Secret, public_id, random_base62};
+pub use crate::domain::user::{Role, User};
 use crate::store::users::{self, UserRow};
 use crate::store::{DbConn, StoreError, grants, sessions};
 
@@ -120,38 +120,6 @@ impl Password {
 /// Checks a password against a stored PHC string.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), phc).is_ok()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    fn from_column(s: &str) -> Self {
-        if s == "admin" { Role::Admin } else { Role::Member }
-    }
-}
-
-/// A user as the rest of the program sees it: no password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub disabled: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 impl From<UserRow> for User {

@@ -8,11 +8,11 @@ use crate::accounts::{self, AccountError, Password, User};
 use crate::audit::{self, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, random_base62};
+use crate::domain::page::{Page, PageError, PageOf};
+use crate::domain::principal::{AuthError, Principal};
 use crate::jwt::keys::{self, RotationPolicy, SigningAlg, SigningKeyError, SigningKeyInfo};
 use crate::oauth::registration::{self, InitialAccessToken, InitialTokenError};
 use crate::oauth::resources::{self, NewResource, ResourceError, ResourceServer};
-use crate::page::{Page, PageError, PageOf};
-use crate::principal::{AuthError, Principal};
 use crate::store::{DbConn, StoreError};
 
 #[derive(Debug, thiserror::Error)]

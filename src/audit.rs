@@ -3,50 +3,10 @@
 
 use crate::clock::Clock;
 use crate::crypto::public_id;
-use crate::page::{Page, PageError, PageOf};
+pub use crate::domain::Actor;
+use crate::domain::page::{Page, PageError, PageOf};
 use crate::store::audit::{self, AuditEventRow};
 use crate::store::{DbConn, StoreError};
-
-/// Who acted: a person (and, when they acted through a credential, which
-/// one: `principal::Credential::audit_label`), the operator at the command
-/// line, or the server itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    User { id: String, credential: Option<String> },
-    Cli,
-    System,
-}
-
-impl Actor {
-    /// A person acting in person (signing in or out), with no credential
-    /// of theirs to name.
-    pub fn person(id: &str) -> Self {
-        Self::User { id: id.to_string(), credential: None }
-    }
-
-    /// The user it names, if any.
-    pub fn user_id(&self) -> Option<&str> {
-        match self {
-            Self::User { id, .. } => Some(id),
-            Self::Cli | Self::System => None,
-        }
-    }
-
-    fn as_column(&self) -> String {
-        match self {
-            Actor::User { id, .. } => id.clone(),
-            Actor::Cli => "cli".into(),
-            Actor::System => "system".into(),
-        }
-    }
-
-    fn credential_column(&self) -> Option<String> {
-        match self {
-            Actor::User { credential, .. } => credential.clone(),
-            Actor::Cli | Actor::System => None,
-        }
-    }
-}
 
 /// One event to record.
 #[derive(Debug, Clone)]
@@ -308,7 +268,7 @@ pub enum AuditReadError {
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]
-    Denied(#[from] crate::principal::AuthError),
+    Denied(#[from] crate::domain::principal::AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -318,7 +278,7 @@ pub enum AuditReadError {
 /// `PageError::UnknownCursor`.
 pub fn recent(
     conn: &mut DbConn,
-    principal: &crate::principal::Principal,
+    principal: &crate::domain::principal::Principal,
     filter: &Filter,
     page: &Page,
 ) -> Result<PageOf<Event>, AuditReadError> {
@@ -345,7 +305,7 @@ pub fn recent(
 /// `recent`, in words (`describe`): the dashboard's audit page.
 pub fn recent_described(
     conn: &mut DbConn,
-    principal: &crate::principal::Principal,
+    principal: &crate::domain::principal::Principal,
     filter: &Filter,
     page: &Page,
 ) -> Result<PageOf<Described>, AuditReadError> {
@@ -358,7 +318,7 @@ pub fn recent_described(
 /// what the dashboard's overview shows anyone, admin or not.
 pub fn about_own(
     conn: &mut DbConn,
-    principal: &crate::principal::Principal,
+    principal: &crate::domain::principal::Principal,
     limit: i64,
 ) -> Result<Vec<Described>, AuditReadError> {
     let owner = principal.user.id.as_str();

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::domain::Environment;
 pub use crate::store::DatabaseUrl;
 
 /// One setting: its key in the TOML file and its environment variable.
@@ -73,24 +74,6 @@ pub struct ConfigError {
 impl ConfigError {
     fn new(setting: &Setting, message: impl Into<String>) -> Self {
         Self { setting: setting.env.to_string(), message: message.into() }
-    }
-}
-
-/// Which key modes the server accepts: test keys in the sandbox, live keys
-/// in production.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    Sandbox,
-    Production,
-}
-
-impl Environment {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Sandbox => "sandbox",
-            Environment::Production => "production",
-        }
     }
 }
 
@@ -202,7 +185,7 @@ pub struct Config {
     pub registration: crate::oauth::registration::RegistrationMode,
     /// The scopes a self-registered client may have (and gets when it asks
     /// for none); never `admin`.
-    pub registration_scopes: crate::oauth::scope::Scopes,
+    pub registration_scopes: crate::domain::scope::Scopes,
     /// Registrations per minute per IP.
     pub registration_rate_limit: u32,
     /// Sign-in attempts per minute per IP (an IPv6 /64 is one), counted
@@ -268,7 +251,7 @@ impl Default for Config {
             ip_rate_limit: 20,
             trusted_proxies: Vec::new(),
             registration: crate::oauth::registration::RegistrationMode::Closed,
-            registration_scopes: crate::oauth::scope::Scopes::from_stored(
+            registration_scopes: crate::domain::scope::Scopes::from_stored(
                 crate::oauth::registration::DEFAULT_REGISTRATION_SCOPES,
             ),
             registration_rate_limit: 10,
@@ -453,7 +436,7 @@ impl Config {
         }
         if let Some(v) = get(&REGISTRATION_SCOPES) {
             let scopes =
-                crate::oauth::scope::Scopes::parse(v).map_err(|e| ConfigError::new(&REGISTRATION_SCOPES, e))?;
+                crate::domain::scope::Scopes::parse(v).map_err(|e| ConfigError::new(&REGISTRATION_SCOPES, e))?;
             if scopes.iter().any(crate::oauth::registration::is_admin_scope) {
                 return Err(ConfigError::new(
                     &REGISTRATION_SCOPES,

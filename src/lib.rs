@@ -1,8 +1,10 @@
 //! Tessera: an OAuth 2.0 / JWT authorization server and API-key service.
 //!
-//! The crate is layered (see README, "Design"): `http` parses and renders,
-//! the services (`accounts`, `audit`) hold the rules, `store` talks to the
-//! database, `crypto` owns randomness, fingerprints and the master key.
+//! The crate is layered, and the layers are a table the build checks
+//! (docs/ARCHITECTURE.md, "Layers"; `tests/integration/layers.rs`): leaves
+//! (`clock`, `crypto`, `uri`, …), the vocabulary (`domain`), `store`,
+//! `jwt`, the services (`audit` … `purge`), `identity`, `config`, `http`,
+//! and `server` and `cli` on top.
 
 pub mod accounts;
 pub mod admin;
@@ -13,16 +15,14 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
-pub mod error;
+pub mod domain;
 pub mod http;
+pub mod identity;
 pub mod jwt;
 pub mod names;
 pub mod oauth;
-pub mod page;
 pub mod pause;
 pub mod people;
-pub mod permissions;
-pub mod principal;
 pub mod purge;
 pub mod request;
 pub mod sdk;
@@ -31,7 +31,3 @@ pub mod sessions;
 pub mod store;
 pub mod telemetry;
 pub mod uri;
-
-/// The handle every caller runs services on (`Db::run`); the HTTP layer
-/// names it through here, never through `store`.
-pub use store::Db;

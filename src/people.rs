@@ -5,8 +5,8 @@
 
 use crate::accounts::{self, AccountError, NewUser, User};
 use crate::clock::Clock;
-use crate::page::{Page, PageError, PageOf};
-use crate::principal::{AuthError, Principal};
+use crate::domain::page::{Page, PageError, PageOf};
+use crate::domain::principal::{AuthError, Principal};
 use crate::store::{DbConn, StoreError, users};
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +152,7 @@ pub fn update(
             principal.require_admin("set another person's password")?;
         }
         let keep = match &principal.credential {
-            crate::principal::Credential::Session { session_id } if own => Some(session_id.as_str()),
+            crate::domain::principal::Credential::Session { session_id } if own => Some(session_id.as_str()),
             _ => None,
         };
         user = accounts::change_password(conn, clock, id, password, keep, principal.actor())?;

@@ -9,10 +9,10 @@ use serde::Serialize;
 use crate::apikeys::{self, Mode};
 use crate::audit::{self, AuditEvent};
 use crate::clock::Clock;
-use crate::config::Environment;
 use crate::crypto::{MasterKey, public_id};
-use crate::page::{Page, PageError, PageOf};
-use crate::principal::Principal;
+use crate::domain::Environment;
+use crate::domain::page::{Page, PageError, PageOf};
+use crate::domain::principal::Principal;
 use crate::store::sdk::{self, SdkSessionRow, SdkTokenRow};
 use crate::store::{DbConn, StoreError};
 
@@ -35,7 +35,7 @@ pub enum SdkError {
     UnknownSession,
     /// A delegated credential making or revoking an SDK token.
     #[error(transparent)]
-    Denied(#[from] crate::principal::AuthError),
+    Denied(#[from] crate::domain::principal::AuthError),
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]

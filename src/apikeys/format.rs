@@ -4,59 +4,18 @@
 //! refused before any database lookup; and the HMAC fingerprint the
 //! database keeps instead of the key.
 
-use serde::Serialize;
-
-use crate::config::Environment;
 use crate::crypto::{MasterKey, random_base62};
+use crate::domain::{KeyType, Mode};
 
 pub const RANDOM_LEN: usize = 30;
 pub const CHECKSUM_LEN: usize = 6;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Test,
-    Live,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Test => "test",
-            Self::Live => "live",
-        }
-    }
-
-    /// The mode a server environment accepts.
-    pub fn of(environment: Environment) -> Self {
-        match environment {
-            Environment::Sandbox => Self::Test,
-            Environment::Production => Self::Live,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyType {
-    Secret,
-    Restricted,
-}
-
-impl KeyType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Secret => "secret",
-            Self::Restricted => "restricted",
-        }
-    }
-
-    fn letters(self) -> &'static str {
-        match self {
-            Self::Secret => "sk",
-            Self::Restricted => "rk",
-        }
+/// A key type's letters in the key itself.
+fn letters(key_type: KeyType) -> &'static str {
+    match key_type {
+        KeyType::Secret => "sk",
+        KeyType::Restricted => "rk",
     }
 }
 
@@ -150,7 +109,7 @@ pub fn parse_sdk_token(raw: &str) -> Option<Mode> {
 
 /// A new raw key of `key_type` and `mode`.
 pub fn generate(key_type: KeyType, mode: Mode) -> (String, String) {
-    let prefix = format!("{}_{}_", key_type.letters(), mode.as_str());
+    let prefix = format!("{}_{}_", letters(key_type), mode.as_str());
     let body = format!("{prefix}{}", random_base62(RANDOM_LEN));
     let key = format!("{body}{}", checksum(&body));
     (prefix, key)

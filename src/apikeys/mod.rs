@@ -16,27 +16,25 @@
 //!   original unless its expiry is set anew.
 
 mod format;
-mod restrictions;
 pub mod usage;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use self::format::{
-    CHECKSUM_LEN, KeyType, Malformed, Mode, ParsedKey, RANDOM_LEN, fingerprint, generate, generate_sdk_token, parse,
-    parse_sdk_token,
+    CHECKSUM_LEN, Malformed, ParsedKey, RANDOM_LEN, fingerprint, generate, generate_sdk_token, parse, parse_sdk_token,
 };
-pub use self::restrictions::{EndpointRule, Restrictions};
 pub use self::usage::UsageRecorder;
 use crate::accounts::Role;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
-use crate::config::Environment;
 use crate::crypto::{MasterKey, Secret, public_id};
+use crate::domain::Environment;
+use crate::domain::page::{Page, PageError, PageOf};
+use crate::domain::permissions::{Permission, Permissions, UnknownPermission};
+use crate::domain::principal::{FirstParty, KeyBounds, Principal};
+pub use crate::domain::{EndpointRule, KeyType, Mode, Restrictions};
 use crate::oauth::clients;
-use crate::page::{Page, PageError, PageOf};
-use crate::permissions::{Permission, Permissions, UnknownPermission};
-use crate::principal::{FirstParty, Principal};
 use crate::store::api_keys::{self, ApiKeyRow};
 use crate::store::cache::Caches;
 use crate::store::{DbConn, StoreError, users};
@@ -61,7 +59,7 @@ pub enum ApiKeyError {
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     #[error(transparent)]
-    Page(#[from] crate::page::PageError),
+    Page(#[from] crate::domain::page::PageError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,11 +78,10 @@ fn forbidden(code: &'static str, message: impl Into<String>) -> ApiKeyError {
     ApiKeyError::Forbidden { code, message: message.into() }
 }
 
-fn deny(e: crate::principal::AuthError) -> ApiKeyError {
+fn deny(e: crate::domain::principal::AuthError) -> ApiKeyError {
     match e {
-        crate::principal::AuthError::Forbidden { code, message } => forbidden(code, message),
-        crate::principal::AuthError::Unauthenticated { code, message } => forbidden(code, message),
-        crate::principal::AuthError::Store(s) => s.into(),
+        crate::domain::principal::AuthError::Forbidden { code, message } => forbidden(code, message),
+        crate::domain::principal::AuthError::Unauthenticated { code, message } => forbidden(code, message),
     }
 }
 
@@ -294,7 +291,7 @@ impl Granter<'_> {
 
     /// The key behind a `/v1` caller, if it is one: what a key it makes
     /// must stay within.
-    fn key(&self) -> Option<&ApiKey> {
+    fn key(&self) -> Option<&KeyBounds> {
         match self {
             Self::Principal(p) => p.key.as_deref(),
             Self::Operator(_) => None,
@@ -606,7 +603,7 @@ pub fn rotate_own(
     rotation: Rotation,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
     let principal = principal.first_party("rotate API keys").map_err(deny)?;
-    let crate::principal::Credential::ApiKey { id, client_id: Some(client_id) } = &principal.credential else {
+    let crate::domain::principal::Credential::ApiKey { id, client_id: Some(client_id) } = &principal.credential else {
         return Err(forbidden(
             "forbidden",
             "Only an API key bound to a client (X-API-KEY with X-CLIENT-ID) can rotate itself",
@@ -800,7 +797,7 @@ pub fn verify(
             return Ok(Verdict::refused(if principal.is_admin() { "REVOKED" } else { "NOT_FOUND" }));
         }
     }
-    let effective = crate::permissions::effective(key.permissions, &owner);
+    let effective = crate::domain::permissions::effective(key.permissions, &owner);
     let r = &key.restrictions;
     let client_ok = key.client_id.is_none() || key.client_id == request.client_id;
     let code = if !client_ok || !r.allows_ip(request.ip) || !r.allows_referrer(request.referrer.as_deref()) {

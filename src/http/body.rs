@@ -11,7 +11,7 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 pub struct JsonBody {
     bytes: Bytes,

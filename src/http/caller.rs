@@ -14,10 +14,11 @@ use actix_web::{FromRequest, HttpRequest, web};
 use super::AppState;
 use crate::apikeys::usage::{Outcome, Use};
 use crate::audit::AuthFailure;
-use crate::error::{ApiError, ErrorKind};
-use crate::principal::{self, Presented, Principal, Unidentified, Verifier};
+use crate::domain::principal::Principal;
+use crate::http::error::{ApiError, ErrorKind};
+use crate::identity::{self, Presented, Unidentified, Verifier};
 
-pub use crate::principal::Credential;
+pub use crate::domain::principal::Credential;
 
 /// An authenticated `/v1` caller allowed the permission its method needs.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ async fn identify(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Prin
     let identified = state
         .db
         .run_cached(move |conn| {
-            principal::identify_noting_key(conn, &Verifier { server: &server, environment }, &presented)
+            identity::identify_noting_key(conn, &Verifier { server: &server, environment }, &presented)
         })
         .await;
     identified.map_err(|Unidentified { error, restricted_key }| {
@@ -82,7 +83,7 @@ fn failure(req: &HttpRequest, state: &AppState, action: &'static str, target: Op
         target,
         subject: ip.map(crate::sessions::ip_subject),
         ip: ip.map(|i| i.to_string()),
-        request_id: crate::error::current_request_id(),
+        request_id: crate::http::error::current_request_id(),
         details: serde_json::json!({}),
         occurred_at: None,
     }

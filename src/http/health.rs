@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The process is up; the database is not consulted.
 pub async fn healthz() -> HttpResponse {

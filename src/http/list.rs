@@ -5,8 +5,8 @@ use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::error::ApiError;
-use crate::page::{Page, PageOf};
+use crate::domain::page::{Page, PageOf};
+use crate::http::error::ApiError;
 
 /// The query of a `/v1` list that takes nothing but a page. Unknown
 /// parameters are refused, so a mistyped `limt` never silently answers the

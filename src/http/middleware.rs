@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::crypto::random_base62;
-use crate::error::{ApiError, REQUEST_ID};
+use crate::http::error::{ApiError, REQUEST_ID};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

@@ -6,6 +6,7 @@ mod body;
 mod browser;
 pub mod caller;
 mod dashboard;
+pub mod error;
 mod health;
 mod list;
 pub mod metrics;
@@ -26,10 +27,10 @@ mod well_known;
 
 use std::sync::Arc;
 
-use crate::Db;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::store::Db;
 
 /// What every handler can reach. Built once at start.
 pub struct AppState {

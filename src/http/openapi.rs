@@ -81,7 +81,7 @@ impl Modify for Security {
         v1_sdk::open_session,
         v1_sdk::read_session,
     ),
-    components(schemas(Envelope, ListEnvelope, crate::error::ErrorBody)),
+    components(schemas(Envelope, ListEnvelope, crate::http::error::ErrorBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

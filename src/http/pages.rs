@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use super::AppState;
-use crate::error::{ApiError, ErrorKind, current_request_id};
+use crate::http::error::{ApiError, ErrorKind, current_request_id};
 
 /// The stylesheet is compiled into the binary: one file to deploy.
 const STYLESHEET: &str = include_str!("../../static/style.css");

@@ -42,7 +42,7 @@ use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::clock::SharedClock;
 use crate::config::RedisUrl;
-use crate::error::{ApiError, ErrorKind};
+use crate::http::error::{ApiError, ErrorKind};
 
 /// Limiters are pruned, then rebuilt if still this big, when they track
 /// this many keys.

@@ -39,7 +39,7 @@ pub async fn register(
     let ip = super::client_ip(&req, &state.config.trusted_proxies);
     state.limits.check_registration(ip).await.map_err(|e| {
         let (retry_after, message) = (e.retry_after.unwrap_or(1), e.message.to_string());
-        if e.kind == crate::error::ErrorKind::ServiceUnavailable {
+        if e.kind == crate::http::error::ErrorKind::ServiceUnavailable {
             RegistrationError::Unavailable { retry_after, message }
         } else {
             RegistrationError::RateLimited { retry_after, message }

@@ -10,7 +10,7 @@ use super::{
     AppState, browser, dashboard, health, middleware, oauth, oidc, openapi, pages, registration, v1_audit, v1_clients,
     v1_keys, v1_sdk, v1_users, well_known,
 };
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A resource whose other methods answer 405 instead of 404.
 fn resource(path: &str) -> Resource {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::caller::Caller;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::oauth::clients::{self, AuthMethod, ClientChanges, GrantType, NewClient};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -51,7 +51,7 @@ pub(super) fn parse_id_token_alg(text: Option<&str>) -> Result<Option<clients::S
 }
 
 /// `POST /v1/clients`: the secret, if any, appears only here.
-#[utoipa::path(post, path = "/v1/clients", tag = "clients", request_body = Register, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Registered; client_secret shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/clients", tag = "clients", request_body = Register, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Registered; client_secret shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     caller: Caller,
@@ -98,7 +98,7 @@ pub async fn register(
 
 /// `GET /v1/clients`: a page of one's own, oldest first; of all for an
 /// admin.
-#[utoipa::path(get, path = "/v1/clients", tag = "clients", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of own clients (all for an admin)", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of own clients (all for an admin)", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -110,7 +110,7 @@ pub async fn list(
 }
 
 /// `GET /v1/clients/{id}`.
-#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The client", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The client", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let client = state.db.run(move |conn| clients::find_visible(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": client })))
@@ -129,7 +129,7 @@ pub struct Update {
 }
 
 /// `PATCH /v1/clients/{id}`.
-#[utoipa::path(patch, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), request_body = Update, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Updated", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), request_body = Update, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Updated", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::error::ErrorBody), (status = 404, description = "Unknown", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     caller: Caller,
@@ -159,7 +159,7 @@ pub struct RotateSecret {
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`: the new secret, once.
-#[utoipa::path(post, path = "/v1/clients/{id}/rotate-secret", tag = "clients", params(("id" = String, Path)), request_body(content = RotateSecret, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The new secret, shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/clients/{id}/rotate-secret", tag = "clients", params(("id" = String, Path)), request_body(content = RotateSecret, description = "Optional"), security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "The new secret, shown this once", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::error::ErrorBody), (status = 404, description = "Unknown", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
@@ -185,7 +185,7 @@ pub async fn rotate_secret(
 }
 
 /// `DELETE /v1/clients/{id}`: disables the client.
-#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,

@@ -12,8 +12,8 @@ use super::body::JsonBody;
 use super::caller::{Caller, Reader};
 use crate::apikeys::{self, ApiKey, KeyType, Mode, NewKey, Rotation, VerifyRequest};
 use crate::crypto::Secret;
-use crate::error::{ApiError, ErrorBody};
-use crate::permissions::Permissions;
+use crate::domain::permissions::Permissions;
+use crate::http::error::{ApiError, ErrorBody};
 
 // Documentation shapes of the answers (the handlers build them as JSON;
 // the OpenAPI test checks real answers against them).
@@ -319,9 +319,11 @@ pub async fn rotate_client_key(
         .run(move |conn| apikeys::rotate_client_key(conn, clock.as_ref(), &master, &caller, &body.client_id, rotation))
         .await
         .map_err(|e| match e {
-            apikeys::ApiKeyError::Unknown => {
-                ApiError::new(crate::error::ErrorKind::NotFound, "api_key_not_found", "This client has no live API key")
-            }
+            apikeys::ApiKeyError::Unknown => ApiError::new(
+                crate::http::error::ErrorKind::NotFound,
+                "api_key_not_found",
+                "This client has no live API key",
+            ),
             other => other.into(),
         })?;
     created(&key, &raw)

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::caller::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::sdk;
 
 /// `POST /v1/sdk-tokens`: a publishable token for the caller, shown once.
@@ -60,7 +60,7 @@ pub async fn open_session(state: web::Data<AppState>, req: HttpRequest) -> Resul
         Ok(t) => t,
         Err(e) => {
             let e = ApiError::from(e);
-            if e.kind == crate::error::ErrorKind::Unauthorized {
+            if e.kind == crate::http::error::ErrorKind::Unauthorized {
                 state.limits.check_failure(ip).await?;
             }
             return Err(e);

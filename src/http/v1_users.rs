@@ -10,12 +10,12 @@ use serde_json::json;
 use super::AppState;
 use super::caller::Caller;
 use crate::accounts::{NewUser, Role};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::people;
 
 /// `GET /v1/users`: a page of everyone, oldest first, for an admin;
 /// oneself for anyone else.
-#[utoipa::path(get, path = "/v1/users", tag = "users", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of everyone (admin) or oneself", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(("limit" = Option<u32>, Query, description = "Items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100), ("starting_after" = Option<String>, Query, description = "The id of the last item of the previous page")), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "A page of everyone (admin) or oneself", body = crate::http::openapi::ListEnvelope), (status = 400, description = "Bad limit or cursor", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -28,9 +28,9 @@ pub async fn list(
 
 /// `GET /v1/me`: who the credential speaks for and what it may do now,
 /// answered from the credential alone (no other read).
-#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller: its user, credential and effective permissions", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The caller: its user, credential and effective permissions", body = crate::http::openapi::Envelope), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn me(caller: Caller) -> HttpResponse {
-    use crate::principal::Credential;
+    use crate::domain::principal::Credential;
     let (credential, key_id, client_id) = match &caller.credential {
         Credential::ApiKey { id, client_id } => ("api_key", Some(id.as_str()), client_id.as_deref()),
         Credential::AccessToken { client_id } => ("access_token", None, Some(client_id.as_str())),
@@ -48,7 +48,7 @@ pub async fn me(caller: Caller) -> HttpResponse {
 }
 
 /// `GET /v1/users/{id}`.
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The user", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "The user", body = crate::http::openapi::Envelope), (status = 404, description = "Unknown or not visible", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let user = state.db.run(move |conn| people::get(conn, &caller, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": user })))
@@ -65,7 +65,7 @@ pub struct CreateUser {
 }
 
 /// `POST /v1/users` (admin).
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Created", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 409, description = "Email taken", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 201, description = "Created", body = crate::http::openapi::Envelope), (status = 400, description = "Bad input", body = crate::http::error::ErrorBody), (status = 409, description = "Email taken", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -92,7 +92,7 @@ pub struct UpdateUser {
 }
 
 /// `PATCH /v1/users/{id}`: the display name and/or the password.
-#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 400, description = "Bad name", body = crate::error::ErrorBody), (status = 404, description = "Unknown or not visible", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser, security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Renamed", body = crate::http::openapi::Envelope), (status = 400, description = "Bad name", body = crate::http::error::ErrorBody), (status = 404, description = "Unknown or not visible", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
@@ -122,7 +122,7 @@ pub async fn update(
 
 /// `DELETE /v1/users/{id}` (admin): disables the user (records are kept
 /// for the audit trail).
-#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::error::ErrorBody), (status = 409, description = "Oneself", body = crate::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), security(("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Disabled", body = crate::http::v1_keys::Message), (status = 404, description = "Unknown", body = crate::http::error::ErrorBody), (status = 409, description = "Oneself", body = crate::http::error::ErrorBody), (status = 401, description = "No valid credential", body = crate::http::error::ErrorBody), (status = 403, description = "Not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
 pub fn not_modified(req: &HttpRequest, etag: &str) -> bool {

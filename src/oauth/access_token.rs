@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::clients::{self, Client, ClientError};
 use super::resources::{self, TokenAlg};
-use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::random_base62;
+use crate::domain::scope::Scopes;
 use crate::jwt::signer::Typ;
 use crate::store::resources::ResourceServerRow;
 use crate::store::{DbConn, StoreError, tokens};

@@ -13,9 +13,9 @@ use base64::Engine;
 
 use super::access_token::{self, Audience};
 use super::clients::{self, Client, GrantType, split_uri};
-use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Params};
 use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, random_base62};
+use crate::domain::scope::Scopes;
 use crate::sessions::{self, Session, SessionError, SessionPolicy, Sessions};
 use crate::store::grants::{self, CodeRow};
 use crate::store::{DbConn, StoreError, users};

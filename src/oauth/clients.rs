@@ -15,14 +15,14 @@ use super::client_secrets::new_secret;
 pub use super::client_secrets::{
     LiveSecret, live_secrets, live_secrets_cached, matches_one, rotate_secret, secret_matches,
 };
-use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, public_id};
+use crate::domain::page::{Page, PageError, PageOf};
+use crate::domain::permissions::Permissions;
+use crate::domain::principal::Principal;
+use crate::domain::scope::Scopes;
 pub use crate::jwt::keys::SigningAlg;
-use crate::page::{Page, PageError, PageOf};
-use crate::permissions::Permissions;
-use crate::principal::Principal;
 use crate::store::cache::Caches;
 use crate::store::clients::{self, ClientRow};
 use crate::store::{DbConn, StoreError, grants};
@@ -111,7 +111,7 @@ pub enum ClientError {
     /// The caller's credential may not do this at all (403 with its code):
     /// a delegated credential changing a client.
     #[error(transparent)]
-    Denied(#[from] crate::principal::AuthError),
+    Denied(#[from] crate::domain::principal::AuthError),
     #[error(transparent)]
     Page(#[from] PageError),
     #[error(transparent)]

@@ -9,13 +9,13 @@ use super::access_token::{self, AccessClaims};
 use super::assertion::JWT_BEARER;
 use super::client_auth::{self, Caller};
 use super::clients::{AuthMethod, Client, GrantType, check_absolute_uri};
-use super::scope::Scopes;
 use super::user_grants;
 use super::{
     AUTHORIZE_PATH, AuthServer, END_SESSION_PATH, INTROSPECT_PATH, JWKS_PATH, OAuthError, REVOKE_PATH, Request,
     TOKEN_PATH, USERINFO_PATH,
 };
 use crate::audit::{self, Actor, AuditEvent};
+use crate::domain::scope::Scopes;
 use crate::jwt::keys::SigningAlg;
 use crate::store::{Db, DbConn, tokens};
 

@@ -1,12 +1,9 @@
 //! RFC 6749 §5.2 errors: `{"error", "error_description"}`, never cached.
-//! The one place where an OAuth endpoint's failure becomes a status code.
+//! `http::error` turns it into the answer.
 
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 use crate::request::current_request_id;
 use crate::store::StoreError;
@@ -108,31 +105,6 @@ impl std::fmt::Display for OAuthError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        response.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\"")));
-        }
-        if let Some(secs) = self.retry_after {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
-        }
-        response.json(Body { error: self.error, error_description: &self.description })
-    }
-}
-
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -147,6 +119,16 @@ impl From<StoreError> for OAuthError {
                 Self::unavailable()
             }
             other => Self::server_error(&other),
+        }
+    }
+}
+
+/// A storage failure behind a browser page (sign-in, sessions): rendered
+/// like the OAuth endpoints' (503 when the database is unreachable).
+impl From<crate::sessions::SessionError> for OAuthError {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        match e {
+            crate::sessions::SessionError::Store(s) => s.into(),
         }
     }
 }

@@ -13,9 +13,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::clients::Client;
-use super::scope::Scopes;
 use super::{AuthServer, OAuthError};
 use crate::crypto::MasterKey;
+use crate::domain::scope::Scopes;
 use crate::jwt::keys::SigningAlg;
 use crate::jwt::signer::Typ;
 use crate::store::grants::GrantRow;

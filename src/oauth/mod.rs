@@ -17,7 +17,6 @@ pub mod oidc;
 pub mod params;
 pub mod registration;
 pub mod resources;
-pub mod scope;
 pub mod user_grants;
 
 use std::time::Duration;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::clients::{self, Client};
 use super::id_token::{self, IdClaims, OPENID, PersonClaims};
-use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Params, access_token};
+use crate::domain::scope::Scopes;
 use crate::sessions::{self, Session, SessionPolicy};
 use crate::store::{Db, DbConn};
 

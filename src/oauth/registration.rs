@@ -16,9 +16,9 @@ use serde_json::{Map, Value};
 
 use super::AuthServer;
 use super::clients::{self, AuthMethod, Client, ClientChanges, ClientError, GrantType, NewClient, SigningAlg};
-use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, random_base62};
+use crate::domain::scope::Scopes;
 use crate::store::registrations::{self, InitialAccessTokenRow, RegistrationRow};
 use crate::store::{DbConn, StoreError};
 

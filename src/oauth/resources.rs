@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::clients::check_absolute_uri;
-use super::scope::Scopes;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, SECRET_LEN_256_BITS, Secret, constant_time_eq, fingerprint, public_id, random_base62};
+use crate::domain::scope::Scopes;
 use crate::jwt::keys::SigningAlg;
 use crate::store::resources::{self, ResourceServerRow};
 use crate::store::{DbConn, StoreError};

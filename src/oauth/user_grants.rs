@@ -11,10 +11,10 @@ use super::access_token::{self, Audience};
 use super::authorize::{OFFLINE_ACCESS, s256, valid_verifier};
 use super::clients::{Client, GrantType};
 use super::endpoints::TokenResponse;
-use super::scope::Scopes;
 use super::{AuthServer, OAuthError, Request};
 use crate::clock::{Clock, span};
 use crate::crypto::{SECRET_LEN_256_BITS, constant_time_eq, fingerprint, public_id, random_base62};
+use crate::domain::scope::Scopes;
 use crate::store::grants::{self, GrantRow, RefreshRow};
 use crate::store::{DbConn, StoreError};
 use diesel::Connection;
@@ -98,7 +98,7 @@ pub(super) fn held_now(
     let audience = access_token::resolve_audience(conn, server, client, Some(audience))?;
     let mut held = scope.intersection(&super::authorize::grantable(client, &audience));
     if person.role != crate::accounts::Role::Admin {
-        held = held.without(crate::permissions::Permission::Admin.as_str());
+        held = held.without(crate::domain::permissions::Permission::Admin.as_str());
     }
     Ok((audience, held))
 }

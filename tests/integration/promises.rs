@@ -249,10 +249,10 @@ fn every_audit_action_is_recorded(backend: Backend) {
         tessera::audit::Actor::person(&admin),
     )
     .unwrap();
-    let admin_principal = tessera::principal::Principal {
+    let admin_principal = tessera::domain::principal::Principal {
         user: tessera::accounts::find_user(&mut app.conn(), &admin).unwrap().unwrap(),
-        credential: tessera::principal::Credential::ApiKey { id: "key_root".into(), client_id: None },
-        permissions: tessera::permissions::Permissions::ALL,
+        credential: tessera::domain::principal::Credential::ApiKey { id: "key_root".into(), client_id: None },
+        permissions: tessera::domain::permissions::Permissions::ALL,
         mode: None,
         rate_limit: None,
         key: None,

@@ -599,7 +599,7 @@ fn the_registration_scopes_are_checked_at_start(backend: Backend) {
         database_url: db.url.clone(),
         master_key_file: Some(db.dir.path().join("master-key")),
         registration: RegistrationMode::Open,
-        registration_scopes: tessera::oauth::scope::Scopes::parse("openid orders:read").unwrap(),
+        registration_scopes: tessera::domain::scope::Scopes::parse("openid orders:read").unwrap(),
         ..tessera::config::Config::default()
     };
     let clock = std::sync::Arc::new(tessera::clock::ManualClock::new());

@@ -16,12 +16,12 @@ use crate::accounts::{AccountError, NewUser, Role};
 use crate::admin::{self, AdminError};
 use crate::audit::{self, AuditReadError, Filter};
 use crate::crypto::random_base62;
+use crate::domain::page::Page;
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::jwt::keys::SigningAlg;
 use crate::oauth::registration::InitialTokenError;
 use crate::oauth::resources::{NewResource, ResourceError, TokenAlg};
-use crate::page::Page;
 use crate::people::{self, PeopleError};
 
 /// The page for a refusal that is not about a form field.

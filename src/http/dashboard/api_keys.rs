@@ -11,11 +11,11 @@ use super::{
     FormFields, Layout, Section, Signed, forbidden, not_found, secret_page, see_other, store_failure, when, when_or,
 };
 use crate::apikeys::{self, ApiKey, ApiKeyError, KeyType, Mode, NewKey, Rotation};
+use crate::domain::page::{Page, PageOf};
+use crate::domain::permissions::Permissions;
+use crate::domain::principal::Principal;
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
-use crate::page::{Page, PageOf};
-use crate::permissions::Permissions;
-use crate::principal::Principal;
 
 /// One page of the person's keys: the one place the pages list keys.
 pub(super) async fn list_keys(

@@ -9,11 +9,11 @@ use askama::Template;
 
 use super::api_keys::{ConfirmPage, FieldError, SecretPage, error_for, overlap_label};
 use super::{FormFields, Layout, Section, Signed, forbidden, not_found, secret_page, see_other, store_failure, when};
+use crate::domain::page::{Page, PageOf};
+use crate::domain::principal::Principal;
 use crate::http::AppState;
 use crate::http::pages::{error_page, render};
 use crate::oauth::clients::{self, Client, ClientChanges, ClientError, GrantType, NewClient};
-use crate::page::{Page, PageOf};
-use crate::principal::Principal;
 
 /// One page of the person's apps: the one place the pages list clients.
 pub(super) async fn list_apps(

@@ -37,8 +37,8 @@ use super::AppState;
 use super::pages::{error_page, render};
 use crate::crypto::constant_time_eq;
 use crate::crypto::csrf_token;
-use crate::error::ApiError;
-use crate::principal::Principal;
+use crate::domain::principal::Principal;
+use crate::http::error::ApiError;
 use crate::uri::next::LocalPath;
 
 /// The version the footer shows.
@@ -82,7 +82,7 @@ impl ResponseError for NotSignedIn {
                 HttpResponse::Found().insert_header((header::LOCATION, location.as_str())).finish()
             }
             Self::Unavailable(e) => {
-                crate::error::log_unavailable(e);
+                crate::http::error::log_unavailable(e);
                 error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Temporarily unavailable",
@@ -275,8 +275,8 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    pub fn page(self) -> Result<crate::page::Page, crate::page::PageError> {
-        crate::page::Page::parse(self.limit.as_deref(), self.starting_after)
+    pub fn page(self) -> Result<crate::domain::page::Page, crate::domain::page::PageError> {
+        crate::domain::page::Page::parse(self.limit.as_deref(), self.starting_after)
     }
 }
 

@@ -10,10 +10,10 @@ use super::api_keys::{KeyRow, list_keys, row};
 use super::apps::{AppRow, app_row, list_apps};
 use super::{Layout, Section, Signed, store_failure, when};
 use crate::audit::{self, AuditReadError, Described};
-use crate::error::ApiError;
+use crate::domain::page::Page;
+use crate::domain::principal::Principal;
 use crate::http::AppState;
-use crate::page::Page;
-use crate::principal::Principal;
+use crate::http::error::ApiError;
 
 /// The events the overview shows.
 const EVENTS_SHOWN: usize = 10;

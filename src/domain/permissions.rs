@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::accounts::{Role, User};
-use crate::oauth::scope::Scopes;
+use super::scope::Scopes;
+use super::user::{Role, User};
 
 /// One permission; an HTTP method needs one of them (`for_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

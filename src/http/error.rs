@@ -24,11 +24,11 @@ use serde::Serialize;
 use crate::accounts::AccountError;
 use crate::apikeys::ApiKeyError;
 use crate::audit::AuditReadError;
+use crate::domain::page::PageError;
+use crate::domain::principal::AuthError;
 use crate::jwt::keys::SigningKeyError;
 use crate::oauth::clients::ClientError;
-use crate::page::PageError;
 use crate::people::PeopleError;
-use crate::principal::AuthError;
 use crate::sdk::SdkError;
 use crate::store::StoreError;
 
@@ -228,7 +228,15 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::Unauthenticated { code, message } => Self::new(ErrorKind::Unauthorized, code, message),
             AuthError::Forbidden { code, message } => Self::new(ErrorKind::Forbidden, code, message),
-            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::identity::IdentifyError> for ApiError {
+    fn from(e: crate::identity::IdentifyError) -> Self {
+        match e {
+            crate::identity::IdentifyError::Refused(refused) => refused.into(),
+            crate::identity::IdentifyError::Store(s) => s.into(),
         }
     }
 }
@@ -320,13 +328,30 @@ impl From<AuditReadError> for ApiError {
     }
 }
 
-/// A storage failure behind a browser page (sign-in, sessions): rendered
-/// like the OAuth endpoints' (503 when the database is unreachable).
-impl From<crate::sessions::SessionError> for crate::oauth::OAuthError {
-    fn from(e: crate::sessions::SessionError) -> Self {
-        match e {
-            crate::sessions::SessionError::Store(s) => s.into(),
+/// RFC 6749 §5.2: `{"error", "error_description"}`, never cached; 401
+/// with a Basic challenge, `Retry-After` with 503 and 429.
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ResponseError for crate::oauth::OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        response.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\"")));
         }
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        response.json(Body { error: self.error, error_description: &self.description })
     }
 }
 
