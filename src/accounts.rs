@@ -125,7 +125,7 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
         Self {
-            role: Role::from_column(&row.role),
+            role: row.role,
             id: row.id,
             email: row.email,
             name: row.display_name,
@@ -165,7 +165,7 @@ pub fn create_user(conn: &mut DbConn, clock: &dyn Clock, new: NewUser, actor: Ac
         email: new.email.as_str().to_string(),
         display_name: new.name,
         password_hash: new.password.hash()?,
-        role: new.role.as_str().to_string(),
+        role: new.role,
         disabled: false,
         created_at: now,
         updated_at: now,

@@ -58,7 +58,7 @@ impl From<SdkTokenRow> for SdkToken {
         Self {
             id: row.id,
             owner_id: row.owner_id,
-            mode: if row.mode == "live" { Mode::Live } else { Mode::Test },
+            mode: row.mode,
             last4: row.last4,
             created_at: row.created_at.and_utc(),
             revoked_at: row.revoked_at.map(|t| t.and_utc()),
@@ -107,7 +107,7 @@ pub fn create_token(
     let row = SdkTokenRow {
         id: public_id("sdk"),
         owner_id: principal.user.id.clone(),
-        mode: mode.as_str().into(),
+        mode,
         fingerprint: apikeys::fingerprint(master, &raw),
         last4: raw[raw.len() - 4..].to_string(),
         created_at: clock.now().naive_utc(),

@@ -25,7 +25,6 @@ pub use self::format::{
     CHECKSUM_LEN, Malformed, ParsedKey, RANDOM_LEN, fingerprint, generate, generate_sdk_token, parse, parse_sdk_token,
 };
 pub use self::usage::UsageRecorder;
-use crate::accounts::Role;
 use crate::audit::{self, Actor, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::{MasterKey, Secret, public_id};
@@ -131,8 +130,8 @@ impl ApiKey {
                 referrers: list(&row.allowed_referrers, "referrers")?,
                 endpoints,
             },
-            mode: if row.mode == "live" { Mode::Live } else { Mode::Test },
-            key_type: if row.key_type == "restricted" { KeyType::Restricted } else { KeyType::Secret },
+            mode: row.mode,
+            key_type: row.key_type,
             permissions: Permissions::from_stored(&row.permissions),
             id: row.id,
             name: row.name,
@@ -236,8 +235,8 @@ fn row_for(
         owner_id: new.owner_id.clone(),
         client_id: new.client_id.clone(),
         name: new.name.trim().to_string(),
-        key_type: new.key_type.as_str().into(),
-        mode: new.mode.as_str().into(),
+        key_type: new.key_type,
+        mode: new.mode,
         prefix,
         last4: key[key.len() - 4..].to_string(),
         fingerprint: fingerprint(master, &key),
@@ -379,7 +378,7 @@ fn create_with(
     if owner.disabled {
         return Err(invalid("the owner is disabled"));
     }
-    let owner_may = Permissions::of_role(if owner.role == Role::Admin.as_str() { Role::Admin } else { Role::Member });
+    let owner_may = Permissions::of_role(owner.role);
     let permissions = match valid.permissions {
         Some(p) => p,
         None => granter.may_grant().intersection(owner_may),

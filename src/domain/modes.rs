@@ -21,7 +21,20 @@ impl Environment {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Test,
@@ -36,6 +49,11 @@ impl Mode {
         }
     }
 
+    /// Exactly `test` or `live`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Test, Self::Live].into_iter().find(|m| m.as_str() == text)
+    }
+
     /// The mode a server environment accepts.
     pub fn of(environment: Environment) -> Self {
         match environment {
@@ -45,7 +63,20 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Secret,
@@ -59,4 +90,12 @@ impl KeyType {
             Self::Restricted => "restricted",
         }
     }
+
+    /// Exactly `secret` or `restricted`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Secret, Self::Restricted].into_iter().find(|t| t.as_str() == text)
+    }
 }
+
+text_enum!(Mode, "key mode");
+text_enum!(KeyType, "key type");

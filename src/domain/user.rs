@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -19,11 +20,13 @@ impl Role {
         }
     }
 
-    /// Reads the stored column (anything but `admin` is a member).
-    pub fn from_column(s: &str) -> Self {
-        if s == "admin" { Role::Admin } else { Role::Member }
+    /// Exactly `admin` or `member`.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Admin, Self::Member].into_iter().find(|r| r.as_str() == text)
     }
 }
+
+text_enum!(Role, "role");
 
 /// A user as the rest of the program sees it: no password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

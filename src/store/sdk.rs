@@ -11,7 +11,7 @@ use super::{DbConn, StoreError};
 pub struct SdkTokenRow {
     pub id: String,
     pub owner_id: String,
-    pub mode: String,
+    pub mode: crate::domain::Mode,
     pub fingerprint: String,
     pub last4: String,
     pub created_at: NaiveDateTime,

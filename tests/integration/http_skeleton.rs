@@ -40,7 +40,7 @@ fn first_start_creates_one_admin(backend: Backend) {
     assert_eq!(email, "admin@localhost");
     assert!(password.len() >= 43, "a 256-bit password");
     let row = tessera::store::users::find_by_email(&mut app.conn(), &email).unwrap().unwrap();
-    assert_eq!(row.role, "admin");
+    assert_eq!(row.role, tessera::domain::Role::Admin);
     assert!(tessera::accounts::verify_password(&password, &row.password_hash));
     // A second start on the same database makes no second admin.
     let again = tessera::server::prepare(app.config.clone(), std::sync::Arc::new(app.clock.clone()))

@@ -297,7 +297,45 @@ fn the_first_admin_is_made_once(backend: Backend) {
     assert_eq!(store::users::list(&mut conn).unwrap().len(), 1);
 }
 
+/// A stored enum the program does not know is a read error, never a
+/// default: a key whose mode says `staging` is not a test key, a user
+/// whose role says `owner` not a member — and the API refuses with an
+/// internal error rather than guess.
+fn a_corrupt_stored_enum_is_an_error_never_a_default(backend: Backend) {
+    use diesel::prelude::*;
+    use tessera::store::schema::{api_keys, users};
+    let app = TestApp::start(backend);
+    let root = app.root_key();
+    let me = app.client.get(app.url("/v1/me")).bearer_auth(&root).send().unwrap();
+    let key_id = me.json::<serde_json::Value>().unwrap()["data"]["key_id"].as_str().unwrap().to_string();
+    let mut conn = app.conn();
+    // What only a corruption (or a hand's edit) can do: past the schema's
+    // own CHECKs.
+    {
+        use diesel::connection::SimpleConnection;
+        let bypass = match &*conn {
+            tessera::store::DbConn::Sqlite(_) => "PRAGMA ignore_check_constraints = ON",
+            tessera::store::DbConn::Postgres(_) => {
+                "ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_mode_check; \
+                 ALTER TABLE users DROP CONSTRAINT IF EXISTS users_role_check"
+            }
+        };
+        conn.batch_execute(bypass).unwrap();
+    }
+    diesel::update(api_keys::table.find(&key_id)).set(api_keys::mode.eq("staging")).execute(&mut *conn).unwrap();
+    let read = store::api_keys::find(&mut conn, &key_id);
+    assert!(matches!(read, Err(store::StoreError::Query(_))), "{read:?}");
+    let admin = app.user_id("admin@localhost");
+    diesel::update(users::table.find(&admin)).set(users::role.eq("owner")).execute(&mut *conn).unwrap();
+    let read = store::users::find_by_id(&mut conn, &admin);
+    assert!(matches!(read, Err(store::StoreError::Query(_))), "{read:?}");
+    drop(conn);
+    let res = app.client.get(app.url("/v1/api-keys")).bearer_auth(&root).send().unwrap();
+    assert!(res.status().is_server_error(), "never a guess: {}", res.status());
+}
+
 both_backends!(
+    a_corrupt_stored_enum_is_an_error_never_a_default,
     both_migrations_give_the_schema_of_schema_rs,
     users_round_trip_with_case_insensitive_emails,
     password_change_and_disable_are_audited,
