@@ -45,8 +45,10 @@ pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiKeyError {
-    #[error("invalid API key request: {0}")]
-    Invalid(String),
+    /// A request field that is not acceptable (400), named as the API
+    /// names it (`name`, `permissions`, `allowed_ips`, `expires_in`, …).
+    #[error("invalid API key request: {message}")]
+    Invalid { field: &'static str, message: String },
     /// Unknown, or not the caller's to see.
     #[error("no API key with this id")]
     Unknown,
@@ -54,6 +56,9 @@ pub enum ApiKeyError {
     Revoked,
     #[error("the API key has expired")]
     Expired,
+    /// A key rotating itself without its client's live secret (401).
+    #[error("X-CLIENT-SECRET is missing or is not the secret of the key's client")]
+    InvalidClientSecret,
     /// The caller's credential may not do this (403).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
@@ -65,12 +70,12 @@ pub enum ApiKeyError {
 
 impl From<UnknownPermission> for ApiKeyError {
     fn from(e: UnknownPermission) -> Self {
-        Self::Invalid(e.to_string())
+        invalid("permissions", e.to_string())
     }
 }
 
-fn invalid(m: impl Into<String>) -> ApiKeyError {
-    ApiKeyError::Invalid(m.into())
+fn invalid(field: &'static str, message: impl Into<String>) -> ApiKeyError {
+    ApiKeyError::Invalid { field, message: message.into() }
 }
 
 fn forbidden(code: &'static str, message: impl Into<String>) -> ApiKeyError {
@@ -178,38 +183,38 @@ struct ValidKey {
 
 fn check_expires_in(secs: Option<u64>) -> Result<(), ApiKeyError> {
     if secs.is_some_and(|s| s == 0 || s > MAX_EXPIRES_IN_SECS) {
-        return Err(invalid("expires_in must be between 1 second and 10 years"));
+        return Err(invalid("expires_in", "expires_in must be between 1 second and 10 years"));
     }
     Ok(())
 }
 
 impl NewKey {
     fn validate(&self) -> Result<ValidKey, ApiKeyError> {
-        crate::names::check(&self.name, MAX_NAME_LEN).map_err(|e| invalid(format!("the name: {e}")))?;
+        crate::names::check(&self.name, MAX_NAME_LEN).map_err(|e| invalid("name", format!("the name: {e}")))?;
         let permissions = Permissions::parse_list(&self.permissions)?;
         let permissions = if permissions.is_empty() {
             if self.key_type == KeyType::Restricted {
-                return Err(invalid("a restricted key must name its permissions"));
+                return Err(invalid("permissions", "a restricted key must name its permissions"));
             }
             None
         } else {
             Some(permissions)
         };
-        let too_many = |what: &str| invalid(format!("more than {MAX_RESTRICTIONS} {what}"));
+        let too_many = |field, what: &str| invalid(field, format!("more than {MAX_RESTRICTIONS} {what}"));
         if self.allowed_ips.len() > MAX_RESTRICTIONS {
-            return Err(too_many("IP rules"));
+            return Err(too_many("allowed_ips", "IP rules"));
         }
         if self.allowed_referrers.len() > MAX_RESTRICTIONS {
-            return Err(too_many("referrers"));
+            return Err(too_many("allowed_referrers", "referrers"));
         }
         if self.allowed_endpoints.len() > MAX_RESTRICTIONS {
-            return Err(too_many("endpoints"));
+            return Err(too_many("allowed_endpoints", "endpoints"));
         }
         let restrictions = Restrictions::parse(&self.allowed_ips, &self.allowed_referrers, &self.allowed_endpoints)
-            .map_err(invalid)?;
+            .map_err(|bad| invalid(bad.field, bad.message))?;
         check_expires_in(self.expires_in)?;
         if self.rate_limit.is_some_and(|r| r == 0) {
-            return Err(invalid("a rate limit must be at least 1 request per second"));
+            return Err(invalid("rate_limit", "a rate limit must be at least 1 request per second"));
         }
         Ok(ValidKey { permissions, restrictions })
     }
@@ -374,9 +379,9 @@ fn create_with(
         return Err(forbidden("forbidden", "Only an admin may create keys for another user"));
     }
     let valid = new.validate()?;
-    let owner = users::find_by_id(conn, &new.owner_id)?.ok_or_else(|| invalid("no such owner"))?;
+    let owner = users::find_by_id(conn, &new.owner_id)?.ok_or_else(|| invalid("owner_id", "no such owner"))?;
     if owner.disabled {
-        return Err(invalid("the owner is disabled"));
+        return Err(invalid("owner_id", "the owner is disabled"));
     }
     let owner_may = Permissions::of_role(owner.role);
     let permissions = match valid.permissions {
@@ -385,7 +390,7 @@ fn create_with(
     };
     granter.check_grant(permissions)?;
     if let Some(p) = permissions.missing_from(owner_may).iter().next() {
-        return Err(invalid(format!("the owner's role cannot hold the {p} permission")));
+        return Err(invalid("permissions", format!("the owner's role cannot hold the {p} permission")));
     }
     if let Some(id) = &new.client_id {
         check_client_binding(conn, &granter, &new.owner_id, id)?;
@@ -427,7 +432,7 @@ fn check_client_binding(
     };
     match client {
         Some(c) if c.owner_id.as_deref() == Some(owner_id) || granter.is_admin() => Ok(()),
-        _ => Err(invalid(format!("no client {client_id} owned by the key's owner"))),
+        _ => Err(invalid("client_id", format!("no client {client_id} owned by the key's owner"))),
     }
 }
 
@@ -542,7 +547,10 @@ fn rotate_key(
     rotation: Rotation,
 ) -> Result<(ApiKey, Secret), ApiKeyError> {
     if rotation.expire_old_in > MAX_ROTATION_OVERLAP_SECS {
-        return Err(invalid(format!("expire_old_in must be 0 to {MAX_ROTATION_OVERLAP_SECS} seconds")));
+        return Err(invalid(
+            "expire_old_in",
+            format!("expire_old_in must be 0 to {MAX_ROTATION_OVERLAP_SECS} seconds"),
+        ));
     }
     check_expires_in(rotation.expires_in)?;
     let old_row = api_keys::find(conn, id)?.ok_or(ApiKeyError::Unknown)?;
@@ -610,10 +618,7 @@ pub fn rotate_own(
     };
     let client_live = matches!(clients::find(conn, client_id), Ok(Some(c)) if !c.disabled);
     if !client_live || client_secret.is_empty() || !clients::secret_matches(conn, clock, client_id, client_secret)? {
-        return Err(ApiKeyError::Forbidden {
-            code: "invalid_client_secret",
-            message: "X-CLIENT-SECRET is missing or is not the secret of the key's client".into(),
-        });
+        return Err(ApiKeyError::InvalidClientSecret);
     }
     rotate_key(conn, clock, master, Granter::Principal(principal), id, rotation)
 }

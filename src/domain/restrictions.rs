@@ -60,18 +60,36 @@ pub(super) fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{text:?} is not an IP address or CIDR"))
 }
 
+/// A rule that does not parse: which list (`allowed_ips`,
+/// `allowed_referrers`, `allowed_endpoints`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BadRule {
+    pub field: &'static str,
+    pub message: String,
+}
+
 impl Restrictions {
     /// Parses the rules of a request: IPs or CIDRs (stored normalised),
     /// referrer origins or `*.domain`, and `METHOD /path` endpoints. The
-    /// error names the first bad entry.
-    pub fn parse(ips: &[String], referrers: &[String], endpoints: &[String]) -> Result<Self, String> {
-        let ips = ips.iter().map(|ip| parse_net(ip).map(|n| n.to_string())).collect::<Result<_, _>>()?;
+    /// error names the field and its first bad entry.
+    pub fn parse(ips: &[String], referrers: &[String], endpoints: &[String]) -> Result<Self, BadRule> {
+        let bad = |field| move |message| BadRule { field, message };
+        let ips = ips
+            .iter()
+            .map(|ip| parse_net(ip).map(|n| n.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(bad("allowed_ips"))?;
         for r in referrers {
             if r.len() > 253 || r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(format!("referrer {r:?} is not an origin or *.domain"));
+                return Err(bad("allowed_referrers")(format!("referrer {r:?} is not an origin or *.domain")));
             }
         }
-        let endpoints = endpoints.iter().map(|e| EndpointRule::parse(e)).collect::<Result<_, _>>()?;
+        let endpoints = endpoints
+            .iter()
+            .map(|e| EndpointRule::parse(e))
+            .collect::<Result<_, _>>()
+            .map_err(bad("allowed_endpoints"))?;
         Ok(Self { ips, referrers: referrers.to_vec(), endpoints })
     }
 

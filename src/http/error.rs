@@ -244,12 +244,12 @@ impl From<crate::identity::IdentifyError> for ApiError {
 impl From<ApiKeyError> for ApiError {
     fn from(e: ApiKeyError) -> Self {
         match e {
-            ApiKeyError::Invalid(m) => Self::bad_request("validation_error", m),
+            ApiKeyError::Invalid { message, .. } => Self::bad_request("validation_error", message),
             ApiKeyError::Unknown => Self::new(ErrorKind::NotFound, "api_key_not_found", "No such API key"),
             ApiKeyError::Revoked => Self::new(ErrorKind::Conflict, "already_revoked", "The API key is already revoked"),
             ApiKeyError::Expired => Self::new(ErrorKind::Conflict, "api_key_expired", "The API key has expired"),
-            ApiKeyError::Forbidden { code: "invalid_client_secret", message } => {
-                Self::new(ErrorKind::Unauthorized, "invalid_client_secret", message)
+            ApiKeyError::InvalidClientSecret => {
+                Self::new(ErrorKind::Unauthorized, "invalid_client_secret", e.to_string())
             }
             ApiKeyError::Forbidden { code, message } => Self::new(ErrorKind::Forbidden, code, message),
             ApiKeyError::Page(p) => p.into(),
@@ -261,7 +261,9 @@ impl From<ApiKeyError> for ApiError {
 impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Invalid(m) | ClientError::InvalidRedirectUri(m) => Self::bad_request("validation_error", m),
+            ClientError::Invalid { message, .. } | ClientError::InvalidRedirectUri { message, .. } => {
+                Self::bad_request("validation_error", message)
+            }
             ClientError::UnknownClient => Self::new(ErrorKind::NotFound, "client_not_found", "No such client"),
             ClientError::UnknownOwner => Self::bad_request("validation_error", "No such owner"),
             ClientError::NoSecret(_) => Self::new(ErrorKind::Conflict, "no_client_secret", e.to_string()),

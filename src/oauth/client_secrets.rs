@@ -54,7 +54,10 @@ pub fn rotate_secret(
     actor: Actor,
 ) -> Result<Secret, ClientError> {
     if expire_old_in.as_secs() > MAX_SECRET_OVERLAP_SECS {
-        return Err(ClientError::Invalid(format!("the old secret may live at most {MAX_SECRET_OVERLAP_SECS} seconds")));
+        return Err(ClientError::Invalid {
+            field: "expire_old_in",
+            message: format!("the old secret may live at most {MAX_SECRET_OVERLAP_SECS} seconds"),
+        });
     }
     let client = find(conn, client_id)?.ok_or(ClientError::UnknownClient)?;
     let method = client.token_endpoint_auth_method;

@@ -93,12 +93,14 @@ impl AuthMethod {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid client: {0}")]
-    Invalid(String),
+    /// A field that is not acceptable (400), named as the API names it
+    /// (`name`, `scope`, `grant_types`, `jwks`, …).
+    #[error("invalid client: {message}")]
+    Invalid { field: &'static str, message: String },
     /// A redirect or post-logout redirect URI is not acceptable (RFC 7591
     /// tells this apart as `invalid_redirect_uri`).
-    #[error("invalid client: {0}")]
-    InvalidRedirectUri(String),
+    #[error("invalid client: {message}")]
+    InvalidRedirectUri { field: &'static str, message: String },
     #[error("no client with this id")]
     UnknownClient,
     #[error("no user with this email")]
@@ -251,12 +253,12 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
 }
 
-fn invalid(message: impl Into<String>) -> ClientError {
-    ClientError::Invalid(message.into())
+fn invalid(field: &'static str, message: impl Into<String>) -> ClientError {
+    ClientError::Invalid { field, message: message.into() }
 }
 
-fn invalid_redirect(message: impl Into<String>) -> ClientError {
-    ClientError::InvalidRedirectUri(message.into())
+fn invalid_redirect(field: &'static str, message: impl Into<String>) -> ClientError {
+    ClientError::InvalidRedirectUri { field, message: message.into() }
 }
 
 pub use crate::uri::{check_absolute_uri, split_uri};
@@ -266,37 +268,40 @@ pub use crate::uri::{check_absolute_uri, split_uri};
 pub const MAX_JWKS_KEYS: usize = 10;
 
 fn check_jwks(text: &str) -> Result<String, ClientError> {
-    let set: JwkSet = serde_json::from_str(text).map_err(|e| invalid(format!("the JWKS is not a JWK Set: {e}")))?;
+    let set: JwkSet =
+        serde_json::from_str(text).map_err(|e| invalid("jwks", format!("the JWKS is not a JWK Set: {e}")))?;
     if set.keys.is_empty() {
-        return Err(invalid("the JWKS has no keys"));
+        return Err(invalid("jwks", "the JWKS has no keys"));
     }
     // Each assertion is checked against the key its `kid` names, or every
     // key: a few keys, each named apart, keep that cheap.
     if set.keys.len() > MAX_JWKS_KEYS {
-        return Err(invalid(format!("the JWKS has more than {MAX_JWKS_KEYS} keys")));
+        return Err(invalid("jwks", format!("the JWKS has more than {MAX_JWKS_KEYS} keys")));
     }
     if set.keys.len() > 1 {
         let mut kids: Vec<Option<&str>> = set.keys.iter().map(|k| k.common.key_id.as_deref()).collect();
         kids.sort();
         kids.dedup();
         if kids.len() != set.keys.len() || kids.contains(&None) {
-            return Err(invalid("each key of a JWKS with several keys needs a kid of its own"));
+            return Err(invalid("jwks", "each key of a JWKS with several keys needs a kid of its own"));
         }
     }
     for key in &set.keys {
-        super::assertion::pinned_algorithm(key).map_err(invalid)?;
+        super::assertion::pinned_algorithm(key).map_err(|e| invalid("jwks", e))?;
     }
-    serde_json::to_string(&set).map_err(|e| invalid(e.to_string()))
+    serde_json::to_string(&set).map_err(|e| invalid("jwks", e.to_string()))
 }
 
 impl NewClient {
     fn validate(self, id: String, now: DateTime<Utc>) -> Result<ClientRow, ClientError> {
-        let name =
-            crate::names::check(&self.name, MAX_CLIENT_NAME_LEN).map_err(|e| invalid(format!("the name: {e}")))?;
+        let name = crate::names::check(&self.name, MAX_CLIENT_NAME_LEN)
+            .map_err(|e| invalid("name", format!("the name: {e}")))?;
         if self.redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(invalid_redirect(format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
+            return Err(invalid_redirect("redirect_uris", format!("more than {MAX_REDIRECT_URIS} redirect URIs")));
         }
-        self.redirect_uris.iter().try_for_each(|u| crate::uri::check_redirect_uri(u).map_err(invalid_redirect))?;
+        self.redirect_uris
+            .iter()
+            .try_for_each(|u| crate::uri::check_redirect_uri(u).map_err(|e| invalid_redirect("redirect_uris", e)))?;
         let mut grants = self.grant_types.clone();
         if grants.is_empty() {
             if !self.public {
@@ -312,53 +317,71 @@ impl NewClient {
             self.auth_method.unwrap_or(if self.public { AuthMethod::None } else { AuthMethod::ClientSecretBasic });
         if self.public {
             if method != AuthMethod::None {
-                return Err(invalid("a public client has no credentials: its auth method is none"));
+                return Err(invalid(
+                    "token_endpoint_auth_method",
+                    "a public client has no credentials: its auth method is none",
+                ));
             }
             if grants.contains(&GrantType::ClientCredentials) {
-                return Err(invalid("a public client cannot use the client_credentials grant"));
+                return Err(invalid("grant_types", "a public client cannot use the client_credentials grant"));
             }
         } else if method == AuthMethod::None {
             return Err(invalid(
+                "token_endpoint_auth_method",
                 "a confidential client must authenticate; use --public for a client without credentials",
             ));
         }
         let require_pkce = self.require_pkce.unwrap_or(true);
         if self.public && !require_pkce {
-            return Err(invalid("a public client must use PKCE: only a confidential client may make it optional"));
+            return Err(invalid(
+                "require_pkce",
+                "a public client must use PKCE: only a confidential client may make it optional",
+            ));
         }
         if self.post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
-            return Err(invalid_redirect(format!("more than {MAX_REDIRECT_URIS} post-logout redirect URIs")));
+            return Err(invalid_redirect(
+                "post_logout_redirect_uris",
+                format!("more than {MAX_REDIRECT_URIS} post-logout redirect URIs"),
+            ));
         }
         for uri in &self.post_logout_redirect_uris {
-            crate::uri::check_redirect_uri(uri)
-                .map_err(|why| invalid_redirect(format!("post-logout redirect URI: {why}")))?;
+            crate::uri::check_redirect_uri(uri).map_err(|why| {
+                invalid_redirect("post_logout_redirect_uris", format!("post-logout redirect URI: {why}"))
+            })?;
         }
         if !self.post_logout_redirect_uris.is_empty() && !grants.contains(&GrantType::AuthorizationCode) {
             return Err(invalid(
+                "post_logout_redirect_uris",
                 "post-logout redirect URIs are for clients that sign people in (the authorization_code grant)",
             ));
         }
         if grants.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err(invalid_redirect("the authorization_code grant needs at least one redirect URI"));
+            return Err(invalid_redirect(
+                "redirect_uris",
+                "the authorization_code grant needs at least one redirect URI",
+            ));
         }
         let jwks = match (method, self.jwks) {
             (AuthMethod::PrivateKeyJwt, Some(text)) => Some(check_jwks(&text)?),
-            (AuthMethod::PrivateKeyJwt, None) => return Err(invalid("private_key_jwt needs the client's JWKS")),
-            (_, Some(_)) => return Err(invalid("a JWKS is only used with private_key_jwt")),
+            (AuthMethod::PrivateKeyJwt, None) => {
+                return Err(invalid("jwks", "private_key_jwt needs the client's JWKS"));
+            }
+            (_, Some(_)) => return Err(invalid("jwks", "a JWKS is only used with private_key_jwt")),
             (_, None) => None,
         };
-        let scope = Scopes::parse(&self.scope).map_err(|e| invalid(format!("scope: {e}")))?;
+        let scope = Scopes::parse(&self.scope).map_err(|e| invalid("scope", format!("scope: {e}")))?;
         if self.audiences.len() > MAX_AUDIENCES {
-            return Err(invalid(format!("more than {MAX_AUDIENCES} audiences")));
+            return Err(invalid("audiences", format!("more than {MAX_AUDIENCES} audiences")));
         }
         for aud in &self.audiences {
-            check_absolute_uri(aud).map_err(|why| invalid(format!("audience {aud:?} {why}")))?;
+            check_absolute_uri(aud).map_err(|why| invalid("audiences", format!("audience {aud:?} {why}")))?;
         }
         Ok(ClientRow {
             id,
             name: name.to_string(),
             client_type: if self.public { "public" } else { "confidential" }.to_string(),
-            redirect_uris: serde_json::to_string(&self.redirect_uris).map_err(|e| invalid(e.to_string()))?,
+            redirect_uris: serde_json::to_string(&self.redirect_uris)
+                .map_err(|e| invalid("redirect_uris", e.to_string()))?,
             grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
             scopes: scope.to_string(),
             audiences: self.audiences.join(" "),
@@ -371,7 +394,7 @@ impl NewClient {
             require_pkce,
             id_token_alg: self.id_token_alg.map(|a| a.as_str().to_string()),
             post_logout_redirect_uris: serde_json::to_string(&self.post_logout_redirect_uris)
-                .map_err(|e| invalid(e.to_string()))?,
+                .map_err(|e| invalid("post_logout_redirect_uris", e.to_string()))?,
         })
     }
 }
@@ -551,7 +574,7 @@ fn check_rights(principal: &Principal, added_audiences: &[String], added_scope: 
 }
 
 fn parse_scope(text: &str) -> Result<Scopes, ClientError> {
-    Scopes::parse(text).map_err(|e| invalid(format!("scope: {e}")))
+    Scopes::parse(text).map_err(|e| invalid("scope", format!("scope: {e}")))
 }
 
 /// Registers a client owned by `principal`'s user.

@@ -143,8 +143,10 @@ impl From<diesel::result::Error> for RegistrationError {
 impl From<ClientError> for RegistrationError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::InvalidRedirectUri(m) => Self::InvalidRedirectUri(m),
-            ClientError::Invalid(m) | ClientError::Forbidden(m) => Self::InvalidClientMetadata(m),
+            ClientError::InvalidRedirectUri { message, .. } => Self::InvalidRedirectUri(message),
+            ClientError::Invalid { message, .. } | ClientError::Forbidden(message) => {
+                Self::InvalidClientMetadata(message)
+            }
             ClientError::UnknownClient => Self::InvalidToken,
             ClientError::Store(s) => Self::Store(s),
             other => Self::Store(StoreError::Internal(other.to_string())),

@@ -72,8 +72,9 @@ impl Serialize for TokenAlg {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
-    #[error("invalid resource server: {0}")]
-    Invalid(String),
+    /// A field that is not acceptable: `identifier`, `name` or `scope`.
+    #[error("invalid resource server: {message}")]
+    Invalid { field: &'static str, message: String },
     #[error("a resource server with this identifier exists")]
     IdentifierTaken,
     #[error("no resource server with this id or identifier")]
@@ -151,13 +152,14 @@ pub fn create(
     actor: Actor,
 ) -> Result<(ResourceServer, Secret), ResourceError> {
     let NewResource { identifier, name, alg, scope } = new;
-    let invalid = |m: String| ResourceError::Invalid(m);
+    let invalid = |field, message: String| ResourceError::Invalid { field, message };
     if identifier.len() > MAX_IDENTIFIER_LEN {
-        return Err(invalid(format!("the identifier is longer than {MAX_IDENTIFIER_LEN} characters")));
+        return Err(invalid("identifier", format!("the identifier is longer than {MAX_IDENTIFIER_LEN} characters")));
     }
-    check_absolute_uri(identifier).map_err(|why| invalid(format!("the identifier {identifier:?} {why}")))?;
-    let name = crate::names::check(name, 100).map_err(|e| invalid(format!("the name: {e}")))?;
-    let scope = Scopes::parse(scope).map_err(|e| invalid(format!("scope: {e}")))?;
+    check_absolute_uri(identifier)
+        .map_err(|why| invalid("identifier", format!("the identifier {identifier:?} {why}")))?;
+    let name = crate::names::check(name, 100).map_err(|e| invalid("name", format!("the name: {e}")))?;
+    let scope = Scopes::parse(scope).map_err(|e| invalid("scope", format!("scope: {e}")))?;
     let id = public_id("rs");
     let (secret, print, sealed) = new_secret(master, &id, alg);
     let now = clock.now().naive_utc();

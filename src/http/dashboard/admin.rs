@@ -424,16 +424,12 @@ pub async fn create_resource(
             &rs.id,
             secret.expose().to_string(),
         ),
-        Err(AdminError::Resource(e @ (ResourceError::Invalid(_) | ResourceError::IdentifierTaken))) => {
-            let message = e.to_string();
-            let field = if message.contains("name") && !message.contains("identifier") {
-                "name"
-            } else if message.contains("scope") {
-                "scope"
-            } else {
-                "identifier"
+        Err(AdminError::Resource(e @ (ResourceError::Invalid { .. } | ResourceError::IdentifierTaken))) => {
+            let field = match &e {
+                ResourceError::Invalid { field, .. } => field,
+                _ => "identifier",
             };
-            let errors = vec![FieldError { field, message }];
+            let errors = vec![FieldError { field, message: e.to_string() }];
             resources_page_with(&state, &signed, kept, errors, StatusCode::BAD_REQUEST).await
         }
         Err(e) => admin_error(e),

@@ -198,29 +198,22 @@ fn key_error(e: ApiKeyError) -> HttpResponse {
         ApiKeyError::Revoked => error_page(StatusCode::CONFLICT, "Already revoked", "This key is already revoked."),
         ApiKeyError::Expired => error_page(StatusCode::CONFLICT, "Expired", "This key has expired."),
         ApiKeyError::Forbidden { message, .. } => forbidden(&message),
-        ApiKeyError::Invalid(message) => error_page(StatusCode::BAD_REQUEST, "Not accepted", &message),
+        e @ ApiKeyError::InvalidClientSecret => forbidden(&e.to_string()),
+        ApiKeyError::Invalid { message, .. } => error_page(StatusCode::BAD_REQUEST, "Not accepted", &message),
         ApiKeyError::Store(e) => store_failure(e),
     }
 }
 
-/// Which field a service's `Invalid` message is about, so the message
-/// stands beside it.
-fn field_of(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
-    if m.contains("name") && !m.contains("permission") {
-        "name"
-    } else if m.contains("permission") {
-        "permissions"
-    } else if m.contains("ip ") || m.contains("ip address") {
-        "allowed_ips"
-    } else if m.contains("referrer") {
-        "allowed_referrers"
-    } else if m.contains("endpoint") {
-        "allowed_endpoints"
-    } else if m.contains("expire") {
-        "expires_in_days"
-    } else {
-        ""
+/// The form's field for a field the service names (the API's names; the
+/// form asks for days where the API takes seconds).
+fn form_field(field: &'static str) -> &'static str {
+    match field {
+        "expires_in" => "expires_in_days",
+        on_the_form @ ("name" | "permissions" | "allowed_ips" | "allowed_referrers" | "allowed_endpoints") => {
+            on_the_form
+        }
+        // Not on the form (an owner, a client binding): above it.
+        _ => "",
     }
 }
 
@@ -331,8 +324,8 @@ pub async fn create_key(state: web::Data<AppState>, signed: Signed, req: HttpReq
                 next_label: "Done, go to the key’s settings",
             },
         ),
-        Err(ApiKeyError::Invalid(message)) => {
-            let errors = vec![FieldError::from_service(field_of(&message), &message)];
+        Err(ApiKeyError::Invalid { field, message }) => {
+            let errors = vec![FieldError::from_service(form_field(field), &message)];
             rerender(&state, &signed, kept, errors).await
         }
         Err(ApiKeyError::Forbidden { message, .. }) => {

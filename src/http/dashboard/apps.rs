@@ -118,7 +118,7 @@ fn client_error(e: ClientError) -> HttpResponse {
             "No secret to rotate",
             &format!("This app has no secret: it authenticates with {method}."),
         ),
-        ClientError::Invalid(message) | ClientError::InvalidRedirectUri(message) => {
+        ClientError::Invalid { message, .. } | ClientError::InvalidRedirectUri { message, .. } => {
             error_page(StatusCode::BAD_REQUEST, "Not accepted", &message)
         }
         ClientError::UnknownOwner => error_page(StatusCode::BAD_REQUEST, "Not accepted", "No such owner."),
@@ -126,23 +126,14 @@ fn client_error(e: ClientError) -> HttpResponse {
     }
 }
 
-/// Which field a service refusal is about.
-fn field_of(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
-    if m.contains("pkce") {
-        "pkce"
-    } else if m.contains("post-logout") {
-        "post_logout_redirect_uris"
-    } else if m.contains("redirect") || m.contains("uri") {
-        "redirect_uris"
-    } else if m.contains("scope") || m.contains("permission") || m.contains("audience") {
-        "scope"
-    } else if m.contains("grant") || m.contains("public client") || m.contains("confidential") {
-        "grant_types"
-    } else if m.contains("name") {
-        "name"
-    } else {
-        ""
+/// The form's field for a field the service names (the API's names).
+fn form_field(field: &'static str) -> &'static str {
+    match field {
+        "require_pkce" => "pkce",
+        "audiences" => "scope",
+        "token_endpoint_auth_method" => "client_type",
+        on_the_form @ ("name" | "redirect_uris" | "post_logout_redirect_uris" | "scope" | "grant_types") => on_the_form,
+        _ => "",
     }
 }
 
@@ -150,9 +141,12 @@ fn field_of(message: &str) -> &'static str {
 /// anything else stays an error for `client_error`.
 fn refusal_beside_field(e: ClientError) -> Result<FieldError, ClientError> {
     match e {
-        ClientError::Invalid(message) | ClientError::InvalidRedirectUri(message) | ClientError::Forbidden(message) => {
-            Ok(FieldError::from_service(field_of(&message), &message))
+        ClientError::Invalid { field, message } | ClientError::InvalidRedirectUri { field, message } => {
+            Ok(FieldError::from_service(form_field(field), &message))
         }
+        // What the caller may not give a client is about its scope and
+        // audiences.
+        ClientError::Forbidden(message) => Ok(FieldError::from_service("scope", &message)),
         other => Err(other),
     }
 }
