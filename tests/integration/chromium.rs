@@ -42,8 +42,7 @@ impl Driver {
         if !chromium.exists() || !chromedriver.exists() {
             let (chromium, chromedriver) = (chromium.display(), chromedriver.display());
             assert!(!ci, "{chromium} or {chromedriver} is missing: under CI (CI is set) the Chromium test must run");
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: the Chromium test ({chromium} or {chromedriver} is missing)");
+            crate::support::skipped("the browser tests", &format!("{chromium} or {chromedriver} is missing"));
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -169,25 +168,26 @@ fn under_ci_a_missing_browser_or_database_fails_instead_of_skipping() {
     assert!(matches!(Backend::postgres_from(Some(url), true), Some(Backend::Postgres(_))));
 }
 
+/// `test` alone in a child run of this test binary, without
+/// `TESSERA_TEST_POSTGRES_URL` and with `CI` as given, plus `env`:
+/// whether it passed, and its whole output.
+fn run_alone(test: &str, ci: Option<&str>, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--test-threads=1"]).env_remove(crate::support::POSTGRES_ENV).env_remove("CI");
+    if let Some(ci) = ci {
+        cmd.env("CI", ci);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run the test binary");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// The same through `both_backends!`, end to end: this test binary run on
 /// one PostgreSQL test without `TESSERA_TEST_POSTGRES_URL` skips it and
 /// passes, but fails it under CI.
 #[test]
 fn under_ci_a_postgres_test_without_a_database_fails_the_run() {
-    let run = |ci: Option<&str>| {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "store::postgres::the_first_admin_is_made_once", "--test-threads=1"])
-            .env_remove(crate::support::POSTGRES_ENV)
-            .env_remove("CI");
-        if let Some(ci) = ci {
-            cmd.env("CI", ci);
-        }
-        let out = cmd.output().expect("run the test binary");
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let run = |ci| run_alone("store::postgres::the_first_admin_is_made_once", ci, &[]);
     let (passed, output) = run(None);
     assert!(passed, "{output}");
     assert!(output.contains("SKIPPED: the PostgreSQL half") && output.contains("1 passed"), "{output}");
@@ -195,6 +195,27 @@ fn under_ci_a_postgres_test_without_a_database_fails_the_run() {
     assert!(!passed, "{output}");
     assert!(
         output.contains("TESSERA_TEST_POSTGRES_URL is not set: under CI") && output.contains("1 failed"),
+        "{output}"
+    );
+}
+
+/// A Redis test with nothing answering where it looks: its `SKIPPED:` line
+/// shows in a plain run's output (past the capture of a passing test),
+/// and under CI the test fails instead.
+#[test]
+fn a_redis_test_without_redis_says_skipped_or_fails_under_ci() {
+    let nowhere = [(crate::support::redis::REDIS_ENV, "redis://127.0.0.1:1")];
+    let run = |ci| run_alone("shared_limits::a_silent_redis_is_given_up_on_and_replaced", ci, &nowhere);
+    let (passed, output) = run(None);
+    assert!(passed, "{output}");
+    assert!(
+        output.contains("SKIPPED: the Redis tests (nothing answers at redis://127.0.0.1:1")
+            && output.contains("1 passed"),
+        "{output}"
+    );
+    let (passed, output) = run(Some("true"));
+    assert!(
+        !passed && output.contains("CI needs Redis at redis://127.0.0.1:1") && output.contains("1 failed"),
         "{output}"
     );
 }

@@ -407,6 +407,7 @@ macro_rules! check {
 fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backend) {
     use fantoccini::Locator;
     let Some(chromium) = crate::support::browser::Chromium::start() else { return };
+    let prod_backend = backend.clone();
     let app = TestApp::builder(backend)
         .with_config(|c| c.key_usage_flush_interval = std::time::Duration::from_millis(50))
         .start();
@@ -536,7 +537,7 @@ fn chromium_connects_an_app_revokes_it_and_visits_the_admin_pages(backend: Backe
     rest.unwrap_or_else(|why| fail(why));
 
     // A live key, on a production server's dashboard.
-    let prod = TestApp::builder(Backend::Sqlite)
+    let prod = TestApp::builder(prod_backend)
         .with_config(|c| {
             c.environment = tessera::config::Environment::Production;
             c.key_usage_flush_interval = std::time::Duration::from_millis(50);

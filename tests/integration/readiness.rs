@@ -26,6 +26,11 @@ fn server_of(url: &str) -> (String, SocketAddr) {
     (host_port.to_string(), addr)
 }
 
+/// How long a request waits for a database connection. Far above what the
+/// fail-fast answer takes, so that the two cannot be confused on a loaded
+/// machine.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A server on PostgreSQL whose every database connection goes through a
 /// proxy the test can cut; `None` without PostgreSQL.
 fn app_behind_a_proxy() -> Option<(TcpProxy, TestApp)> {
@@ -39,7 +44,7 @@ fn app_behind_a_proxy() -> Option<(TcpProxy, TestApp)> {
             if let DatabaseUrl::Postgres(url) = &c.database_url {
                 c.database_url = DatabaseUrl::Postgres(url.replacen(&host_port, &proxy_addr, 1));
             }
-            c.database_connect_timeout = Duration::from_secs(1);
+            c.database_connect_timeout = CONNECT_TIMEOUT;
         })
         .start();
     Some((proxy, app))
@@ -68,10 +73,13 @@ fn readyz_follows_the_database_through_a_cut_and_back() {
     assert_eq!(app.get("/healthz").status(), StatusCode::OK);
 
     // Once one request has found the database gone, the next ones do not
-    // wait for a connection (1 s here) again: they fail at once.
+    // wait for a connection (CONNECT_TIMEOUT) again: they fail at once.
+    // The bound is half the wait, generous for a loaded machine; the
+    // figure is printed.
     let at = std::time::Instant::now();
     assert_unavailable(app.get("/readyz"));
-    assert!(at.elapsed() < Duration::from_millis(700), "failed fast: {:?}", at.elapsed());
+    eprintln!("failed fast in {} ms while the database was cut", at.elapsed().as_millis());
+    assert!(at.elapsed() < CONNECT_TIMEOUT / 2, "did not fail fast: {:?}", at.elapsed());
 
     proxy.restore();
     // The pool reconnects on the next checkout, once the fail-fast window

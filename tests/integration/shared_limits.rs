@@ -17,6 +17,12 @@ use crate::support::{Backend, TestApp, http_client};
 
 /// An issuer no other test (nor an earlier run) shares: the instances of
 /// one issuer share their buckets, so each test is a fleet of its own.
+/// The longest any answer may take while Redis is cut or silent: twelve
+/// times `REDIS_TIMEOUT` (250 ms), so a loaded machine cannot turn CI red,
+/// while a request that waits for Redis (seconds, or forever) still does.
+/// Each test prints what it measured.
+const WAITED_AT_MOST: Duration = Duration::from_secs(3);
+
 fn fresh_issuer() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("http://fleet-{}-{nanos}.test", std::process::id())
@@ -117,6 +123,7 @@ fn two_instances_share_every_limit_through_redis() {
         }
     }
     let seconds = started.elapsed().as_secs();
+    eprintln!("{allowed} of 6 calls allowed in {} ms at 1 a second", started.elapsed().as_millis());
     assert!(allowed <= 1 + seconds, "{allowed} calls allowed in {seconds} s at 1 a second");
     let refused = refused_on_b.expect("B refused a call A had spent the budget of");
     assert_eq!(refused["code"], "rate_limit_exceeded", "{refused}");
@@ -157,9 +164,11 @@ fn an_unreachable_redis_fails_open_for_keys_and_closed_for_sign_in() {
 
     proxy.cut();
     // Every answer comes at once: a check waits for Redis at most
-    // REDIS_TIMEOUT (250 ms), then not at all for a second.
+    // REDIS_TIMEOUT (250 ms), then not at all for a second. Printed, and
+    // held to the generous WAITED_AT_MOST.
     let fast = |what: &str, res: Response, took: Duration| {
-        assert!(took < Duration::from_secs(3), "{what} took {took:?}");
+        eprintln!("{what} answered in {} ms with Redis cut", took.as_millis());
+        assert!(took < WAITED_AT_MOST, "{what} took {took:?}");
         res
     };
     let timed = |f: &dyn Fn() -> Response| {
@@ -244,7 +253,7 @@ fn a_silent_redis_is_given_up_on_and_replaced() {
     assert_eq!(ready()["status"], "degraded");
     slowest = slowest.max(at.elapsed());
     eprintln!("slowest answer while Redis was silent: {} ms", slowest.as_millis());
-    assert!(slowest < Duration::from_secs(2), "a silent Redis held a request {slowest:?}");
+    assert!(slowest < WAITED_AT_MOST, "a silent Redis held a request {slowest:?}");
 
     proxy.restore();
     let start = Instant::now();

@@ -343,6 +343,10 @@ fn hole_10_token_and_client_jwt_callers_are_rate_limited(backend: Backend) {
         let statuses: Vec<u16> =
             (0..3).map(|_| send(call(&app, reqwest::Method::GET, "/v1/users", cred)).0.as_u16()).collect();
         assert_eq!(statuses, [200, 200, 429], "the third call in one second is over the limit");
+        // The limiter reads the injected clock: a second later on it (and
+        // no wall-clock time at all), the budget is back.
+        app.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(send(call(&app, reqwest::Method::GET, "/v1/users", cred)).0, StatusCode::OK, "a second later");
     }
 }
 
@@ -364,6 +368,8 @@ fn hole_10_sdk_tokens_are_listed_revoked_and_rate_limited(backend: Backend) {
     );
     let open = || app.client.post(app.url("/v1/api/sdk/session")).header("x-sdk-token", raw).send().unwrap().status();
     assert_eq!([open().as_u16(), open().as_u16(), open().as_u16()], [201, 201, 429], "per-token limit");
+    app.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(open(), StatusCode::CREATED, "a second later on the injected clock");
     // Another member cannot revoke it; its owner can, and it stops at once.
     expect(
         send(call(&app, reqwest::Method::DELETE, &format!("/v1/sdk-tokens/{id}"), &cem_key)),
@@ -589,6 +595,10 @@ fn attack_restriction_refusals_count_against_the_ip(backend: Backend) {
     let statuses: Vec<u16> =
         (0..3).map(|_| send(call(&app, reqwest::Method::GET, "/v1/users", fenced.expose())).0.as_u16()).collect();
     assert_eq!(statuses, [403, 403, 429]);
+    // Counted per second on the injected clock: a second later the IP may
+    // fail again (and is refused for its restriction, not its rate).
+    app.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(send(call(&app, reqwest::Method::GET, "/v1/users", fenced.expose())).0, StatusCode::FORBIDDEN);
 }
 
 fn attack_a_disabled_owners_sdk_tokens_stop(backend: Backend) {

@@ -379,6 +379,9 @@ fn microservices_verify_keys(backend: Backend) {
     assert_eq!(verify(&root, json!({ "key": slow }))["code"], "VALID");
     let limited = verify(&root, json!({ "key": slow }));
     assert_eq!((limited["valid"].as_bool(), limited["code"].as_str()), (Some(false), Some("RATE_LIMITED")));
+    // On the injected clock: a second later the key verifies again.
+    app.clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(verify(&root, json!({ "key": slow }))["code"], "VALID");
 }
 
 fn rate_limits_and_last_used(backend: Backend) {

@@ -325,11 +325,7 @@ impl Chromium {
                 Self::BINARY,
                 Self::DRIVER
             );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the dashboard's Chromium test (chromium or chromedriver is missing)"
-            );
+            super::skipped("the browser tests", "chromium or chromedriver is missing");
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

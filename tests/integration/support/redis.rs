@@ -17,7 +17,7 @@ pub fn redis() -> Option<(String, SocketAddr)> {
         Some(addr) => Some((url, addr)),
         None if super::in_ci() => panic!("CI needs Redis at {url} (set {REDIS_ENV}, or start redis-server)"),
         None => {
-            eprintln!("SKIPPED: a Redis test (nothing answers at {url}; set {REDIS_ENV})");
+            super::skipped("the Redis tests", &format!("nothing answers at {url}; set {REDIS_ENV}"));
             None
         }
     }
